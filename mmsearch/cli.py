@@ -1,0 +1,327 @@
+"""The `mmsearch` command: parse options, call one library function, render its result."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+
+from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
+from mmsearch.errors import MmsearchError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    name="mmsearch",
+    help="Search your own photos from the terminal: text → images, image → similar images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options every command takes, declared once.
+Db = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="MMSEARCH_DB",
+        show_default="the platform's user data dir",
+        help="LanceDB store: a folder or any LanceDB URI.",
+    ),
+]
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        envvar="MMSEARCH_MODEL",
+        help="open_clip model name, hf-hub:ORG/REPO or local-dir:PATH.",
+    ),
+]
+Pretrained = Annotated[
+    str,
+    typer.Option(
+        "--pretrained",
+        envvar="MMSEARCH_PRETRAINED",
+        help="open_clip pretrained tag, or a local checkpoint file.",
+    ),
+]
+# Result options shared by `query` and `similar`.
+Top = Annotated[int, typer.Option("-n", "--top", min=1, help="How many results.")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON array of result objects.")]
+Jsonl = Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")]
+Paths = Annotated[bool, typer.Option("--paths", help="Paths only, one per line.")]
+Nul = Annotated[bool, typer.Option("-0", "--null", help="Paths only, NUL-separated (xargs -0).")]
+Within = Annotated[
+    list[Path] | None,
+    typer.Option("--in", help="Only results at or under this path (repeatable)."),
+]
+MinScore = Annotated[float | None, typer.Option("--min-score", help="Drop weaker results.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(fn: F) -> F:
+    """The one place library errors become a line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MmsearchError as e:
+            typer.echo(f"mmsearch: error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("mmsearch: interrupted (run the same command again to finish)", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (click.ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise
+        except Exception as e:
+            if os.environ.get("MMSEARCH_TRACEBACK"):
+                raise
+            typer.echo(
+                f"mmsearch: internal error: {type(e).__name__}: {e} "
+                "(set MMSEARCH_TRACEBACK=1 for details and report it)",
+                err=True,
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(db: str, model: str, pretrained: str) -> Settings:
+    return Settings(db=db, model=model, pretrained=pretrained or None)
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    # Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
+    # real problems arrive as exceptions.
+    logging.disable(logging.CRITICAL)
+    warnings.filterwarnings("ignore")
+
+
+@app.command()
+@_handle_errors
+def index(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Folders or files to index.")],
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip paths matching this gitignore-style glob."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 32,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Decode threads [default: cores, ≤4].")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no summary.")] = False,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Build or refresh the index of PATHS.
+
+    Unchanged files are skipped, moved or copied files reuse their vectors, vanished files
+    leave the index. Example: mmsearch index ~/Photos --exclude 'raw/'
+    """
+    from mmsearch.index import index_paths
+    from mmsearch.render import index_summary
+
+    err = _stderr()
+    with _progress(enabled=not quiet and err.is_terminal, console=err) as progress:
+        report = index_paths(
+            _settings(db, model, pretrained),
+            [str(p) for p in paths],
+            excludes=exclude or [],
+            batch_size=batch_size,
+            workers=workers,
+            progress=progress,
+        )
+    if not quiet:
+        index_summary(report, err)
+
+
+@app.command()
+@_handle_errors
+def query(
+    text: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    top: Top = 10,
+    json_: Json = False,
+    jsonl: Jsonl = False,
+    paths: Paths = False,
+    null: Nul = False,
+    within: Within = None,
+    min_score: MinScore = None,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Find indexed items matching TEXT.
+
+    Example: mmsearch query "red car at night" -n 5 --json
+    """
+    from mmsearch.query import search_text
+    from mmsearch.render import hits
+
+    fmt = _output_format(json_, jsonl, paths, null)
+    results = search_text(
+        _settings(db, model, pretrained),
+        text,
+        top=top,
+        within=[str(w) for w in within or []],
+        min_score=min_score,
+    )
+    hits(results, fmt)
+
+
+@app.command()
+@_handle_errors
+def similar(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An image file.")],
+    top: Top = 10,
+    json_: Json = False,
+    jsonl: Jsonl = False,
+    paths: Paths = False,
+    null: Nul = False,
+    within: Within = None,
+    min_score: MinScore = None,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Find indexed items that look like IMAGE (which may lie outside the index).
+
+    Example: mmsearch similar ~/Downloads/beach.jpg --paths
+    """
+    from mmsearch.query import search_image
+    from mmsearch.render import hits
+
+    fmt = _output_format(json_, jsonl, paths, null)
+    results = search_image(
+        _settings(db, model, pretrained),
+        str(image),
+        top=top,
+        within=[str(w) for w in within or []],
+        min_score=min_score,
+    )
+    hits(results, fmt)
+
+
+@app.command()
+@_handle_errors
+def status(
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable status.")] = False,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Show what is indexed: roots, counts, failed files and why, store size.
+
+    Example: mmsearch status --json | jq .failures
+    """
+    from mmsearch import render
+    from mmsearch.status import status as read_status
+
+    report = read_status(_settings(db, model, pretrained))
+    if json_:
+        typer.echo(render.status_json(report))
+    else:
+        render.status_text(report)
+
+
+@app.command()
+@_handle_errors
+def forget(
+    paths: Annotated[list[Path], typer.Argument(help="Roots or subtrees to drop from the index.")],
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Remove PATHS (and everything beneath them) from the index; files on disk are untouched.
+
+    Example: mmsearch forget ~/Photos/private
+    """
+    from mmsearch.index import forget_paths
+
+    report = forget_paths(_settings(db, model, pretrained), [str(p) for p in paths])
+    _stderr().print(f"forgot {report.files} files ({report.items} items)", markup=False)
+
+
+def _output_format(json_: bool, jsonl: bool, paths: bool, null: bool) -> str:
+    chosen = [
+        name
+        for name, on in (("--json", json_), ("--jsonl", jsonl), ("--paths", paths), ("-0", null))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise typer.BadParameter(f"choose one output format, not {' and '.join(chosen)}")
+    if chosen:
+        return {"--json": "json", "--jsonl": "jsonl", "--paths": "paths", "-0": "nul"}[chosen[0]]
+    return "table" if sys.stdout.isatty() else "plain"
+
+
+class _progress:
+    """A rich progress bar on stderr (files/s, ETA) when it is a terminal; otherwise nothing."""
+
+    def __init__(self, enabled: bool, console: Any):
+        self.enabled, self.console = enabled, console
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _progress | None:
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.bar.__enter__()
+        return self
+
+    def start(self, total: int) -> None:
+        self.task = self.bar.add_task("index", total=total, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, rate=f"{speed:.1f} files/s" if speed else "")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_ERROR)

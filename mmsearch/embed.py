@@ -1,0 +1,140 @@
+"""open_clip loading (offline-aware) and batched, L2-normalised image and text embeddings."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from mmsearch.config import Settings
+from mmsearch.errors import ModelUnavailable
+from mmsearch.scan import one_line
+
+_HF_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def pick_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class Embedder:
+    """One loaded open_clip model; thread-safe for `preprocess`, single caller for the rest."""
+
+    model: Any
+    transform: Any
+    tokenizer: Any
+    device: str
+    dim: int
+    image_size: int
+
+    def preprocess(self, image: Any) -> torch.Tensor:
+        return self.transform(image)
+
+    @torch.inference_mode()
+    def embed_images(self, pixels: list[torch.Tensor]) -> np.ndarray:
+        batch = torch.stack(pixels).to(self.device)
+        return _normalised(self.model.encode_image(batch))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer(texts).to(self.device)
+        return _normalised(self.model.encode_text(tokens))
+
+
+def _normalised(features: torch.Tensor) -> np.ndarray:
+    return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+
+_cache: dict[tuple[str, str | None], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """Load (once per process) the model named by `settings`, or say plainly how to get it."""
+    key = (settings.model, settings.pretrained)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = _load(settings.model, settings.pretrained)
+        return _cache[key]
+
+
+def _load(model_name: str, pretrained: str | None) -> Embedder:
+    device = pick_device()
+    kwargs: dict[str, Any] = {}
+    if not model_name.startswith(("hf-hub:", "local-dir:")):
+        if model_name not in open_clip.list_models():
+            raise ModelUnavailable(
+                f"unknown model {model_name!r}: see `python -c 'import open_clip; "
+                "print(open_clip.list_models())'`, or use hf-hub:ORG/REPO or local-dir:PATH"
+            )
+        if not pretrained:
+            raise ModelUnavailable(
+                f"model {model_name!r} needs weights: pass --pretrained TAG or a checkpoint file"
+            )
+        pretrained, kwargs = _resolve_pretrained(model_name, pretrained)
+    try:
+        model, _, transform = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, device=device, **kwargs
+        )
+        tokenizer = open_clip.get_tokenizer(model_name)
+    except ModelUnavailable:
+        raise
+    except Exception as e:
+        raise ModelUnavailable(_missing_weights_hint(model_name, pretrained, e)) from None
+    model.eval()
+    size = model.visual.image_size
+    image_size = size[0] if isinstance(size, tuple | list) else int(size)
+    with torch.inference_mode():
+        dim = int(model.encode_text(tokenizer(["probe"]).to(device)).shape[-1])
+    return Embedder(model, transform, tokenizer, device, dim, image_size)
+
+
+def _resolve_pretrained(model_name: str, pretrained: str) -> tuple[str, dict[str, Any]]:
+    """Turn a tag whose weights are already in the Hugging Face cache into that file, so a
+    cached model loads with no network round trip; pass files and uncached tags through."""
+    if os.path.isfile(pretrained):
+        return pretrained, {}
+    cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if not cfg:
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise ModelUnavailable(
+            f"{pretrained!r} is neither a checkpoint file nor a known tag of {model_name} "
+            f"(tags: {tags})"
+        )
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        return pretrained, {}
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, filename = os.path.split(hub)
+    for name in (*_HF_WEIGHT_NAMES, filename) if filename else _HF_WEIGHT_NAMES:
+        cached = try_to_load_from_cache(repo, name)
+        if isinstance(cached, str):
+            preprocess = {
+                "image_mean": cfg.get("mean"),
+                "image_std": cfg.get("std"),
+                "image_interpolation": cfg.get("interpolation"),
+                "image_resize_mode": cfg.get("resize_mode"),
+            }
+            return cached, {k: v for k, v in preprocess.items() if v is not None}
+    return pretrained, {}
+
+
+def _missing_weights_hint(model_name: str, pretrained: str | None, error: Exception) -> str:
+    what = f"{model_name} ({pretrained})" if pretrained else model_name
+    return (
+        f"cannot load model {what}: {one_line(error)[:160]} — connect to the internet once so "
+        "the weights are cached, or pass --pretrained /path/to/checkpoint "
+        "(or --model local-dir:/path/to/model)"
+    )

@@ -1,0 +1,33 @@
+"""Domain errors: the library raises them, the CLI maps them to one line and an exit code."""
+
+
+class MmsearchError(Exception):
+    """A problem the user can act on; its message is one line that says how."""
+
+    exit_code = 1
+
+
+class StoreError(MmsearchError):
+    """The store cannot be opened, read or written."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's writer lock."""
+
+    exit_code = 3
+
+
+class NoIndex(MmsearchError):
+    """There is nothing indexed for this model yet."""
+
+
+class ModelUnavailable(MmsearchError):
+    """The model or its weights cannot be loaded."""
+
+
+class ModelMismatch(MmsearchError):
+    """The loaded model does not match what the index recorded for it."""
+
+
+class ExtractError(Exception):
+    """One file could not be turned into pixels; recorded as that file's failure reason."""

@@ -1,0 +1,397 @@
+"""The indexing pipeline: scan → read & hash → (reuse stored vectors | decode → embed) → store.
+
+Reading and decoding run in a thread pool ahead of the model; results are committed in
+batches, each file's row last, so a killed run loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mmsearch.config import Settings, is_local_uri
+from mmsearch.errors import ExtractError, ModelMismatch
+from mmsearch.scan import FileEntry, content_hash, is_within, normalize, one_line, scan
+from mmsearch.store import Collection, Item, Store
+
+if TYPE_CHECKING:
+    from mmsearch.embed import Embedder
+
+MAX_FILE_BYTES = 512 << 20
+UNREADABLE = "unreadable"  # files status: could not be read (permissions, vanished, I/O)
+FLUSH_BATCHES = 8  # commit every this many embedding batches ...
+FLUSH_SECONDS = 5.0  # ... or this often, whichever comes first
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+@dataclass
+class IndexReport:
+    new: int = 0
+    updated: int = 0
+    reused: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    unsupported: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.new + self.updated + self.reused + self.failed
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def index_paths(
+    settings: Settings,
+    paths: Iterable[str],
+    *,
+    excludes: Sequence[str] = (),
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> IndexReport:
+    """Bring the index of `paths` up to date with the disk."""
+    started = time.monotonic()
+    roots = sorted({normalize(p) for p in paths})
+    store = Store(settings.db)
+    report = IndexReport()
+    with store.writer_lock():
+        skip = [store.uri] if is_local_uri(store.uri) else []
+        found = scan(roots, excludes, skip=skip)
+        report.unsupported = found.unsupported
+        coll = store.collection(settings)
+        existing = coll.records_under(roots) if coll else {}
+
+        todo: list[tuple[FileEntry, bool]] = []
+        for entry in found.files:
+            rec = existing.get(entry.path)
+            was_ok = rec is not None and rec.status == "ok"
+            # A file judged bad is not retried until it changes; an unreadable one is.
+            settled = rec is not None and rec.status != UNREADABLE
+            if settled and (rec.size, rec.mtime_ns) == (entry.size, entry.mtime_ns):
+                report.unchanged += 1
+            else:
+                todo.append((entry, was_ok))
+        seen = {e.path for e in found.files} | {p for p, _ in found.problems}
+        blocked = [p for p, _ in found.problems]
+        vanished = [
+            p for p in existing if p not in seen and not any(is_within(p, b) for b in blocked)
+        ]
+
+        if coll is None and not (todo or found.problems):
+            report.seconds = time.monotonic() - started
+            return report
+        embedder = None
+        if todo or coll is None:
+            embedder = _load_checked(settings, coll)
+            coll = coll or store.create_collection(settings, embedder.dim)
+        assert coll is not None
+        writer = _Writer(coll, report, flush_items=batch_size * FLUSH_BATCHES)
+        for path, reason in found.problems:
+            writer.fail(FileEntry(path, 0, 0), reason, kind="other", status=UNREADABLE)
+        if todo:
+            assert embedder is not None
+            if progress:
+                progress.start(len(todo))
+            try:
+                _embed_all(
+                    todo, coll, embedder, writer, batch_size, workers or default_workers(), progress
+                )
+            except KeyboardInterrupt:
+                writer.flush()  # keep what is already embedded
+                raise
+        writer.flush()
+        if vanished:
+            coll.remove(vanished)
+            report.removed = len(vanished)
+        coll.set_roots(_merge_roots(coll.info["roots"], roots))
+        if writer.wrote or vanished:
+            coll.optimize()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _load_checked(settings: Settings, coll: Collection | None) -> Embedder:
+    from mmsearch.embed import load_embedder
+
+    embedder = load_embedder(settings)
+    if coll is not None and coll.dim != embedder.dim:
+        raise ModelMismatch(
+            f"the index for {settings.model} holds {coll.dim}-d vectors but the model gives "
+            f"{embedder.dim}-d; forget the index or use the model it was built with"
+        )
+    return embedder
+
+
+def _merge_roots(old: Iterable[str], new: Iterable[str]) -> list[str]:
+    """Keep the outermost roots: indexing ~/Photos after ~/Photos/2020 leaves one root."""
+    roots: list[str] = []
+    for r in sorted(set(old) | set(new), key=len):
+        if not any(is_within(r, o) for o in roots):
+            roots.append(r)
+    return sorted(roots)
+
+
+@dataclass
+class _Failed:
+    entry: FileEntry
+    reason: str
+    content_hash: str = ""
+    status: str = "error"
+
+
+@dataclass
+class _Reused:
+    entry: FileEntry
+    items: list[Item]
+
+
+@dataclass
+class _Pixels:
+    entry: FileEntry
+    content_hash: str
+    pixels: Any
+
+
+class _Writer:
+    """Buffers finished files and commits them in batches."""
+
+    def __init__(self, coll: Collection, report: IndexReport, flush_items: int):
+        self.coll, self.report, self.flush_items = coll, report, flush_items
+        self.items: list[Item] = []
+        self.files: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.wrote = False
+
+    def ok(self, entry: FileEntry, digest: str, items: list[Item]) -> None:
+        self.items.extend(items)
+        self.files.append(self._row(entry, digest, "ok", "", len(items)))
+        self._maybe_flush()
+
+    def fail(
+        self,
+        entry: FileEntry,
+        reason: str,
+        kind: str | None = None,
+        digest: str = "",
+        status: str = "error",
+    ) -> None:
+        self.report.failed += 1
+        self.report.failures.append((entry.path, reason))
+        self.files.append(self._row(entry, digest, status, reason, 0, kind))
+        self._maybe_flush()
+
+    @staticmethod
+    def _row(
+        entry: FileEntry, digest: str, status: str, reason: str, n: int, kind: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "path": entry.path,
+            "kind": kind or entry.kind,
+            "size": entry.size,
+            "mtime_ns": entry.mtime_ns,
+            "content_hash": digest,
+            "status": status,
+            "reason": reason,
+            "items": n,
+        }
+
+    def _maybe_flush(self) -> None:
+        if len(self.items) >= self.flush_items or time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.files:
+            self.coll.write(self.items, self.files)
+            self.wrote = True
+        self.items, self.files = [], []
+        self.last_flush = time.monotonic()
+
+
+def _embed_all(
+    todo: list[tuple[FileEntry, bool]],
+    coll: Collection,
+    embedder: Embedder,
+    writer: _Writer,
+    batch_size: int,
+    workers: int,
+    progress: Progress | None,
+) -> None:
+    was_ok = {e.path: ok for e, ok in todo}
+    report = writer.report
+    batch: list[_Pixels] = []
+
+    def embed_batch() -> None:
+        vectors = embedder.embed_images([p.pixels for p in batch])
+        for p, vector in zip(batch, vectors, strict=True):
+            item = Item(p.entry.path, p.entry.kind, p.content_hash, vector)
+            if was_ok[p.entry.path]:
+                report.updated += 1
+            else:
+                report.new += 1
+            writer.ok(p.entry, p.content_hash, [item])
+        if progress:
+            progress.advance(len(batch))
+        batch.clear()
+
+    prepared = _prepare([e for e, _ in todo], coll, embedder, workers, batch_size)
+    for p in _in_background(prepared, maxsize=batch_size * 2):
+        if isinstance(p, _Pixels):
+            batch.append(p)
+            if len(batch) >= batch_size:
+                embed_batch()
+            continue
+        if isinstance(p, _Failed):
+            writer.fail(p.entry, p.reason, digest=p.content_hash, status=p.status)
+        else:
+            report.reused += 1
+            writer.ok(p.entry, p.items[0].content_hash, p.items)
+        if progress:
+            progress.advance()
+    if batch:
+        embed_batch()
+
+
+def _prepare(
+    entries: list[FileEntry], coll: Collection, embedder: Embedder, workers: int, chunk: int
+) -> Iterator[_Failed | _Reused | _Pixels]:
+    """Read and hash each file; reuse stored vectors for known contents, decode the rest."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="mmsearch-decode") as pool:
+        for start in range(0, len(entries), chunk):
+            reads = list(pool.map(_read, entries[start : start + chunk]))
+            known = coll.items_for_hashes([d for data, d, _ in reads if d and data])
+            decoding = []
+            for entry, (data, digest, error) in zip(
+                entries[start : start + chunk], reads, strict=True
+            ):
+                if error or data is None or digest is None:
+                    status = "error" if digest else UNREADABLE
+                    yield _Failed(entry, error or "unreadable", digest or "", status)
+                elif digest in known:
+                    yield _Reused(entry, [replace(i, path=entry.path) for i in known[digest]])
+                else:
+                    decoding.append((entry, digest, pool.submit(_decode, data, embedder)))
+            del reads
+            for entry, digest, future in decoding:
+                try:
+                    yield _Pixels(entry, digest, future.result())
+                except ExtractError as e:
+                    yield _Failed(entry, str(e), digest)
+
+
+def _read(entry: FileEntry) -> tuple[bytes | None, str | None, str | None]:
+    """(data, content hash, error reason) of one file; never blocks on a FIFO.
+
+    A reason with no content hash means the file could not be read and is retried next run.
+    """
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, None, "not a regular file"
+            if st.st_size == 0:
+                return None, content_hash(b""), "empty file (0 bytes)"
+            if st.st_size > MAX_FILE_BYTES:
+                limit = MAX_FILE_BYTES >> 20
+                reason = f"file too large ({st.st_size >> 20} MiB > {limit} MiB)"
+                return None, f"size:{st.st_size}", reason
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return None, None, "vanished before it could be read"
+    except PermissionError:
+        return None, None, "permission denied"
+    except OSError as e:
+        return None, None, f"cannot read: {one_line(e)}"
+    return data, content_hash(data), None
+
+
+def _decode(data: bytes, embedder: Embedder) -> Any:
+    from mmsearch.extract.image import load_image
+
+    image = load_image(data, embedder.image_size)
+    try:
+        return embedder.preprocess(image)
+    except Exception as e:
+        raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
+
+
+_DONE = object()
+
+
+@dataclass
+class _Raised:
+    error: BaseException
+
+
+def _in_background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
+    """Run a generator in its own thread, `maxsize` results ahead of the consumer."""
+    q: queue.Queue[Any] = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in items:
+                if not put(x):
+                    return
+        except BaseException as e:
+            put(_Raised(e))
+        finally:
+            items.close()  # type: ignore[attr-defined]
+            put(_DONE)
+
+    thread = threading.Thread(target=run, name="mmsearch-prepare", daemon=True)
+    thread.start()
+    try:
+        while (x := q.get()) is not _DONE:
+            if isinstance(x, _Raised):
+                raise x.error
+            yield x
+    finally:
+        stop.set()
+
+
+@dataclass
+class ForgetReport:
+    files: int
+    items: int
+
+
+def forget_paths(settings: Settings, paths: Iterable[str]) -> ForgetReport:
+    """Remove everything at or beneath `paths` from the index (the files stay on disk)."""
+    targets = sorted({normalize(p) for p in paths})
+    store = Store(settings.db)
+    coll = store.collection(settings) if store.exists() else None
+    if coll is None:
+        return ForgetReport(0, 0)
+    with store.writer_lock():
+        files, items = coll.remove_subtrees(targets)
+        roots = [r for r in coll.info["roots"] if not any(is_within(r, t) for t in targets)]
+        coll.set_roots(roots)
+        if files or items:
+            coll.optimize()
+    return ForgetReport(files, items)

@@ -1,0 +1,134 @@
+"""Turn library results into text: tables for people, stable JSON and paths for pipelines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from mmsearch.index import IndexReport
+    from mmsearch.query import Hit
+    from mmsearch.status import StatusReport
+
+FORMATS = ("table", "plain", "json", "jsonl", "paths", "nul")
+
+
+def hits(results: Sequence[Hit], fmt: str, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    if fmt == "table":
+        _hits_table(results, out)
+    elif fmt == "json":
+        out.write(json.dumps([hit_json(h) for h in results], ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "jsonl":
+        out.writelines(json.dumps(hit_json(h), ensure_ascii=False) + "\n" for h in results)
+    elif fmt == "paths":
+        out.writelines(h.path + "\n" for h in results)
+    elif fmt == "nul":
+        out.writelines(h.path + "\0" for h in results)
+    else:
+        out.writelines(f"{h.score:.4f}\t{h.path}\n" for h in results)
+    out.flush()
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """The documented result object: path, kind, score, t, page."""
+    return asdict(hit)
+
+
+def _hits_table(results: Sequence[Hit], out: TextIO) -> None:
+    console = Console(file=out, highlight=False)
+    if not results:
+        console.print("no results", style="dim")
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("score", justify="right")
+    table.add_column("kind")
+    table.add_column("path", overflow="fold")
+    for rank, h in enumerate(results, 1):
+        table.add_row(str(rank), f"{h.score:.3f}", h.kind, Text(h.path + _locator(h)))
+    console.print(table)
+
+
+def _locator(hit: Hit) -> str:
+    if hit.t is not None:
+        minutes, seconds = divmod(int(hit.t), 60)
+        return f" @ {minutes:02d}:{seconds:02d}"
+    if hit.page is not None:
+        return f" p. {hit.page}"
+    return ""
+
+
+def index_summary(report: IndexReport, console: Console) -> None:
+    r = report
+    rate = f" ({r.processed / r.seconds:.1f} files/s)" if r.processed and r.seconds else ""
+    console.print(
+        f"{r.new} new, {r.updated} updated, {r.reused} reused, {r.unchanged} unchanged, "
+        f"{r.removed} removed, {r.failed} failed, {r.unsupported} unsupported "
+        f"in {r.seconds:.1f} s{rate}",
+        markup=False,
+    )
+    for path, reason in r.failures[:10]:
+        console.print(f"failed: {path}: {reason}", markup=False, style="yellow")
+    if len(r.failures) > 10:
+        console.print(f"... and {len(r.failures) - 10} more: see `mmsearch status`", markup=False)
+
+
+def status_json(report: StatusReport) -> str:
+    data = asdict(report)
+    data["last_update"] = _iso(report.last_update)
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def status_text(report: StatusReport, out: TextIO | None = None) -> None:
+    console = Console(file=out or sys.stdout, highlight=False)
+    model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
+    rows = [
+        ("store", report.db + (f" ({_size(report.size_bytes)})" if report.size_bytes else "")),
+        ("model", model),
+    ]
+    if not report.indexed:
+        rows.append(("index", "nothing indexed with this model yet: run `mmsearch index PATH`"))
+    else:
+        by_kind = ", ".join(f"{k} {n}" for k, n in sorted(report.items_by_kind.items()))
+        rows += [
+            ("roots", "\n".join(report.roots) or "-"),
+            ("files", f"{report.files_indexed} indexed, {report.files_failed} failed"),
+            ("items", f"{report.items}" + (f" ({by_kind})" if by_kind else "")),
+            ("updated", _iso(report.last_update, sep=" ") or "-"),
+        ]
+    if report.other_models:
+        rows.append(("also", "\n".join(report.other_models)))
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        lines = value.split("\n")
+        console.print(Text(name.ljust(width), style="bold") + Text(lines[0]), soft_wrap=True)
+        for line in lines[1:]:
+            console.print(" " * width + line, markup=False, soft_wrap=True)
+    if report.failures:
+        console.print("failed files:", style="bold")
+        for f in report.failures:
+            console.print(f"  {f['path']}: {f['reason']}", markup=False, soft_wrap=True)
+
+
+def _iso(ts: float | None, sep: str = "T") -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts).astimezone().isoformat(sep=sep, timespec="seconds")
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

@@ -1,0 +1,182 @@
+"""Walk the roots: which files are media, which are ignored, and what each looks like on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pathspec
+
+IMAGE_EXTS = frozenset(
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
+    ]
+)
+JUNK_NAMES = frozenset(
+    {"Thumbs.db", "desktop.ini", "@eaDir", "node_modules", "$RECYCLE.BIN", "__pycache__"}
+)
+IGNORE_FILE = ".mmsearchignore"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def kind(self) -> str:
+        return "image"
+
+
+@dataclass
+class ScanResult:
+    files: list[FileEntry] = field(default_factory=list)
+    unsupported: int = 0
+    # Paths that could not be looked at (unreadable folders, unencodable names): recorded as
+    # failures, and nothing already indexed beneath them is treated as vanished.
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalize(path: str | os.PathLike[str]) -> str:
+    """Absolute, lexically normalised, symlinks kept: the path the user sees is the key."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def is_within(path: str, root: str) -> bool:
+    """`path` is `root` or lies beneath it."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def display_path(path: str) -> str:
+    """A path that can be stored as UTF-8 even when the name on disk is not."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def is_media(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTS
+
+
+def scan(
+    roots: Iterable[str], excludes: Iterable[str] = (), skip: Iterable[str] = ()
+) -> ScanResult:
+    """Collect the media files under `roots`, honouring junk rules, `--exclude` globs and
+    `.mmsearchignore` files; `skip` names folders never to enter (the store itself)."""
+    result = ScanResult()
+    exclude_spec = pathspec.GitIgnoreSpec.from_lines(list(excludes))
+    skip_set = {normalize(s) for s in skip}
+    for root in roots:
+        root = normalize(root)
+        for path, st in _walk(root, [(root, exclude_spec)], skip_set, result):
+            if not is_media(path):
+                result.unsupported += 1
+                continue
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                result.problems.append((display_path(path), "file name is not valid UTF-8"))
+                continue
+            result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+    return result
+
+
+Rules = list[tuple[str, pathspec.GitIgnoreSpec]]
+
+
+def _walk(
+    root: str, rules: Rules, skip: set[str], result: ScanResult
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (path, stat) of the regular files under root, depth first in name order."""
+    try:
+        st = os.stat(root)
+    except OSError as e:
+        result.problems.append((display_path(root), _reason(e)))
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        if stat.S_ISREG(st.st_mode):
+            yield root, st
+        return
+    stack = [(root, rules)]
+    while stack:
+        folder, rules = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name, reverse=True)
+        except OSError as e:
+            result.problems.append((display_path(folder), _reason(e)))
+            continue
+        rules = _with_ignore_file(folder, rules, result)
+        subdirs = []
+        for entry in entries:
+            if _is_junk(entry.name) or entry.path in skip:
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if _ignored(entry.path, is_dir, rules):
+                    continue
+                if is_dir:
+                    subdirs.append(entry.path)
+                    continue
+                st = entry.stat()  # follows file symlinks; dangling ones raise
+            except OSError:
+                continue  # dangling symlink or vanished since listing: nothing to index
+            if stat.S_ISREG(st.st_mode):
+                yield entry.path, st
+        stack.extend((d, rules) for d in reversed(subdirs))
+
+
+def _is_junk(name: str) -> bool:
+    return name.startswith(".") or name in JUNK_NAMES
+
+
+def _with_ignore_file(folder: str, rules: Rules, result: ScanResult) -> Rules:
+    path = os.path.join(folder, IGNORE_FILE)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            spec = pathspec.GitIgnoreSpec.from_lines(f.read().splitlines())
+    except FileNotFoundError:
+        return rules
+    except (OSError, ValueError) as e:
+        result.problems.append((display_path(path), _reason(e)))
+        return rules
+    return [*rules, (folder, spec)]
+
+
+def _ignored(path: str, is_dir: bool, rules: Rules) -> bool:
+    for base, spec in rules:
+        rel = os.path.relpath(path, base)
+        if spec.match_file(rel + "/" if is_dir else rel):
+            return True
+    return False
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return one_line(e)
+
+
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def content_hash(data: bytes) -> str:
+    """Identity of a file's bytes, so renamed and copied files reuse their vectors."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -1,0 +1,55 @@
+"""What the store holds for one model: roots, counts, failures, size, freshness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmsearch.config import Settings
+from mmsearch.store import Store
+
+
+@dataclass
+class StatusReport:
+    db: str
+    model: str
+    pretrained: str | None
+    indexed: bool
+    roots: list[str] = field(default_factory=list)
+    files_indexed: int = 0
+    files_failed: int = 0
+    items: int = 0
+    items_by_kind: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    size_bytes: int | None = None
+    last_update: float | None = None
+    other_models: list[str] = field(default_factory=list)
+
+
+def status(settings: Settings) -> StatusReport:
+    """Read-only and model-free: never imports torch."""
+    store = Store(settings.db)
+    report = StatusReport(settings.db, settings.model, settings.pretrained, indexed=False)
+    if not store.exists():
+        return report
+    key = settings.model_key
+    report.other_models = [_describe(m) for m in store.models() if m["key"] != key]
+    report.size_bytes = store.size_bytes()
+    coll = store.collection(settings)
+    if coll is None:
+        return report
+    counts = coll.counts()
+    failures = coll.failures()
+    report.indexed = True
+    report.roots = list(coll.info["roots"])
+    report.files_indexed = counts["files_indexed"]
+    report.items = counts["items"]
+    report.items_by_kind = counts["items_by_kind"]
+    report.failures = failures
+    report.files_failed = len(failures)
+    report.last_update = coll.info["updated"]
+    return report
+
+
+def _describe(info: dict[str, Any]) -> str:
+    return f"{info['model']} ({info['pretrained']})" if info["pretrained"] else info["model"]

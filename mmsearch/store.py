@@ -1,0 +1,367 @@
+"""The LanceDB store: one `files` and one `items` table per model, plus a `models` registry.
+
+Only this module talks to LanceDB. Writers hold the store's advisory lock; readers never lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+os.environ.setdefault("RUST_LOG", "error")  # lance logs routine warnings to stderr otherwise
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from filelock import FileLock, Timeout
+
+from mmsearch.config import Settings, is_local_uri
+from mmsearch.errors import StoreBusy, StoreError
+from mmsearch.scan import one_line
+
+MODELS = "models"
+KINDS = ("image", "video", "document")
+_IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
+# Old versions are kept this long after a compaction, so a query that opened the table
+# just before it still finds its files.
+RETENTION = timedelta(minutes=10)
+
+MODELS_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("model", pa.string()),
+        ("pretrained", pa.string()),
+        ("dim", pa.int32()),
+        ("roots", pa.list_(pa.string())),
+        ("created", pa.float64()),
+        ("updated", pa.float64()),
+    ]
+)
+FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("kind", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("content_hash", pa.string()),
+        ("status", pa.string()),  # "ok", "error" (bad file) or "unreadable" (retried)
+        ("reason", pa.string()),
+        ("items", pa.int32()),
+        ("indexed_at", pa.float64()),
+    ]
+)
+
+
+def items_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("kind", pa.string()),
+            ("t", pa.float64()),  # seconds into a video
+            ("page", pa.int32()),  # page of a document
+            ("content_hash", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    size: int
+    mtime_ns: int
+    content_hash: str
+    status: str
+
+
+@dataclass(slots=True)
+class Item:
+    """One embedding and where in its file it comes from."""
+
+    path: str
+    kind: str
+    content_hash: str
+    vector: np.ndarray
+    t: float | None = None
+    page: int | None = None
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in(column: str, values: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield values[i : i + _IN_CHUNK]
+
+
+def subtree_filter(paths: Iterable[str]) -> str:
+    """Rows whose path is one of `paths` or lies beneath one: a byte-range test, so no
+    LIKE wildcards in file names can widen it."""
+    parts = []
+    for p in paths:
+        base = p.rstrip("/")
+        parts.append(
+            f"(path = {sql_str(p)} OR (path >= {sql_str(base + '/')} "
+            f"AND path < {sql_str(base + '0')}))"
+        )
+    return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
+class Store:
+    """A LanceDB database at `uri` (a folder, or any URI LanceDB accepts)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._db: Any = None
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            try:
+                if is_local_uri(self.uri):
+                    os.makedirs(self.uri, exist_ok=True)
+                self._db = lancedb.connect(self.uri)
+            except Exception as e:
+                raise StoreError(f"cannot open store {self.uri}: {one_line(e)}") from None
+        return self._db
+
+    def exists(self) -> bool:
+        if is_local_uri(self.uri) and not os.path.isdir(self.uri):
+            return False
+        return MODELS in self._table_names()
+
+    def _table_names(self) -> list[str]:
+        try:
+            return list(self.db.list_tables().tables)
+        except Exception as e:
+            raise StoreError(f"cannot read store {self.uri}: {one_line(e)}") from None
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the one-writer lock, or fail at once with who to wait for."""
+        if is_local_uri(self.uri):
+            os.makedirs(self.uri, exist_ok=True)
+            lock_path = os.path.join(self.uri, ".writer.lock")
+        else:
+            from platformdirs import user_cache_path
+
+            folder = user_cache_path("mmsearch") / "locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            lock_path = str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
+        lock = FileLock(lock_path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreBusy(
+                f"another mmsearch process (index, watch or forget) is writing to {self.uri}; "
+                "wait for it to finish and try again"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def models(self) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
+        return self._open(MODELS).to_arrow().to_pylist()
+
+    def collection(self, settings: Settings) -> Collection | None:
+        """The tables of `settings`' model, or None if it has indexed nothing here."""
+        key = settings.model_key
+        info = next((m for m in self.models() if m["key"] == key), None)
+        if info is None:
+            return None
+        return Collection(self, info)
+
+    def create_collection(self, settings: Settings, dim: int) -> Collection:
+        models = self.db.create_table(MODELS, schema=MODELS_SCHEMA, exist_ok=True)
+        now = time.time()
+        info = {
+            "key": settings.model_key,
+            "model": settings.model,
+            "pretrained": settings.pretrained or "",
+            "dim": dim,
+            "roots": [],
+            "created": now,
+            "updated": now,
+        }
+        key = info["key"]
+        self.db.create_table(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
+        self.db.create_table(f"items_{key}", schema=items_schema(dim), exist_ok=True)
+        models.add(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
+        return Collection(self, info)
+
+    def _open(self, name: str) -> Any:
+        try:
+            return self.db.open_table(name)
+        except Exception as e:
+            raise StoreError(
+                f"store {self.uri} is damaged ({name}: {one_line(e)[:120]}); "
+                f"delete the folder and run `mmsearch index` again to rebuild it"
+            ) from None
+
+    def size_bytes(self) -> int | None:
+        if not is_local_uri(self.uri):
+            return None
+        total = 0
+        for folder, _, names in os.walk(self.uri):
+            for name in names:
+                with suppress(OSError):
+                    total += os.lstat(os.path.join(folder, name)).st_size
+        return total
+
+
+class Collection:
+    """One model's view of the store: which files are indexed and their embeddings."""
+
+    def __init__(self, store: Store, info: dict[str, Any]):
+        self.store = store
+        self.info = info
+        self.files = store._open(f"files_{info['key']}")
+        self.items = store._open(f"items_{info['key']}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.info["dim"])
+
+    def records_under(self, roots: Sequence[str]) -> dict[str, FileRecord]:
+        table = (
+            self.files.search()
+            .where(subtree_filter(roots))
+            .select(["path", "size", "mtime_ns", "content_hash", "status"])
+            .limit(None)
+            .to_arrow()
+        )
+        names = ("path", "size", "mtime_ns", "content_hash", "status")
+        cols = [table[c].to_pylist() for c in names]
+        return {p: FileRecord(s, m, h, st) for p, s, m, h, st in zip(*cols, strict=True)}
+
+    def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
+        """Stored embeddings of these contents, so a moved or copied file is not re-embedded."""
+        found: dict[str, list[Item]] = {}
+        for chunk in _chunks(sorted(hashes)):
+            rows = (
+                self.items.search()
+                .where(_in("content_hash", chunk))
+                .select(["content_hash", "kind", "t", "page", "vector"])
+                .limit(None)
+                .to_arrow()
+                .to_pylist()
+            )
+            for r in rows:
+                found.setdefault(r["content_hash"], []).append(
+                    Item(
+                        "",
+                        r["kind"],
+                        r["content_hash"],
+                        np.asarray(r["vector"], np.float32),
+                        r["t"],
+                        r["page"],
+                    )
+                )
+        return found
+
+    def stored_vector(self, path: str, size: int, mtime_ns: int) -> np.ndarray | None:
+        """The embedding of an indexed, unchanged single-item file (an image), if any."""
+        current = self.files.count_rows(
+            f"path = {sql_str(path)} AND size = {size} AND mtime_ns = {mtime_ns} "
+            "AND status = 'ok' AND items = 1"
+        )
+        if not current:
+            return None
+        rows = self.items.search().where(f"path = {sql_str(path)}").select(["vector"]).limit(1)
+        rows = rows.to_arrow()["vector"].to_pylist()
+        return np.asarray(rows[0], np.float32) if rows else None
+
+    def write(self, items: Sequence[Item], files: Sequence[dict[str, Any]]) -> None:
+        """Replace the items of these files, then record the files: the files row is written
+        last, so a run killed in between redoes the file instead of trusting half a write."""
+        paths = [f["path"] for f in files]
+        for chunk in _chunks(paths):
+            self.items.delete(_in("path", chunk))
+        if items:
+            self.items.add(self._items_table(items))
+        now = time.time()
+        rows = [{**f, "indexed_at": now} for f in files]
+        (
+            self.files.merge_insert("path")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(pa.Table.from_pylist(rows, schema=FILES_SCHEMA))
+        )
+
+    def _items_table(self, items: Sequence[Item]) -> pa.Table:
+        vectors = np.stack([i.vector for i in items]).astype(np.float32, copy=False)
+        return pa.table(
+            {
+                "path": [i.path for i in items],
+                "kind": [i.kind for i in items],
+                "t": pa.array([i.t for i in items], pa.float64()),
+                "page": pa.array([i.page for i in items], pa.int32()),
+                "content_hash": [i.content_hash for i in items],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), self.dim),
+            },
+            schema=items_schema(self.dim),
+        )
+
+    def remove(self, paths: Sequence[str]) -> None:
+        for chunk in _chunks(list(paths)):
+            self.items.delete(_in("path", chunk))
+            self.files.delete(_in("path", chunk))
+
+    def remove_subtrees(self, paths: Sequence[str]) -> tuple[int, int]:
+        """Forget everything at or beneath `paths`; returns (files, items) removed."""
+        where = subtree_filter(paths)
+        counts = self.files.count_rows(where), self.items.count_rows(where)
+        self.items.delete(where)
+        self.files.delete(where)
+        return counts
+
+    def search(self, vector: np.ndarray, limit: int, where: str | None) -> list[dict[str, Any]]:
+        query = self.items.search(vector.astype(np.float32)).distance_type("dot")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select(["path", "kind", "t", "page", "_distance"]).limit(limit)
+        rows = rows.to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = 1.0 - r.pop("_distance")
+        return rows
+
+    def set_roots(self, roots: Sequence[str]) -> None:
+        info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
+        models = self.store._open(MODELS)
+        (
+            models.merge_insert("key")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
+        )
+        self.info = info
+
+    def failures(self) -> list[dict[str, str]]:
+        table = self.files.search().where("status != 'ok'").select(["path", "reason"])
+        return sorted(table.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
+
+    def counts(self) -> dict[str, Any]:
+        by_kind = {k: self.items.count_rows(f"kind = {sql_str(k)}") for k in KINDS}
+        return {
+            "files_indexed": self.files.count_rows("status = 'ok'"),
+            "items": sum(by_kind.values()),
+            "items_by_kind": {k: n for k, n in by_kind.items() if n},
+        }
+
+    def optimize(self) -> None:
+        """Compact the many small versions a run leaves behind; they slow every search."""
+        for table in (self.items, self.files):
+            table.optimize(cleanup_older_than=RETENTION)
