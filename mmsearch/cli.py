@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 
 from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
@@ -82,7 +81,7 @@ def _handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             typer.echo("mmsearch: interrupted (run the same command again to finish)", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (click.ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+        except (typer.BadParameter, typer.Exit, typer.Abort, BrokenPipeError):
             raise
         except Exception as e:
             if os.environ.get("MMSEARCH_TRACEBACK"):

@@ -212,7 +212,10 @@ class _Writer:
         }
 
     def _maybe_flush(self) -> None:
-        if len(self.items) >= self.flush_items or time.monotonic() - self.last_flush > FLUSH_SECONDS:
+        if (
+            len(self.items) >= self.flush_items
+            or time.monotonic() - self.last_flush > FLUSH_SECONDS
+        ):
             self.flush()
 
     def flush(self) -> None:

@@ -1,0 +1,103 @@
+"""Helpers the tests share: the tiny model, the in-process CLI runner, synthetic images and
+direct reads of the store (to check rows, not just what the CLI chooses to print)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+TINY_MODEL_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    # vocab_size must stay 49408: the bundled tokenizer emits ids up to it.
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def write_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """An open_clip `local-dir:` model folder: config plus random safetensors weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": TINY_MODEL_CFG, "preprocess_cfg": {}})
+    )
+    save_tiny_checkpoint(folder / "open_clip_model.safetensors", seed)
+    return folder
+
+
+def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_MODEL_CFG)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str) -> Result:
+    """Invoke the real CLI in-process; stdout and stderr kept apart."""
+    from mmsearch.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def run_process(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `mmsearch` in its own process, where the process boundary is the point."""
+    return subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def make_image(path: Path, seed: int, size: tuple[int, int] = (96, 80)) -> Path:
+    """A distinct synthetic picture: random blocks of colour."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(blocks).resize(size, Image.NEAREST).save(path)
+    return path
+
+
+def _table(prefix: str):  # noqa: ANN202 - a lancedb table
+    import lancedb
+
+    db = lancedb.connect(os.environ["MMSEARCH_DB"])
+    names = [t for t in db.list_tables().tables if t.startswith(prefix)]
+    assert len(names) == 1, names
+    return db.open_table(names[0])
+
+
+def file_rows() -> dict[str, dict]:
+    """path → files-table row, read straight from the store."""
+    return {r["path"]: r for r in _table("files_").to_arrow().to_pylist()}
+
+
+def item_paths() -> list[str]:
+    """The path of every item row (duplicates kept), read straight from the store."""
+    return sorted(_table("items_").to_arrow()["path"].to_pylist())
+
+
+def query_json(*args: str) -> list[dict]:
+    result = run("query", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)

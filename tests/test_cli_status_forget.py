@@ -1,0 +1,65 @@
+"""`mmsearch status` and `mmsearch forget`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import file_rows, item_paths, run
+
+
+def status() -> dict:
+    result = run("status", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_status_json_reports_counts_failures_and_model(photos: Path, tiny_model: str) -> None:
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    run("index", "-q", str(photos))
+    s = status()
+    assert s["files_indexed"] == 7 and s["items"] == 7 and s["items_by_kind"] == {"image": 7}
+    assert s["files_failed"] == 1
+    assert s["failures"] == [
+        {"path": str(photos / "broken.jpg"), "reason": s["failures"][0]["reason"]}
+    ]
+    assert s["model"] == tiny_model
+    assert s["roots"] == [str(photos)]
+    assert s["size_bytes"] > 0 and s["last_update"]
+
+
+def test_status_text_lists_failed_files_with_reasons(photos: Path) -> None:
+    (photos / "empty.png").write_bytes(b"")
+    run("index", "-q", str(photos))
+    out = run("status").stdout
+    assert f"{photos / 'empty.png'}: empty file (0 bytes)" in out
+    assert "7 indexed, 1 failed" in out
+
+
+def test_status_before_any_index_says_so() -> None:
+    result = run("status")
+    assert result.exit_code == 0
+    assert "nothing indexed" in result.stdout
+    assert status()["indexed"] is False
+
+
+def test_forget_removes_a_subtree(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    result = run("forget", str(photos / "trips"))
+    assert result.exit_code == 0
+    assert "forgot 3 files (3 items)" in result.stderr
+    assert not any("/trips/" in p for p in [*file_rows(), *item_paths()])
+    assert status()["files_indexed"] == 4
+
+
+def test_forget_a_root_removes_it_from_status(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    run("forget", str(photos))
+    s = status()
+    assert (s["roots"], s["files_indexed"], s["items"]) == ([], 0, 0)
+
+
+def test_forget_leaves_files_on_disk(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    run("forget", str(photos))
+    assert len([p for p in photos.rglob("*") if p.is_file()]) == 7
