@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import open_clip
@@ -72,7 +74,9 @@ def load_embedder(settings: Settings) -> Embedder:
 def _load(model_name: str, pretrained: str | None) -> Embedder:
     device = pick_device()
     kwargs: dict[str, Any] = {}
-    if not model_name.startswith(("hf-hub:", "local-dir:")):
+    if model_name.startswith("hf-hub:"):
+        _require_download(model_name, model_name.removeprefix("hf-hub:"), "open_clip_config.json")
+    elif not model_name.startswith("local-dir:"):
         if model_name not in open_clip.list_models():
             raise ModelUnavailable(
                 f"unknown model {model_name!r}: see `python -c 'import open_clip; "
@@ -113,7 +117,9 @@ def _resolve_pretrained(model_name: str, pretrained: str) -> tuple[str, dict[str
             f"(tags: {tags})"
         )
     hub = cfg.get("hf_hub", "")
+    what = f"{model_name} ({pretrained})"
     if not hub:
+        _require_reachable(what, cfg.get("url", ""))
         return pretrained, {}
     from huggingface_hub import try_to_load_from_cache
 
@@ -128,13 +134,45 @@ def _resolve_pretrained(model_name: str, pretrained: str) -> tuple[str, dict[str
                 "image_resize_mode": cfg.get("resize_mode"),
             }
             return cached, {k: v for k, v in preprocess.items() if v is not None}
+    _require_download(what, repo, None)
     return pretrained, {}
+
+
+def _require_download(what: str, repo: str, filename: str | None) -> None:
+    """Fail in a second, not after a minute of retries, when weights must be downloaded
+    and cannot be: the hub is switched off or unreachable."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if filename and isinstance(try_to_load_from_cache(repo, filename), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ModelUnavailable(
+            f"weights for {what} are not in the Hugging Face cache and HF_HUB_OFFLINE is set: "
+            f"{_FIX}"
+        )
+    _require_reachable(what, constants.ENDPOINT)
+
+
+def _require_reachable(what: str, url: str) -> None:
+    if not url or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return  # behind a proxy a direct probe proves nothing: let the download try
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        raise ModelUnavailable(
+            f"weights for {what} are not cached and {host} cannot be reached "
+            f"({e.strerror or e}): {_FIX}"
+        ) from None
+
+
+_FIX = (
+    "connect to the internet once so they are cached, or pass --pretrained /path/to/checkpoint "
+    "(or --model local-dir:/path/to/model)"
+)
 
 
 def _missing_weights_hint(model_name: str, pretrained: str | None, error: Exception) -> str:
     what = f"{model_name} ({pretrained})" if pretrained else model_name
-    return (
-        f"cannot load model {what}: {one_line(error)[:160]} — connect to the internet once so "
-        "the weights are cached, or pass --pretrained /path/to/checkpoint "
-        "(or --model local-dir:/path/to/model)"
-    )
+    return f"cannot load model {what}: {one_line(error)[:160]}; {_FIX}"

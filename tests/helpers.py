@@ -78,7 +78,7 @@ def make_image(path: Path, seed: int, size: tuple[int, int] = (96, 80)) -> Path:
     return path
 
 
-def _table(prefix: str):  # noqa: ANN202 - a lancedb table
+def _table(prefix: str):
     import lancedb
 
     db = lancedb.connect(os.environ["MMSEARCH_DB"])

@@ -118,8 +118,8 @@ def test_index_counts_unsupported_files_without_failing_them(photos: Path) -> No
 
 
 def test_index_reads_heic_and_avif_photos(tmp_path: Path) -> None:
-    from pillow_heif import register_heif_opener
     from PIL import Image
+    from pillow_heif import register_heif_opener
 
     register_heif_opener()
     folder = tmp_path / "phone"

@@ -1,0 +1,140 @@
+"""Where the process boundary is the point: import cost, the writer lock, signals, kill -9."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import file_rows, item_paths, make_image, run, run_process
+
+from mmsearch.cli import EXIT_BUSY, EXIT_INTERRUPTED
+
+
+def test_importing_the_cli_loads_neither_torch_nor_lancedb() -> None:
+    code = (
+        "import sys, mmsearch, mmsearch.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'torch', 'open_clip', 'lancedb', 'pyarrow', 'PIL', 'numpy'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_status_never_imports_torch(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    code = (
+        "import sys; from mmsearch.cli import app; "
+        "app(['status'], standalone_mode=False); print('torch' in sys.modules, file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
+    assert out.stderr.strip() == "False"
+
+
+def test_a_second_writer_is_refused_clearly(photos: Path) -> None:
+    from mmsearch.store import Store
+
+    with Store(os.environ["MMSEARCH_DB"]).writer_lock():
+        result = run("index", str(photos))
+    assert result.exit_code == EXIT_BUSY
+    assert "another mmsearch process" in result.stderr
+
+
+def test_queries_do_not_wait_for_the_writer(photos: Path) -> None:
+    from mmsearch.store import Store
+
+    run("index", "-q", str(photos))
+    with Store(os.environ["MMSEARCH_DB"]).writer_lock():
+        assert run("query", "x", "--json").exit_code == 0
+
+
+@pytest.fixture
+def many_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "many"
+    for i in range(240):
+        make_image(folder / f"d{i % 7}" / f"img {i:03d}.png", seed=i, size=(320, 240))
+    return folder
+
+
+def _index_process(folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmsearch", "index", "--batch-size", "4", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_first_commit(proc: subprocess.Popen[str], timeout: float = 120) -> bool:
+    """True once the run has committed some files and is still going."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if file_rows():
+                return proc.poll() is None
+        except (AssertionError, ValueError, OSError, StopIteration):
+            pass  # tables not created yet
+        time.sleep(0.05)
+    return False
+
+
+def _assert_index_equals(folder: Path) -> None:
+    on_disk = sorted(str(p) for p in folder.rglob("*.png"))
+    assert sorted(file_rows()) == on_disk
+    assert item_paths() == on_disk  # no missing, stale or duplicate rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_mid_run_then_rerun_gives_an_exact_index(many_images: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    proc = _index_process(many_images)
+    assert _wait_for_first_commit(proc), proc.communicate()
+    time.sleep(rng.uniform(0, 0.5))
+    proc.kill()
+    proc.wait()
+    assert len(file_rows()) < 240  # it really was cut short
+    rerun = run_process("index", str(many_images))
+    assert rerun.returncode == 0, rerun.stderr
+    _assert_index_equals(many_images)
+
+
+def test_ctrl_c_exits_130_and_keeps_committed_work(many_images: Path) -> None:
+    proc = _index_process(many_images)
+    assert _wait_for_first_commit(proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    kept = len(file_rows())
+    assert kept > 0
+    rerun = run_process("index", str(many_images))
+    assert f"{kept} unchanged" in rerun.stderr
+    _assert_index_equals(many_images)
+
+
+def test_help_is_fast_and_lists_every_command() -> None:
+    started = time.monotonic()
+    result = run_process("--help")
+    assert time.monotonic() - started < 10
+    for command in ("index", "query", "similar", "status", "forget"):
+        assert command in result.stdout
+
+
+def test_json_output_survives_a_closed_pipe(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    proc = subprocess.run(
+        f"{sys.executable} -m mmsearch query x --jsonl -n 7 | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    assert "Traceback" not in proc.stderr
