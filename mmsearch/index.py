@@ -6,12 +6,13 @@ batches, each file's row last, so a killed run loses at most the batch in flight
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -96,16 +97,14 @@ def index_paths(
         if coll is None and not (todo or found.problems):
             report.seconds = time.monotonic() - started
             return report
-        embedder = None
-        if todo or coll is None:
-            embedder = _load_checked(settings, coll)
-            coll = coll or store.create_collection(settings, embedder.dim)
-        assert coll is not None
+        # The model loads on first need: a run that only moves or removes files never waits.
+        embedder = _model_loader(settings, coll.dim if coll else None)
+        if coll is None:
+            coll = store.create_collection(settings, embedder().dim)
         writer = _Writer(coll, report, flush_items=batch_size * FLUSH_BATCHES)
         for path, reason in found.problems:
             writer.fail(FileEntry(path, 0, 0), reason, kind="other", status=UNREADABLE)
         if todo:
-            assert embedder is not None
             if progress:
                 progress.start(len(todo))
             try:
@@ -126,16 +125,20 @@ def index_paths(
     return report
 
 
-def _load_checked(settings: Settings, coll: Collection | None) -> Embedder:
-    from mmsearch.embed import load_embedder
+def _model_loader(settings: Settings, dim: int | None) -> Callable[[], Embedder]:
+    @functools.cache
+    def load() -> Embedder:
+        from mmsearch.embed import load_embedder
 
-    embedder = load_embedder(settings)
-    if coll is not None and coll.dim != embedder.dim:
-        raise ModelMismatch(
-            f"the index for {settings.model} holds {coll.dim}-d vectors but the model gives "
-            f"{embedder.dim}-d; forget the index or use the model it was built with"
-        )
-    return embedder
+        embedder = load_embedder(settings)
+        if dim is not None and dim != embedder.dim:
+            raise ModelMismatch(
+                f"the index for {settings.model} holds {dim}-d vectors but the model gives "
+                f"{embedder.dim}-d; forget the index or use the model it was built with"
+            )
+        return embedder
+
+    return load
 
 
 def _merge_roots(old: Iterable[str], new: Iterable[str]) -> list[str]:
@@ -229,7 +232,7 @@ class _Writer:
 def _embed_all(
     todo: list[tuple[FileEntry, bool]],
     coll: Collection,
-    embedder: Embedder,
+    embedder: Callable[[], Embedder],
     writer: _Writer,
     batch_size: int,
     workers: int,
@@ -240,7 +243,7 @@ def _embed_all(
     batch: list[_Pixels] = []
 
     def embed_batch() -> None:
-        vectors = embedder.embed_images([p.pixels for p in batch])
+        vectors = embedder().embed_images([p.pixels for p in batch])
         for p, vector in zip(batch, vectors, strict=True):
             item = Item(p.entry.path, p.entry.kind, p.content_hash, vector)
             if was_ok[p.entry.path]:
@@ -271,7 +274,11 @@ def _embed_all(
 
 
 def _prepare(
-    entries: list[FileEntry], coll: Collection, embedder: Embedder, workers: int, chunk: int
+    entries: list[FileEntry],
+    coll: Collection,
+    embedder: Callable[[], Embedder],
+    workers: int,
+    chunk: int,
 ) -> Iterator[_Failed | _Reused | _Pixels]:
     """Read and hash each file; reuse stored vectors for known contents, decode the rest."""
     with ThreadPoolExecutor(workers, thread_name_prefix="mmsearch-decode") as pool:
@@ -324,9 +331,10 @@ def _read(entry: FileEntry) -> tuple[bytes | None, str | None, str | None]:
     return data, content_hash(data), None
 
 
-def _decode(data: bytes, embedder: Embedder) -> Any:
+def _decode(data: bytes, model: Callable[[], Embedder]) -> Any:
     from mmsearch.extract.image import load_image
 
+    embedder = model()
     image = load_image(data, embedder.image_size)
     try:
         return embedder.preprocess(image)

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Measure mmsearch on this machine: indexing images/s end to end against the model's
+forward-only ceiling, cold one-shot query latency, and peak memory.
+
+    python bench/bench.py                    # 200 photo-sized JPEGs, default architecture
+    python bench/bench.py --images 50 --dir /tmp/photos --pretrained my.ckpt
+
+With no --pretrained, a random-weight checkpoint of the model's architecture is made
+(speed does not depend on the weight values; no download needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+HERE = Path(__file__).resolve().parent
+
+
+def photo_like(args: tuple[str, int, int, int]) -> None:
+    """A seeded 'photo': gradient, shapes, blur and sensor noise, saved as JPEG q90."""
+    out, i, w, h = args
+    rng = np.random.default_rng(1000 + i)
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None] * rng.uniform(0.3, 1)
+    t = t + np.linspace(0, 1, h, dtype=np.float32)[:, None, None] * rng.uniform(0, 0.7)
+    img = Image.fromarray(np.clip(c0 + (c1 - c0) * t, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(8, 30))):
+        x, y = int(rng.integers(-300, w)), int(rng.integers(-300, h))
+        bw, bh = (int(v) for v in rng.integers(80, 1200, 2))
+        draw.ellipse([x, y, x + bw, y + bh], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(1, 4))))
+    noisy = np.asarray(img, dtype=np.int16) + rng.normal(0, 6, (h, w, 3)).astype(np.int16)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(
+        f"{out}/photo_{i:04d}.jpg", quality=90
+    )
+
+
+def make_photos(folder: Path, n: int, w: int, h: int) -> None:
+    have = len(list(folder.glob("photo_*.jpg")))
+    if have >= n:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with Pool(os.cpu_count() or 1) as pool:
+        pool.map(photo_like, [(str(folder), i, w, h) for i in range(have, n)])
+
+
+def random_checkpoint(model: str) -> str:
+    path = HERE / "out" / f"{model}-random.safetensors"
+    if not path.exists():
+        import open_clip
+        import torch
+        from safetensors.torch import save_file
+
+        torch.manual_seed(0)
+        net = open_clip.create_model(model, pretrained=None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return str(path)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, stderr) of one process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = proc.stderr.read() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{stderr}")
+    return wall, usage.ru_maxrss / 1024, stderr
+
+
+def forward_ceiling(model: str, pretrained: str, batch: int, seconds: float = 20) -> float:
+    """Images/s of the image tower alone on ready tensors: what indexing can at best reach."""
+    import torch
+
+    from mmsearch.config import Settings
+    from mmsearch.embed import load_embedder
+
+    embedder = load_embedder(Settings(db="unused", model=model, pretrained=pretrained))
+    pixels = [torch.randn(3, embedder.image_size, embedder.image_size) for _ in range(batch)]
+    embedder.embed_images(pixels)  # warm up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        embedder.embed_images(pixels)
+        done += batch
+    return done / (time.perf_counter() - started)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--size", default="4000x3000", help="WxH of generated photos")
+    ap.add_argument("--dir", type=Path, default=HERE / "out" / "photos")
+    ap.add_argument("--model", default="ViT-B-32-256")
+    ap.add_argument("--pretrained", default=None, help="tag or checkpoint (default: random)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--queries", type=int, default=3, help="cold query repetitions")
+    ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    args = ap.parse_args()
+
+    w, h = (int(v) for v in args.size.split("x"))
+    make_photos(args.dir, args.images, w, h)
+    photos = sorted(args.dir.glob("photo_*.jpg"))[: args.images]
+    folder = Path(tempfile.mkdtemp(prefix="mmsearch-bench-"))
+    try:
+        corpus = folder / "photos"
+        corpus.mkdir()
+        for p in photos:
+            os.link(p, corpus / p.name) if p.stat().st_dev == corpus.stat().st_dev else shutil.copy(
+                p, corpus / p.name
+            )
+        pretrained = args.pretrained or random_checkpoint(args.model)
+        env = {
+            **os.environ,
+            "MMSEARCH_DB": str(folder / "store"),
+            "MMSEARCH_MODEL": args.model,
+            "MMSEARCH_PRETRAINED": pretrained,
+        }
+        cli = [sys.executable, "-m", "mmsearch"]
+        index_cmd = [*cli, "index", str(corpus), "--batch-size", str(args.batch_size)]
+        if args.workers:
+            index_cmd += ["--workers", str(args.workers)]
+        index_wall, index_rss, summary = timed(index_cmd, env)
+        queries = [
+            timed([*cli, "query", "a red car at night", "-n", "10"], env)
+            for _ in range(args.queries)
+        ]
+        outside = folder / "outside.jpg"
+        shutil.copy(photos[0], outside)
+        similars = [
+            timed([*cli, "similar", str(outside), "-n", "10"], env) for _ in range(args.queries)
+        ]
+        ceiling = forward_ceiling(args.model, pretrained, args.batch_size)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    n = len(photos)
+    result = {
+        "images": n,
+        "size": args.size,
+        "model": args.model,
+        "cpu_threads": os.cpu_count(),
+        "index_wall_s": round(index_wall, 2),
+        "index_images_per_s": round(n / index_wall, 2),
+        "index_peak_rss_mib": round(index_rss),
+        "index_summary": summary.strip().splitlines()[-1] if summary.strip() else "",
+        "forward_only_images_per_s": round(ceiling, 2),
+        "index_vs_ceiling": round(n / index_wall / ceiling, 3),
+        "cold_text_query_s": round(statistics.median(q[0] for q in queries), 2),
+        "cold_text_query_peak_rss_mib": round(max(q[1] for q in queries)),
+        "cold_image_query_s": round(statistics.median(s[0] for s in similars), 2),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        width = max(map(len, result))
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
