@@ -102,7 +102,8 @@ Rules = list[tuple[str, pathspec.GitIgnoreSpec]]
 def _walk(
     root: str, rules: Rules, skip: set[str], result: ScanResult
 ) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield (path, stat) of the regular files under root, depth first in name order."""
+    """Yield (path, stat) of the regular files under root: a folder's files by name, then
+    its subfolders by name, depth first."""
     try:
         st = os.stat(root)
     except OSError as e:
@@ -117,7 +118,7 @@ def _walk(
         folder, rules = stack.pop()
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name, reverse=True)
+                entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
             result.problems.append((display_path(folder), _reason(e)))
             continue

@@ -127,13 +127,20 @@ class Store:
     @property
     def db(self) -> Any:
         if self._db is None:
+            self._make_local_dir()
             try:
-                if is_local_uri(self.uri):
-                    os.makedirs(self.uri, exist_ok=True)
                 self._db = lancedb.connect(self.uri)
             except Exception as e:
                 raise StoreError(f"cannot open store {self.uri}: {one_line(e)}") from None
         return self._db
+
+    def _make_local_dir(self) -> None:
+        if not is_local_uri(self.uri):
+            return
+        try:
+            os.makedirs(self.uri, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store folder {self.uri}: {e.strerror or e}") from None
 
     def exists(self) -> bool:
         if is_local_uri(self.uri) and not os.path.isdir(self.uri):
@@ -150,7 +157,7 @@ class Store:
     def writer_lock(self) -> Iterator[None]:
         """Hold the one-writer lock, or fail at once with who to wait for."""
         if is_local_uri(self.uri):
-            os.makedirs(self.uri, exist_ok=True)
+            self._make_local_dir()
             lock_path = os.path.join(self.uri, ".writer.lock")
         else:
             from platformdirs import user_cache_path

@@ -138,3 +138,41 @@ def test_json_output_survives_a_closed_pipe(photos: Path) -> None:
         env=os.environ,
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_a_store_path_that_cannot_be_a_folder_fails_in_one_line(
+    photos: Path, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = run("index", str(photos), "--db", str(not_a_folder))
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"mmsearch: error: cannot create store folder {not_a_folder}: File exists\n"
+    )
+
+
+def test_progress_bar_shows_counts_and_rate_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mmsearch.cli import _progress
+
+    out = io.StringIO()
+    with _progress(enabled=True, console=Console(file=out, force_terminal=True, width=100)) as bar:
+        assert bar is not None
+        bar.start(10)
+        for _ in range(4):
+            bar.advance()
+            time.sleep(0.05)
+        bar.bar.refresh()
+    assert "4/10" in out.getvalue() and "files/s" in out.getvalue()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal() -> None:
+    from mmsearch.cli import _progress
+
+    with _progress(enabled=False, console=None) as bar:
+        assert bar is None
