@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
+from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings, VideoOptions
 from mmsearch.errors import MmsearchError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -64,6 +64,9 @@ Within = Annotated[
     typer.Option("--in", help="Only results at or under this path (repeatable)."),
 ]
 MinScore = Annotated[float | None, typer.Option("--min-score", help="Drop weaker results.")]
+Moments = Annotated[
+    bool, typer.Option("--moments", help="Every matching moment of a video, not just its best.")
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,14 +130,21 @@ def index(
         int | None, typer.Option("--workers", min=1, help="Decode threads [default: cores, ≤4].")
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no summary.")] = False,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", min=1, help="Most frames kept per video.")
+    ] = VideoOptions.max_frames,
+    min_gap: Annotated[
+        float, typer.Option("--min-gap", min=0.0, help="Fewest seconds between kept frames.")
+    ] = VideoOptions.min_gap,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
 ) -> None:
     """Build or refresh the index of PATHS.
 
-    Unchanged files are skipped, moved or copied files reuse their vectors, vanished files
-    leave the index. Example: mmsearch index ~/Photos --exclude 'raw/'
+    Photos and videos (keyframes, at their timestamps). Unchanged files are skipped, moved
+    or copied files reuse their vectors, vanished files leave the index.
+    Example: mmsearch index ~/Photos --exclude 'raw/'
     """
     from mmsearch.index import index_paths
     from mmsearch.render import index_summary
@@ -147,6 +157,7 @@ def index(
             excludes=exclude or [],
             batch_size=batch_size,
             workers=workers,
+            video=VideoOptions(max_frames=max_frames, min_gap=min_gap),
             progress=progress,
         )
     if not quiet:
@@ -164,6 +175,7 @@ def query(
     null: Nul = False,
     within: Within = None,
     min_score: MinScore = None,
+    moments: Moments = False,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
@@ -182,6 +194,7 @@ def query(
         top=top,
         within=[str(w) for w in within or []],
         min_score=min_score,
+        moments=moments,
     )
     hits(results, fmt)
 
@@ -189,7 +202,12 @@ def query(
 @app.command()
 @_handle_errors
 def similar(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An image file.")],
+    image: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="An image or video file.")
+    ],
+    at: Annotated[
+        float | None, typer.Option("--at", min=0.0, help="For a video: the moment, in seconds.")
+    ] = None,
     top: Top = 10,
     json_: Json = False,
     jsonl: Jsonl = False,
@@ -197,6 +215,7 @@ def similar(
     null: Nul = False,
     within: Within = None,
     min_score: MinScore = None,
+    moments: Moments = False,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
@@ -204,6 +223,7 @@ def similar(
     """Find indexed items that look like IMAGE (which may lie outside the index).
 
     Example: mmsearch similar ~/Downloads/beach.jpg --paths
+    Example: mmsearch similar holiday.mp4 --at 83.5
     """
     from mmsearch.query import search_image
     from mmsearch.render import hits
@@ -212,9 +232,11 @@ def similar(
     results = search_image(
         _settings(db, model, pretrained),
         str(image),
+        at=at,
         top=top,
         within=[str(w) for w in within or []],
         min_score=min_score,
+        moments=moments,
     )
     hits(results, fmt)
 

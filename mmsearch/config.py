@@ -68,3 +68,14 @@ def _weights_fingerprint(path: Path) -> str:
         except OSError:
             h.update(f.name.encode())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How densely to sample a video."""
+
+    max_frames: int = 200  # per file; long videos are sampled evenly instead
+    min_gap: float = 2.0  # seconds between kept frames, at least
+    max_interval: float = 30.0  # a frame at least this often, even in a static shot
+    scene: float = 0.2  # scene-change score that makes a keyframe worth keeping
+    timeout: float = 600.0  # seconds per ffmpeg pass: no single file can stall a run

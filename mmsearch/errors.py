@@ -7,6 +7,12 @@ class MmsearchError(Exception):
     exit_code = 1
 
 
+class UsageError(MmsearchError):
+    """The command was asked something it cannot mean."""
+
+    exit_code = 2
+
+
 class StoreError(MmsearchError):
     """The store cannot be opened, read or written."""
 

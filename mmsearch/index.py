@@ -9,23 +9,24 @@ from __future__ import annotations
 import functools
 import os
 import queue
-import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mmsearch.config import Settings, is_local_uri
+import numpy as np
+
+from mmsearch.config import Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch
-from mmsearch.scan import FileEntry, content_hash, is_within, normalize, one_line, scan
+from mmsearch.scan import FileEntry, is_within, normalize, one_line, read_file, scan
 from mmsearch.store import Collection, Item, Store
 
 if TYPE_CHECKING:
     from mmsearch.embed import Embedder
 
-MAX_FILE_BYTES = 512 << 20
 UNREADABLE = "unreadable"  # files status: could not be read (permissions, vanished, I/O)
 FLUSH_BATCHES = 8  # commit every this many embedding batches ...
 FLUSH_SECONDS = 5.0  # ... or this often, whichever comes first
@@ -45,6 +46,7 @@ class IndexReport:
     removed: int = 0
     failed: int = 0
     unsupported: int = 0
+    frames: int = 0  # video frames embedded
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ def index_paths(
     excludes: Sequence[str] = (),
     batch_size: int = 32,
     workers: int | None = None,
+    video: VideoOptions | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
     """Bring the index of `paths` up to date with the disk."""
@@ -108,9 +111,10 @@ def index_paths(
             if progress:
                 progress.start(len(todo))
             try:
-                _embed_all(
-                    todo, coll, embedder, writer, batch_size, workers or default_workers(), progress
+                options = _Options(
+                    batch_size, workers or default_workers(), video or VideoOptions()
                 )
+                _embed_all(todo, coll, embedder, writer, options, progress)
             except KeyboardInterrupt:
                 writer.flush()  # keep what is already embedded
                 raise
@@ -165,10 +169,24 @@ class _Reused:
 
 
 @dataclass
+class _Frame:
+    t: float | None
+    t_end: float | None
+    pixels: Any  # the model's input tensor
+
+
+@dataclass
 class _Pixels:
     entry: FileEntry
     content_hash: str
-    pixels: Any
+    frames: list[_Frame]
+
+
+@dataclass(frozen=True)
+class _Options:
+    batch_size: int
+    workers: int
+    video: VideoOptions
 
 
 class _Writer:
@@ -234,33 +252,32 @@ def _embed_all(
     coll: Collection,
     embedder: Callable[[], Embedder],
     writer: _Writer,
-    batch_size: int,
-    workers: int,
+    options: _Options,
     progress: Progress | None,
 ) -> None:
     was_ok = {e.path: ok for e, ok in todo}
     report = writer.report
-    batch: list[_Pixels] = []
 
-    def embed_batch() -> None:
-        vectors = embedder().embed_images([p.pixels for p in batch])
-        for p, vector in zip(batch, vectors, strict=True):
-            item = Item(p.entry.path, p.entry.kind, p.content_hash, vector)
-            if was_ok[p.entry.path]:
-                report.updated += 1
-            else:
-                report.new += 1
-            writer.ok(p.entry, p.content_hash, [item])
+    def done(p: _Pixels, vectors: list[np.ndarray]) -> None:
+        items = [
+            Item(p.entry.path, p.entry.kind, p.content_hash, v, f.t, f.t_end)
+            for f, v in zip(p.frames, vectors, strict=True)
+        ]
+        if was_ok[p.entry.path]:
+            report.updated += 1
+        else:
+            report.new += 1
+        if p.entry.kind == "video":
+            report.frames += len(items)
+        writer.ok(p.entry, p.content_hash, items)
         if progress:
-            progress.advance(len(batch))
-        batch.clear()
+            progress.advance()
 
-    prepared = _prepare([e for e, _ in todo], coll, embedder, workers, batch_size)
-    for p in _in_background(prepared, maxsize=batch_size * 2):
+    batcher = _Batcher(embedder, options.batch_size, done)
+    prepared = _prepare([e for e, _ in todo], coll, embedder, options)
+    for p in _in_background(prepared, maxsize=options.batch_size * 2):
         if isinstance(p, _Pixels):
-            batch.append(p)
-            if len(batch) >= batch_size:
-                embed_batch()
+            batcher.add(p)
             continue
         if isinstance(p, _Failed):
             writer.fail(p.entry, p.reason, digest=p.content_hash, status=p.status)
@@ -269,33 +286,72 @@ def _embed_all(
             writer.ok(p.entry, p.items[0].content_hash, p.items)
         if progress:
             progress.advance()
-    if batch:
-        embed_batch()
+    batcher.finish()
+
+
+class _Batcher:
+    """Feeds the model full batches of frames, whichever files they come from (a video's
+    frames and the photos after it share batches), and hands back each file once all its
+    frames are embedded, in arrival order."""
+
+    def __init__(
+        self,
+        embedder: Callable[[], Embedder],
+        size: int,
+        done: Callable[[_Pixels, list[np.ndarray]], None],
+    ):
+        self.embedder, self.size, self.done = embedder, size, done
+        self.files: deque[tuple[_Pixels, list[np.ndarray]]] = deque()
+        self.queue: deque[tuple[list[np.ndarray], Any]] = deque()
+
+    def add(self, p: _Pixels) -> None:
+        vectors: list[np.ndarray] = []
+        self.files.append((p, vectors))
+        self.queue.extend((vectors, f.pixels) for f in p.frames)
+        while len(self.queue) >= self.size:
+            self._embed(self.size)
+
+    def finish(self) -> None:
+        while self.queue:
+            self._embed(self.size)
+        self._release()
+
+    def _embed(self, n: int) -> None:
+        batch = [self.queue.popleft() for _ in range(min(n, len(self.queue)))]
+        for (vectors, _), vector in zip(
+            batch, self.embedder().embed_images([px for _, px in batch]), strict=True
+        ):
+            vectors.append(vector)
+        self._release()
+
+    def _release(self) -> None:
+        while self.files and len(self.files[0][1]) == len(self.files[0][0].frames):
+            self.done(*self.files.popleft())
 
 
 def _prepare(
     entries: list[FileEntry],
     coll: Collection,
     embedder: Callable[[], Embedder],
-    workers: int,
-    chunk: int,
+    options: _Options,
 ) -> Iterator[_Failed | _Reused | _Pixels]:
     """Read and hash each file; reuse stored vectors for known contents, decode the rest."""
-    with ThreadPoolExecutor(workers, thread_name_prefix="mmsearch-decode") as pool:
+    chunk = options.batch_size
+    with ThreadPoolExecutor(options.workers, thread_name_prefix="mmsearch-decode") as pool:
         for start in range(0, len(entries), chunk):
-            reads = list(pool.map(_read, entries[start : start + chunk]))
-            known = coll.items_for_hashes([d for data, d, _ in reads if d and data])
+            batch = entries[start : start + chunk]
+            reads = list(pool.map(read_file, batch))
+            known = coll.items_for_hashes([r.digest for r in reads if r.digest and not r.error])
             decoding = []
-            for entry, (data, digest, error) in zip(
-                entries[start : start + chunk], reads, strict=True
-            ):
-                if error or data is None or digest is None:
-                    status = "error" if digest else UNREADABLE
-                    yield _Failed(entry, error or "unreadable", digest or "", status)
-                elif digest in known:
-                    yield _Reused(entry, [replace(i, path=entry.path) for i in known[digest]])
+            for entry, r in zip(batch, reads, strict=True):
+                if r.error or not r.digest:
+                    status = "error" if r.digest else UNREADABLE
+                    yield _Failed(entry, r.error or "unreadable", r.digest, status)
+                elif r.digest in known:
+                    yield _Reused(entry, [replace(i, path=entry.path) for i in known[r.digest]])
                 else:
-                    decoding.append((entry, digest, pool.submit(_decode, data, embedder)))
+                    future = pool.submit(_decode, entry, r.data, embedder, options.video)
+                    decoding.append((entry, r.digest, future))
             del reads
             for entry, digest, future in decoding:
                 try:
@@ -304,40 +360,15 @@ def _prepare(
                     yield _Failed(entry, str(e), digest)
 
 
-def _read(entry: FileEntry) -> tuple[bytes | None, str | None, str | None]:
-    """(data, content hash, error reason) of one file; never blocks on a FIFO.
-
-    A reason with no content hash means the file could not be read and is retried next run.
-    """
-    try:
-        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return None, None, "not a regular file"
-            if st.st_size == 0:
-                return None, content_hash(b""), "empty file (0 bytes)"
-            if st.st_size > MAX_FILE_BYTES:
-                limit = MAX_FILE_BYTES >> 20
-                reason = f"file too large ({st.st_size >> 20} MiB > {limit} MiB)"
-                return None, f"size:{st.st_size}", reason
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        return None, None, "vanished before it could be read"
-    except PermissionError:
-        return None, None, "permission denied"
-    except OSError as e:
-        return None, None, f"cannot read: {one_line(e)}"
-    return data, content_hash(data), None
-
-
-def _decode(data: bytes, model: Callable[[], Embedder]) -> Any:
-    from mmsearch.extract.image import load_image
+def _decode(
+    entry: FileEntry, data: bytes | None, model: Callable[[], Embedder], video: VideoOptions
+) -> list[_Frame]:
+    from mmsearch.extract import load_frames
 
     embedder = model()
-    image = load_image(data, embedder.image_size)
+    frames = load_frames(entry.kind, entry.path, data, embedder.image_size, video)
     try:
-        return embedder.preprocess(image)
+        return [_Frame(f.t, f.t_end, embedder.preprocess(f.image)) for f in frames]
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
 

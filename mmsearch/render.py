@@ -34,7 +34,7 @@ def hits(results: Sequence[Hit], fmt: str, out: TextIO | None = None) -> None:
     elif fmt == "nul":
         out.writelines(h.path + "\0" for h in results)
     else:
-        out.writelines(f"{h.score:.4f}\t{h.path}\n" for h in results)
+        out.writelines(_plain(h) for h in results)
     out.flush()
 
 
@@ -58,18 +58,38 @@ def _hits_table(results: Sequence[Hit], out: TextIO) -> None:
     console.print(table)
 
 
+def _plain(hit: Hit) -> str:
+    """`score<TAB>path`, plus `<TAB>seconds` for a video moment (to feed a player)."""
+    moment = f"\t{hit.t:.3f}" if hit.t is not None else ""
+    return f"{hit.score:.4f}\t{hit.path}{moment}\n"
+
+
 def _locator(hit: Hit) -> str:
     if hit.t is not None:
-        minutes, seconds = divmod(int(hit.t), 60)
-        return f" @ {minutes:02d}:{seconds:02d}"
+        span = clock(hit.t)
+        if hit.t_end is not None and clock(hit.t_end) != span:
+            span += f"-{clock(hit.t_end)}"
+        return f" @ {span}"
     if hit.page is not None:
         return f" p. {hit.page}"
     return ""
 
 
+def clock(seconds: float) -> str:
+    """01:23, or 1:02:03 past the hour."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
 def index_summary(report: IndexReport, console: Console) -> None:
     r = report
-    rate = f" ({r.processed / r.seconds:.1f} files/s)" if r.processed and r.seconds else ""
+    rate = ""
+    if r.processed and r.seconds:
+        rate = f"{r.processed / r.seconds:.1f} files/s"
+        if r.frames:
+            rate += f", {r.frames} video frames at {r.frames / r.seconds:.1f} frames/s"
+        rate = f" ({rate})"
     console.print(
         f"{r.new} new, {r.updated} updated, {r.reused} reused, {r.unchanged} unchanged, "
         f"{r.removed} removed, {r.failed} failed, {r.unsupported} unsupported "
@@ -98,11 +118,14 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
     if not report.indexed:
         rows.append(("index", "nothing indexed with this model yet: run `mmsearch index PATH`"))
     else:
-        by_kind = ", ".join(f"{k} {n}" for k, n in sorted(report.items_by_kind.items()))
         rows += [
             ("roots", "\n".join(report.roots) or "-"),
-            ("files", f"{report.files_indexed} indexed, {report.files_failed} failed"),
-            ("items", f"{report.items}" + (f" ({by_kind})" if by_kind else "")),
+            (
+                "files",
+                f"{report.files_indexed}{_by_kind(report.files_by_kind)} indexed, "
+                f"{report.files_failed} failed",
+            ),
+            ("items", f"{report.items}{_by_kind(report.items_by_kind)}"),
             ("updated", _iso(report.last_update, sep=" ") or "-"),
         ]
     if report.other_models:
@@ -117,6 +140,10 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         console.print("failed files:", style="bold")
         for f in report.failures:
             console.print(f"  {f['path']}: {f['reason']}", markup=False, soft_wrap=True)
+
+
+def _by_kind(counts: dict[str, int]) -> str:
+    return f" ({', '.join(f'{k} {n}' for k, n in sorted(counts.items()))})" if counts else ""
 
 
 def _iso(ts: float | None, sep: str = "T") -> str | None:

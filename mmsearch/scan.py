@@ -7,26 +7,18 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pathspec
 
 IMAGE_EXTS = frozenset(
-    [
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".jfif",
-        ".png",
-        ".webp",
-        ".gif",
-        ".bmp",
-        ".tif",
-        ".tiff",
-        ".heic",
-        ".heif",
-        ".hif",
-        ".avif",
-    ]
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+    | {".heic", ".heif", ".hif", ".avif"}
+)
+VIDEO_EXTS = frozenset(
+    {".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2v", ".ts"}
+    | {".mts", ".m2ts", ".3gp", ".3g2", ".wmv", ".asf", ".flv", ".f4v", ".ogv", ".vob", ".mxf"}
+    | {".divx", ".dv"}
 )
 JUNK_NAMES = frozenset(
     {"Thumbs.db", "desktop.ini", "@eaDir", "node_modules", "$RECYCLE.BIN", "__pycache__"}
@@ -39,10 +31,7 @@ class FileEntry:
     path: str
     size: int
     mtime_ns: int
-
-    @property
-    def kind(self) -> str:
-        return "image"
+    kind: str = "image"
 
 
 @dataclass
@@ -69,8 +58,14 @@ def display_path(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def is_media(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in IMAGE_EXTS
+def kind_of(path: str) -> str | None:
+    """ "image", "video", or None for a file mmsearch does not index."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    return None
 
 
 def scan(
@@ -84,7 +79,8 @@ def scan(
     for root in roots:
         root = normalize(root)
         for path, st in _walk(root, [(root, exclude_spec)], skip_set, result):
-            if not is_media(path):
+            kind = kind_of(path)
+            if kind is None:
                 result.unsupported += 1
                 continue
             try:
@@ -92,7 +88,7 @@ def scan(
             except UnicodeEncodeError:
                 result.problems.append((display_path(path), "file name is not valid UTF-8"))
                 continue
-            result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns))
+            result.files.append(FileEntry(path, st.st_size, st.st_mtime_ns, kind))
     return result
 
 
@@ -181,3 +177,58 @@ def one_line(e: BaseException) -> str:
 def content_hash(data: bytes) -> str:
     """Identity of a file's bytes, so renamed and copied files reuse their vectors."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+SAMPLE = 1 << 20
+
+
+def sampled_hash(f: BinaryIO, size: int) -> str:
+    """Identity of a large file from its size and three 1 MiB samples (start, middle, end):
+    a video is recognised after a move without reading gigabytes."""
+    h = hashlib.blake2b(f"{size}:".encode(), digest_size=16)
+    for offset in sorted({0, max(0, size // 2 - SAMPLE // 2), max(0, size - SAMPLE)}):
+        f.seek(offset)
+        h.update(f.read(SAMPLE))
+    return "s" + h.hexdigest()
+
+
+MAX_IMAGE_BYTES = 512 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """What reading one file gave: its bytes (images only), its content hash, or why not.
+
+    A reason with a hash means the file itself is bad; a reason without one means it could
+    not be read (permissions, vanished) and is worth retrying.
+    """
+
+    data: bytes | None = None
+    digest: str = ""
+    error: str = ""
+
+
+def read_file(entry: FileEntry) -> FileRead:
+    """Read and hash one file; never blocks on a FIFO, never loads a video into memory."""
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return FileRead(error="not a regular file")
+            if st.st_size == 0:
+                return FileRead(digest=content_hash(b""), error="empty file (0 bytes)")
+            if entry.kind == "video":
+                return FileRead(digest=sampled_hash(f, st.st_size))
+            if st.st_size > MAX_IMAGE_BYTES:
+                limit = MAX_IMAGE_BYTES >> 20
+                reason = f"file too large ({st.st_size >> 20} MiB > {limit} MiB)"
+                return FileRead(digest=f"size:{st.st_size}", error=reason)
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except FileNotFoundError:
+        return FileRead(error="vanished before it could be read")
+    except PermissionError:
+        return FileRead(error="permission denied")
+    except OSError as e:
+        return FileRead(error=f"cannot read: {one_line(e)}")
+    return FileRead(data, content_hash(data))

@@ -18,6 +18,7 @@ class StatusReport:
     roots: list[str] = field(default_factory=list)
     files_indexed: int = 0
     files_failed: int = 0
+    files_by_kind: dict[str, int] = field(default_factory=dict)
     items: int = 0
     items_by_kind: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -45,6 +46,7 @@ def status(settings: Settings) -> StatusReport:
     report.files_indexed = counts["files_indexed"]
     report.items = counts["items"]
     report.items_by_kind = counts["items_by_kind"]
+    report.files_by_kind = counts["files_by_kind"]
     report.failures = failures
     report.files_failed = len(failures)
     report.last_update = coll.info["updated"]

