@@ -134,7 +134,7 @@ def _search(
     while True:
         rows = coll.search(vector, limit, where)
         if min_score is not None:
-            rows = [r for r in rows if r["score"] >= min_score]
+            rows = [r for r in rows if _score(r) >= min_score]
         hits = group(rows, moments)
         exhausted = len(rows) < limit
         if len(hits) >= top or exhausted:

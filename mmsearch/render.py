@@ -122,7 +122,7 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
             ("roots", "\n".join(report.roots) or "-"),
             (
                 "files",
-                f"{report.files_indexed}{_by_kind(report.files_by_kind)} indexed, "
+                f"{report.files_indexed} indexed{_by_kind(report.files_by_kind)}, "
                 f"{report.files_failed} failed",
             ),
             ("items", f"{report.items}{_by_kind(report.items_by_kind)}"),

@@ -33,7 +33,7 @@ def test_status_text_lists_failed_files_with_reasons(photos: Path) -> None:
     run("index", "-q", str(photos))
     out = run("status").stdout
     assert f"{photos / 'empty.png'}: empty file (0 bytes)" in out
-    assert "7 indexed, 1 failed" in out
+    assert "7 indexed (image 7), 1 failed" in out
 
 
 def test_status_before_any_index_says_so() -> None:
