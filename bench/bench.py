@@ -72,6 +72,62 @@ def random_checkpoint(model: str) -> str:
     return str(path)
 
 
+VIDEO_SOURCES = ("testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc", "zoneplate", "life")
+
+
+def make_video(path: Path, seconds: int) -> None:
+    """1080p30 H.264 with a 1 s GOP (like a phone's), cut between test patterns."""
+    if path.exists():
+        return
+    from mmsearch.extract.video import ffmpeg_binary
+
+    part = seconds / len(VIDEO_SOURCES)
+    inputs: list[str] = []
+    for src in VIDEO_SOURCES:
+        inputs += ["-f", "lavfi", "-i", f"{src}=s=1920x1080:r=30"]
+    trims = "".join(
+        f"[{i}]trim=duration={part},setpts=PTS-STARTPTS[v{i}];" for i in range(len(VIDEO_SOURCES))
+    )
+    joined = "".join(f"[v{i}]" for i in range(len(VIDEO_SOURCES)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            f"{trims}{joined}concat=n={len(VIDEO_SOURCES)}:v=1:a=0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "30",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+def keyframe_cost(path: Path, seconds: int, size: int) -> tuple[float, float]:
+    """(CPU seconds per hour of video, frames kept per minute) of frame extraction."""
+    from mmsearch.config import VideoOptions
+    from mmsearch.extract.video import keyframes
+
+    before = os.times()
+    frames = keyframes(str(path), size, VideoOptions())
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return cpu / seconds * 3600, len(frames) / seconds * 60
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, stderr) of one process."""
     started = time.perf_counter()
@@ -118,6 +174,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--queries", type=int, default=3, help="cold query repetitions")
+    ap.add_argument("--video-seconds", type=int, default=60, help="length of the 1080p video")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = ap.parse_args()
 
@@ -154,6 +211,9 @@ def main() -> None:
             timed([*cli, "similar", str(outside), "-n", "10"], env) for _ in range(args.queries)
         ]
         ceiling = forward_ceiling(args.model, pretrained, args.batch_size)
+        video = HERE / "out" / f"video-1080p-{args.video_seconds}s.mp4"
+        make_video(video, args.video_seconds)
+        video_cpu, video_fpm = keyframe_cost(video, args.video_seconds, 256)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -172,6 +232,8 @@ def main() -> None:
         "cold_text_query_s": round(statistics.median(q[0] for q in queries), 2),
         "cold_text_query_peak_rss_mib": round(max(q[1] for q in queries)),
         "cold_image_query_s": round(statistics.median(s[0] for s in similars), 2),
+        "video_keyframe_cpu_s_per_hour_1080p": round(video_cpu, 1),
+        "video_frames_kept_per_minute": round(video_fpm, 1),
     }
     if args.json:
         print(json.dumps(result, indent=2))

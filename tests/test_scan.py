@@ -95,3 +95,18 @@ def test_is_within_does_not_match_a_sibling_sharing_a_prefix() -> None:
 
 def test_content_hash_depends_only_on_bytes() -> None:
     assert content_hash(b"abc") == content_hash(b"abc") != content_hash(b"abd")
+
+
+def test_sampled_hash_reads_at_most_three_mebibytes_and_sees_the_middle(tmp_path: Path) -> None:
+    import io
+
+    from mmsearch.scan import sampled_hash
+
+    size = 10 << 20
+    data = bytearray(size)
+    base = sampled_hash(io.BytesIO(bytes(data)), size)
+    data[size // 2] = 1
+    assert sampled_hash(io.BytesIO(bytes(data)), size) != base
+    data[size // 2] = 0
+    data[size // 4] = 1  # between the samples: not seen, by design
+    assert sampled_hash(io.BytesIO(bytes(data)), size) == base
