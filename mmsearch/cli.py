@@ -166,6 +166,69 @@ def index(
 
 @app.command()
 @_handle_errors
+def watch(
+    paths: Annotated[
+        list[Path], typer.Argument(exists=True, file_okay=False, help="Folders to keep indexed.")
+    ],
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip paths matching this gitignore-style glob."),
+    ] = None,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll instead of inotify (network filesystems).")
+    ] = False,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls.")
+    ] = 2.0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No output.")] = False,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Keep the index of PATHS exact while files change, until Ctrl-C or SIGTERM.
+
+    Catches up with what changed while nothing watched, then indexes each change once the
+    file has settled; prints one line per batch of changes.
+    Example: mmsearch watch ~/Photos ~/Videos
+    """
+    import signal
+    import threading
+
+    from mmsearch.index import IndexOptions
+    from mmsearch.render import watch_line
+    from mmsearch.watch import WatchOptions
+    from mmsearch.watch import watch as follow
+
+    err = _stderr()
+    stop = threading.Event()
+
+    def on_batch(report: Any) -> None:
+        line = watch_line(report)
+        if line and not quiet:
+            err.print(line, markup=False)
+
+    def on_notice(message: str) -> None:
+        if not quiet:
+            err.print(f"mmsearch: {message}", markup=False, style="yellow")
+
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        follow(
+            _settings(db, model, pretrained),
+            [str(p) for p in paths],
+            IndexOptions(excludes=exclude or []),
+            WatchOptions(poll=poll, poll_interval=poll_interval),
+            stop,
+            on_batch,
+            on_notice,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command()
+@_handle_errors
 def query(
     text: Annotated[str, typer.Argument(help="What to look for, in words.")],
     top: Top = 10,

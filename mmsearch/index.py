@@ -21,7 +21,7 @@ import numpy as np
 
 from mmsearch.config import Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch
-from mmsearch.scan import FileEntry, is_within, normalize, one_line, read_file, scan
+from mmsearch.scan import FileEntry, is_within, normalize, one_line, outermost, read_file, scan
 from mmsearch.store import Collection, Item, Store
 
 if TYPE_CHECKING:
@@ -59,6 +59,14 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class IndexOptions:
+    excludes: Sequence[str] = ()
+    batch_size: int = 32
+    workers: int = field(default_factory=lambda: default_workers())
+    video: VideoOptions = field(default_factory=VideoOptions)
+
+
 def index_paths(
     settings: Settings,
     paths: Iterable[str],
@@ -69,62 +77,79 @@ def index_paths(
     video: VideoOptions | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Bring the index of `paths` up to date with the disk."""
-    started = time.monotonic()
+    """Bring the index of `paths` up to date with the disk; they become indexed roots."""
     roots = sorted({normalize(p) for p in paths})
+    options = IndexOptions(
+        excludes, batch_size, workers or default_workers(), video or VideoOptions()
+    )
     store = Store(settings.db)
-    report = IndexReport()
-    with store.writer_lock():
-        skip = [store.uri] if is_local_uri(store.uri) else []
-        found = scan(roots, excludes, skip=skip)
-        report.unsupported = found.unsupported
+    with store.writer_lock("index"):
+        report = sync(store, settings, roots, options, progress=progress)
         coll = store.collection(settings)
-        existing = coll.records_under(roots) if coll else {}
+        if coll is not None:
+            coll.set_roots(merge_roots(coll.info["roots"], roots))
+    return report
 
-        todo: list[tuple[FileEntry, bool]] = []
-        for entry in found.files:
-            rec = existing.get(entry.path)
-            was_ok = rec is not None and rec.status == "ok"
-            # A file judged bad is not retried until it changes; an unreadable one is.
-            settled = rec is not None and rec.status != UNREADABLE
-            if settled and (rec.size, rec.mtime_ns) == (entry.size, entry.mtime_ns):
-                report.unchanged += 1
-            else:
-                todo.append((entry, was_ok))
-        seen = {e.path for e in found.files} | {p for p, _ in found.problems}
-        blocked = [p for p, _ in found.problems]
-        vanished = [
-            p for p in existing if p not in seen and not any(is_within(p, b) for b in blocked)
-        ]
 
-        if coll is None and not (todo or found.problems):
-            report.seconds = time.monotonic() - started
-            return report
-        # The model loads on first need: a run that only moves or removes files never waits.
-        embedder = _model_loader(settings, coll.dim if coll else None)
-        if coll is None:
-            coll = store.create_collection(settings, embedder().dim)
-        writer = _Writer(coll, report, flush_items=batch_size * FLUSH_BATCHES)
-        for path, reason in found.problems:
-            writer.fail(FileEntry(path, 0, 0), reason, kind="other", status=UNREADABLE)
-        if todo:
-            if progress:
-                progress.start(len(todo))
-            try:
-                options = _Options(
-                    batch_size, workers or default_workers(), video or VideoOptions()
-                )
-                _embed_all(todo, coll, embedder, writer, options, progress)
-            except KeyboardInterrupt:
-                writer.flush()  # keep what is already embedded
-                raise
-        writer.flush()
-        if vanished:
-            coll.remove(vanished)
-            report.removed = len(vanished)
-        coll.set_roots(_merge_roots(coll.info["roots"], roots))
-        if writer.wrote or vanished:
-            coll.optimize()
+def sync(
+    store: Store,
+    settings: Settings,
+    paths: Sequence[str],
+    options: IndexOptions,
+    *,
+    roots: Sequence[str] = (),
+    progress: Progress | None = None,
+    optimize: bool = True,
+) -> IndexReport:
+    """Make the index agree with the disk at and under `paths`: the one indexing code path,
+    for `index` and for each batch of changes `watch` sees. The caller holds the writer lock;
+    `roots` are the indexed folders whose ignore rules apply to `paths` inside them."""
+    started = time.monotonic()
+    report = IndexReport()
+    skip = [store.uri] if is_local_uri(store.uri) else []
+    found = scan(paths, options.excludes, skip=skip, roots=roots)
+    report.unsupported = found.unsupported
+    coll = store.collection(settings)
+    existing = coll.records_under(paths) if coll else {}
+
+    todo: list[tuple[FileEntry, bool]] = []
+    for entry in found.files:
+        rec = existing.get(entry.path)
+        was_ok = rec is not None and rec.status == "ok"
+        # A file judged bad is not retried until it changes; an unreadable one is.
+        settled = rec is not None and rec.status != UNREADABLE
+        if settled and (rec.size, rec.mtime_ns) == (entry.size, entry.mtime_ns):
+            report.unchanged += 1
+        else:
+            todo.append((entry, was_ok))
+    seen = {e.path for e in found.files} | {p for p, _ in found.problems}
+    blocked = [p for p, _ in found.problems]
+    vanished = [p for p in existing if p not in seen and not any(is_within(p, b) for b in blocked)]
+
+    if coll is None and not (todo or found.problems):
+        report.seconds = time.monotonic() - started
+        return report
+    # The model loads on first need: a run that only moves or removes files never waits.
+    embedder = _model_loader(settings, coll.dim if coll else None)
+    if coll is None:
+        coll = store.create_collection(settings, embedder().dim)
+    writer = _Writer(coll, report, flush_items=options.batch_size * FLUSH_BATCHES)
+    for path, reason in found.problems:
+        writer.fail(FileEntry(path, 0, 0), reason, kind="other", status=UNREADABLE)
+    if todo:
+        if progress:
+            progress.start(len(todo))
+        try:
+            _embed_all(todo, coll, embedder, writer, options, progress)
+        except KeyboardInterrupt:
+            writer.flush()  # keep what is already embedded
+            raise
+    writer.flush()
+    if vanished:
+        coll.remove(vanished)
+        report.removed = len(vanished)
+    if optimize and (writer.wrote or vanished):
+        coll.optimize()
     report.seconds = time.monotonic() - started
     return report
 
@@ -145,13 +170,9 @@ def _model_loader(settings: Settings, dim: int | None) -> Callable[[], Embedder]
     return load
 
 
-def _merge_roots(old: Iterable[str], new: Iterable[str]) -> list[str]:
+def merge_roots(old: Iterable[str], new: Iterable[str]) -> list[str]:
     """Keep the outermost roots: indexing ~/Photos after ~/Photos/2020 leaves one root."""
-    roots: list[str] = []
-    for r in sorted(set(old) | set(new), key=len):
-        if not any(is_within(r, o) for o in roots):
-            roots.append(r)
-    return sorted(roots)
+    return outermost([*old, *new])
 
 
 @dataclass
@@ -180,13 +201,6 @@ class _Pixels:
     entry: FileEntry
     content_hash: str
     frames: list[_Frame]
-
-
-@dataclass(frozen=True)
-class _Options:
-    batch_size: int
-    workers: int
-    video: VideoOptions
 
 
 class _Writer:
@@ -252,7 +266,7 @@ def _embed_all(
     coll: Collection,
     embedder: Callable[[], Embedder],
     writer: _Writer,
-    options: _Options,
+    options: IndexOptions,
     progress: Progress | None,
 ) -> None:
     was_ok = {e.path: ok for e, ok in todo}
@@ -333,7 +347,7 @@ def _prepare(
     entries: list[FileEntry],
     coll: Collection,
     embedder: Callable[[], Embedder],
-    options: _Options,
+    options: IndexOptions,
 ) -> Iterator[_Failed | _Reused | _Pixels]:
     """Read and hash each file; reuse stored vectors for known contents, decode the rest."""
     chunk = options.batch_size
@@ -430,7 +444,7 @@ def forget_paths(settings: Settings, paths: Iterable[str]) -> ForgetReport:
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
         return ForgetReport(0, 0)
-    with store.writer_lock():
+    with store.writer_lock("forget"):
         files, items = coll.remove_subtrees(targets)
         roots = [r for r in coll.info["roots"] if not any(is_within(r, t) for t in targets)]
         coll.set_roots(roots)

@@ -102,6 +102,22 @@ def index_summary(report: IndexReport, console: Console) -> None:
         console.print(f"... and {len(r.failures) - 10} more: see `mmsearch status`", markup=False)
 
 
+def watch_line(report: IndexReport) -> str | None:
+    """One line per batch of changes, or None when the batch changed nothing."""
+    r = report
+    parts = [
+        (r.new, "new"),
+        (r.updated, "updated"),
+        (r.reused, "moved or copied"),
+        (r.removed, "removed"),
+        (r.failed, "failed"),
+    ]
+    said = ", ".join(f"{n} {what}" for n, what in parts if n)
+    if not said:
+        return None
+    return f"{datetime.now().strftime('%H:%M:%S')} {said} ({r.seconds:.1f} s)"
+
+
 def status_json(report: StatusReport) -> str:
     data = asdict(report)
     data["last_update"] = _iso(report.last_update)

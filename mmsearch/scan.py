@@ -53,6 +53,15 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def outermost(paths: Iterable[str]) -> list[str]:
+    """The given paths minus those inside another of them, sorted."""
+    kept: list[str] = []
+    for p in sorted(set(paths), key=len):
+        if not any(is_within(p, k) for k in kept):
+            kept.append(p)
+    return sorted(kept)
+
+
 def display_path(path: str) -> str:
     """A path that can be stored as UTF-8 even when the name on disk is not."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -69,16 +78,28 @@ def kind_of(path: str) -> str | None:
 
 
 def scan(
-    roots: Iterable[str], excludes: Iterable[str] = (), skip: Iterable[str] = ()
+    paths: Iterable[str],
+    excludes: Iterable[str] = (),
+    skip: Iterable[str] = (),
+    roots: Iterable[str] = (),
 ) -> ScanResult:
-    """Collect the media files under `roots`, honouring junk rules, `--exclude` globs and
-    `.mmsearchignore` files; `skip` names folders never to enter (the store itself)."""
+    """Collect the media files at or under `paths`, honouring junk rules, `--exclude` globs
+    and `.mmsearchignore` files; `skip` names folders never to enter (the store itself).
+
+    A path inside one of `roots` (a watched folder) obeys the rules of the folders between
+    that root and it, as if the whole root had been walked. A path that does not exist
+    holds nothing.
+    """
     result = ScanResult()
     exclude_spec = pathspec.GitIgnoreSpec.from_lines(list(excludes))
     skip_set = {normalize(s) for s in skip}
-    for root in roots:
-        root = normalize(root)
-        for path, st in _walk(root, [(root, exclude_spec)], skip_set, result):
+    outer = [normalize(r) for r in roots]
+    for start in outermost(map(normalize, paths)):
+        root = next((r for r in outer if is_within(start, r)), start)
+        rules = _rules_down_to(start, root, [(root, exclude_spec)], skip_set, result)
+        if rules is None:
+            continue
+        for path, st in _walk(start, rules, skip_set, result):
             kind = kind_of(path)
             if kind is None:
                 result.unsupported += 1
@@ -102,6 +123,8 @@ def _walk(
     its subfolders by name, depth first."""
     try:
         st = os.stat(root)
+    except FileNotFoundError:
+        return
     except OSError as e:
         result.problems.append((display_path(root), _reason(e)))
         return
@@ -138,8 +161,31 @@ def _walk(
         stack.extend((d, rules) for d in reversed(subdirs))
 
 
+def _rules_down_to(
+    path: str, root: str, rules: Rules, skip: set[str], result: ScanResult
+) -> Rules | None:
+    """The ignore rules in force at `path` below `root`, or None if something on the way
+    down (a junk or ignored folder, the store) hides it."""
+    if path == root:
+        return rules
+    folder = root
+    parts = os.path.relpath(path, root).split(os.sep)
+    for i, name in enumerate(parts):
+        rules = _with_ignore_file(folder, rules, result)
+        folder = os.path.join(folder, name)
+        is_dir = i < len(parts) - 1 or os.path.isdir(folder)
+        if _is_junk(name) or folder in skip or _ignored(folder, is_dir, rules):
+            return None
+    return rules
+
+
 def _is_junk(name: str) -> bool:
-    return name.startswith(".") or name in JUNK_NAMES
+    """Hidden files, system clutter, and the partial or lock files of downloads and editors."""
+    return (
+        name.startswith((".", "~$"))
+        or name.endswith(("~", ".part", ".crdownload", ".download", ".partial", ".tmp", ".swp"))
+        or name in JUNK_NAMES
+    )
 
 
 def _with_ignore_file(folder: str, rules: Rules, result: ScanResult) -> Rules:

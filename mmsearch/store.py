@@ -31,6 +31,7 @@ _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 # Old versions are kept this long after a compaction, so a query that opened the table
 # just before it still finds its files.
 RETENTION = timedelta(minutes=10)
+_held_locks: set[str] = set()  # writer locks this process holds
 
 MODELS_SCHEMA = pa.schema(
     [
@@ -156,29 +157,47 @@ class Store:
             raise StoreError(f"cannot read store {self.uri}: {one_line(e)}") from None
 
     @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the one-writer lock, or fail at once with who to wait for."""
-        if is_local_uri(self.uri):
-            self._make_local_dir()
-            lock_path = os.path.join(self.uri, ".writer.lock")
-        else:
-            from platformdirs import user_cache_path
-
-            folder = user_cache_path("mmsearch") / "locks"
-            folder.mkdir(parents=True, exist_ok=True)
-            lock_path = str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
+    def writer_lock(self, purpose: str = "index") -> Iterator[None]:
+        """Hold the one-writer lock, or fail at once saying who holds it. Re-entrant within
+        a process, so `watch` can hold it for its lifetime and sync batch after batch."""
+        lock_path = self._lock_path()
+        if lock_path in _held_locks:
+            yield
+            return
         lock = FileLock(lock_path, timeout=0)
         try:
             lock.acquire()
         except Timeout:
             raise StoreBusy(
-                f"another mmsearch process (index, watch or forget) is writing to {self.uri}; "
-                "wait for it to finish and try again"
+                f"{self._lock_owner(lock_path)} is writing to {self.uri}; "
+                "wait for it to finish (or stop it) and try again"
             ) from None
+        _held_locks.add(lock_path)
         try:
+            with open(lock_path + ".owner", "w") as f:
+                f.write(f"mmsearch {purpose} (pid {os.getpid()})")
             yield
         finally:
+            _held_locks.discard(lock_path)
             lock.release()
+
+    def _lock_path(self) -> str:
+        if is_local_uri(self.uri):
+            self._make_local_dir()
+            return os.path.join(self.uri, ".writer.lock")
+        from platformdirs import user_cache_path
+
+        folder = user_cache_path("mmsearch") / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
+
+    @staticmethod
+    def _lock_owner(lock_path: str) -> str:
+        try:
+            with open(lock_path + ".owner") as f:
+                return f.read().strip() or "another mmsearch process"
+        except OSError:
+            return "another mmsearch process"
 
     def models(self) -> list[dict[str, Any]]:
         if not self.exists():

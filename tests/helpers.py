@@ -69,12 +69,14 @@ def run_process(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
     )
 
 
-def make_image(path: Path, seed: int, size: tuple[int, int] = (96, 80)) -> Path:
-    """A distinct synthetic picture: random blocks of colour."""
+def make_image(
+    path: Path, seed: int, size: tuple[int, int] = (96, 80), fmt: str | None = None
+) -> Path:
+    """A distinct synthetic picture: random blocks of colour (format from the name, or `fmt`)."""
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(blocks).resize(size, Image.NEAREST).save(path)
+    Image.fromarray(blocks).resize(size, Image.NEAREST).save(path, format=fmt)
     return path
 
 

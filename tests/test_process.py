@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,13 +40,41 @@ def test_status_never_imports_torch(photos: Path) -> None:
     assert out.stderr.strip() == "False"
 
 
-def test_a_second_writer_is_refused_clearly(photos: Path) -> None:
-    from mmsearch.store import Store
+@contextmanager
+def lock_held_elsewhere(purpose: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the store's writer lock, as a running `watch` would."""
+    code = (
+        "import os, sys, time; from mmsearch.store import Store; "
+        f"lock = Store(os.environ['MMSEARCH_DB']).writer_lock({purpose!r}); lock.__enter__(); "
+        "print('held', flush=True); time.sleep(120)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
-    with Store(os.environ["MMSEARCH_DB"]).writer_lock():
+
+def test_a_second_writer_is_refused_and_told_who_writes(photos: Path) -> None:
+    with lock_held_elsewhere("watch") as holder:
         result = run("index", str(photos))
     assert result.exit_code == EXIT_BUSY
-    assert "another mmsearch process" in result.stderr
+    assert f"mmsearch watch (pid {holder.pid}) is writing to" in result.stderr
+
+
+def test_forget_is_refused_while_another_process_writes(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    with lock_held_elsewhere("watch"):
+        assert run("forget", str(photos)).exit_code == EXIT_BUSY
+    assert len(file_rows()) == 7
+
+
+def test_the_lock_is_free_again_when_its_holder_dies(photos: Path) -> None:
+    with lock_held_elsewhere("index"):
+        pass
+    assert run("index", "-q", str(photos)).exit_code == 0
 
 
 def test_queries_do_not_wait_for_the_writer(photos: Path) -> None:

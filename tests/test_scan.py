@@ -70,11 +70,28 @@ def test_skip_folders_are_never_entered(tmp_path: Path) -> None:
     assert [Path(f.path).name for f in found.files] == ["b.jpg"]
 
 
-def test_a_missing_root_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+def test_a_missing_path_holds_nothing(tmp_path: Path) -> None:
     found = scan([str(tmp_path / "gone")])
-    assert found.files == [] and found.problems == [
-        (str(tmp_path / "gone"), "no such file or directory")
-    ]
+    assert (found.files, found.problems) == ([], [])
+
+
+def test_a_path_inside_a_root_obeys_the_ignore_files_above_it(tmp_path: Path) -> None:
+    touch(tmp_path / ".mmsearchignore", b"private/\n")
+    inside = touch(tmp_path / "private" / "a.jpg")
+    kept = touch(tmp_path / "public" / "b.jpg")
+    found = scan([str(inside), str(kept)], roots=[str(tmp_path)])
+    assert [f.path for f in found.files] == [str(kept)]
+
+
+def test_a_path_inside_a_hidden_folder_of_a_root_is_skipped(tmp_path: Path) -> None:
+    inside = touch(tmp_path / ".cache" / "a.jpg")
+    assert scan([str(inside)], roots=[str(tmp_path)]).files == []
+
+
+def test_partial_downloads_and_editor_files_are_skipped(tmp_path: Path) -> None:
+    for name in ("a.jpg.part", "~$b.jpg", "c.jpg~", "d.jpg.crdownload", "e.jpg.swp", "f.jpg"):
+        touch(tmp_path / name)
+    assert [Path(f.path).name for f in scan([str(tmp_path)]).files] == ["f.jpg"]
 
 
 def test_normalize_makes_paths_absolute_without_resolving_symlinks(

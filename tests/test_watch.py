@@ -1,0 +1,297 @@
+"""`mmsearch watch` with the real watchdog observer on temp folders, in its own process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import file_rows, item_paths, make_image, run
+
+from mmsearch.scan import content_hash
+
+SETTLE_TIMEOUT = 90
+
+
+class Watcher:
+    """A running `mmsearch watch` process whose stderr lines are collected."""
+
+    def __init__(self, *args: str):
+        self.args = args
+        self.log = Path(os.environ["MMSEARCH_DB"] + f".watch-{time.monotonic_ns()}.log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mmsearch", "watch", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+        )
+
+    def lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+    def embedded(self) -> int:
+        """How many files this watcher embedded (new + updated)."""
+        total = 0
+        for line in self.lines():
+            for n in re.findall(r"(\d+) (?:new|updated)", line):
+                total += int(n)
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def watcher() -> Iterator[list[Watcher]]:
+    started: list[Watcher] = []
+    yield started
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait()
+
+
+def disk_state(folder: Path) -> dict[str, str]:
+    return {
+        str(p): content_hash(p.read_bytes())
+        for p in folder.rglob("*.png")
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+
+
+def index_state() -> dict[str, str]:
+    try:
+        rows = file_rows()
+    except (AssertionError, ValueError, OSError, StopIteration):
+        return {}
+    return {p: r["content_hash"] for p, r in rows.items() if r["status"] == "ok"}
+
+
+def wait_until_exact(folder: Path, timeout: float = SETTLE_TIMEOUT) -> float:
+    """Seconds until the index holds exactly the folder's (path, content) pairs."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        want = disk_state(folder)
+        if index_state() == want and item_paths() == sorted(want):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    want, have = disk_state(folder), index_state()
+    raise AssertionError(
+        f"index never matched the disk: missing {sorted(set(want) - set(have))[:5]}, "
+        f"stale {sorted(set(have) - set(want))[:5]}"
+    )
+
+
+def populate(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    return [
+        make_image(folder / f"d{i % 6}" / f"img {i:03d}.png", seed=seed + i, size=(32, 32))
+        for i in range(count)
+    ]
+
+
+def test_watch_indexes_what_exists_when_it_starts(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 10)
+    watcher.append(Watcher(str(folder)))
+    wait_until_exact(folder)
+
+
+def test_a_burst_of_changes_settles_into_an_exact_index_without_reembedding_moves(
+    tmp_path: Path, watcher
+) -> None:
+    folder = tmp_path / "photos"
+    files = populate(folder, 120)
+    w = Watcher(str(folder))
+    watcher.append(w)
+    wait_until_exact(folder)
+    before = w.embedded()
+    assert before == 120
+
+    for f in files[:30]:  # renames
+        f.rename(f.with_name("renamed " + f.name))
+    (folder / "d1").rename(folder / "d1 moved")  # a whole directory
+    for f in files[30:50]:  # deletes
+        if f.exists():
+            f.unlink()
+    shutil.rmtree(folder / "d2")  # rm -r
+    changed = [f for f in files[60:120] if f.exists()][:20]
+    for i, f in enumerate(changed[:10]):  # modified in place
+        make_image(f, seed=5000 + i, size=(32, 32))
+    for i, f in enumerate(changed[10:]):  # atomic saves: temp file, then rename over
+        tmp = f.with_name(f".{f.name}.tmp")
+        make_image(tmp, seed=6000 + i, size=(32, 32), fmt="PNG")
+        os.replace(tmp, f)
+    populate(folder / "new", 30, seed=7000)  # a new subfolder
+
+    took = wait_until_exact(folder)
+    assert w.embedded() - before == 10 + len(changed[10:]) + 30
+    assert took < SETTLE_TIMEOUT
+
+
+def test_temporary_and_partial_files_never_reach_the_index(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 2)
+    watcher.append(Watcher(str(folder)))
+    wait_until_exact(folder)
+    before = set(index_state())
+    for name in (
+        "a.png.part",
+        "~$b.png",
+        ".~lock.c.png#",
+        "d.png.crdownload",
+        "e.png~",
+        ".hidden.png",
+        "f.png.tmp",
+    ):
+        make_image(folder / name, seed=9, size=(32, 32), fmt="PNG")
+    make_image(folder / "real.png", seed=10, size=(32, 32))
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while str(folder / "real.png") not in index_state() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # junk events arrived before real.png's: they are settled too
+    assert set(index_state()) == before | {str(folder / "real.png")}
+
+
+def test_killing_the_watcher_mid_burst_then_restarting_converges(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    files = populate(folder, 60)
+    first = Watcher(str(folder))
+    watcher.append(first)
+    wait_until_exact(folder)
+    for f in files[:20]:
+        f.rename(f.with_name("moved " + f.name))
+    populate(folder / "more", 40, seed=3000)
+    time.sleep(1.5)  # mid-burst: some batches committed, some not
+    first.proc.kill()
+    first.proc.wait()
+    for f in files[20:30]:
+        f.unlink()  # and changes while nothing watched
+    watcher.append(Watcher(str(folder)))
+    wait_until_exact(folder)
+
+
+def test_index_is_refused_while_a_watcher_owns_the_store(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 3)
+    w = Watcher(str(folder))
+    watcher.append(w)
+    wait_until_exact(folder)
+    result = run("index", str(folder))
+    assert result.exit_code == 3
+    assert f"mmsearch watch (pid {w.proc.pid})" in result.stderr
+
+
+def test_queries_keep_working_during_heavy_watch_activity(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 5)
+    watcher.append(Watcher(str(folder)))
+    wait_until_exact(folder)
+    populate(folder / "burst", 150, seed=100)
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        result = subprocess.run(
+            [sys.executable, "-m", "mmsearch", "query", "x", "-n", "500", "--paths"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        seen.add(len(result.stdout.splitlines()))
+        if max(seen) == 155:
+            break
+    assert max(seen) == 155  # later queries saw the watcher's commits
+
+
+def test_polling_mode_follows_changes(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    files = populate(folder, 3)
+    watcher.append(Watcher(str(folder), "--poll", "--poll-interval", "0.5"))
+    wait_until_exact(folder)
+    files[0].unlink()
+    make_image(folder / "new.png", seed=50, size=(32, 32))
+    wait_until_exact(folder)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_watcher_cleanly(tmp_path: Path, watcher, sig: int) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 3)
+    w = Watcher(str(folder))
+    watcher.append(w)
+    wait_until_exact(folder)
+    assert w.stop(sig) == 0
+    assert "Traceback" not in w.log.read_text()
+
+
+def test_one_line_per_batch_of_changes(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 4)
+    w = Watcher(str(folder))
+    watcher.append(w)
+    wait_until_exact(folder)
+    (folder / "d0" / "img 000.png").unlink()
+    wait_until_exact(folder)
+    time.sleep(0.5)
+    lines = w.lines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d 4 new \(\d+\.\d s\)", lines[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d 1 removed \(\d+\.\d s\)", lines[-1])
+
+
+def test_quiet_watcher_prints_nothing(tmp_path: Path, watcher) -> None:
+    folder = tmp_path / "photos"
+    populate(folder, 2)
+    w = Watcher("-q", str(folder))
+    watcher.append(w)
+    wait_until_exact(folder)
+    assert w.stop() == 0
+    assert w.lines() == []
+
+
+def test_running_out_of_inotify_watches_falls_back_to_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
+    from mmsearch.watch import ChangeSet, WatchOptions, _start_observer
+
+    def no_watches_left(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(Observer, "schedule", no_watches_left)
+    notices: list[str] = []
+    observer = _start_observer([str(tmp_path)], ChangeSet(), WatchOptions(), notices.append)
+    try:
+        assert isinstance(observer, PollingObserver)
+        assert "max_user_watches" in notices[0]
+    finally:
+        observer.stop()
+        observer.join()
+
+
+def test_a_file_still_being_written_is_not_released(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from mmsearch.watch import ChangeSet
+
+    changes = ChangeSet()
+    growing = tmp_path / "growing.png"
+    growing.write_bytes(b"x")
+    changes.dispatch(
+        SimpleNamespace(event_type="created", is_directory=False, src_path=str(growing))
+    )
+    assert changes.settled(0) == []  # first look records size and mtime
+    with growing.open("ab") as f:
+        f.write(b"more")
+    assert changes.settled(0) == []  # it changed between looks
+    assert changes.settled(0) == [str(growing)]  # stable at two looks in a row
