@@ -128,6 +128,20 @@ def keyframe_cost(path: Path, seconds: int, size: int) -> tuple[float, float]:
     return cpu / seconds * 3600, len(frames) / seconds * 60
 
 
+def startup_latency(env: dict[str, str], runs: int = 5) -> tuple[float, float]:
+    """Median wall seconds of `mmsearch --help` and of one shell-completion request."""
+    cli = [sys.executable, "-m", "mmsearch"]
+    complete = {
+        **env,
+        "_MMSEARCH_COMPLETE": "complete_bash",
+        "COMP_WORDS": "mmsearch qu",
+        "COMP_CWORD": "1",
+    }
+    helps = [timed([*cli, "--help"], env)[0] for _ in range(runs)]
+    completions = [timed(cli, complete)[0] for _ in range(runs)]
+    return statistics.median(helps), statistics.median(completions)
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, stderr) of one process."""
     started = time.perf_counter()
@@ -210,6 +224,7 @@ def main() -> None:
         similars = [
             timed([*cli, "similar", str(outside), "-n", "10"], env) for _ in range(args.queries)
         ]
+        help_s, complete_s = startup_latency(env)
         ceiling = forward_ceiling(args.model, pretrained, args.batch_size)
         video = HERE / "out" / f"video-1080p-{args.video_seconds}s.mp4"
         make_video(video, args.video_seconds)
@@ -232,6 +247,8 @@ def main() -> None:
         "cold_text_query_s": round(statistics.median(q[0] for q in queries), 2),
         "cold_text_query_peak_rss_mib": round(max(q[1] for q in queries)),
         "cold_image_query_s": round(statistics.median(s[0] for s in similars), 2),
+        "help_s": round(help_s, 3),
+        "completion_s": round(complete_s, 3),
         "video_keyframe_cpu_s_per_hour_1080p": round(video_cpu, 1),
         "video_frames_kept_per_minute": round(video_fpm, 1),
     }

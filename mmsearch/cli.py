@@ -64,6 +64,26 @@ Within = Annotated[
     typer.Option("--in", help="Only results at or under this path (repeatable)."),
 ]
 MinScore = Annotated[float | None, typer.Option("--min-score", help="Drop weaker results.")]
+Kind = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type",
+        help="image, video or document (repeatable, or comma-separated).",
+        autocompletion=lambda: ["image", "video", "document"],
+    ),
+]
+Ext = Annotated[
+    list[str] | None, typer.Option("--ext", help="File extensions, e.g. jpg,png (repeatable).")
+]
+After = Annotated[
+    str | None,
+    typer.Option("--after", help="Taken on or after DATE (YYYY, YYYY-MM, YYYY-MM-DD[THH:MM])."),
+]
+Before = Annotated[str | None, typer.Option("--before", help="Taken before DATE.")]
+Explain = Annotated[bool, typer.Option("--explain", help="Show how the query was read.")]
+Preview = Annotated[
+    bool, typer.Option("--preview", help="Inline thumbnails (kitty, iTerm2, WezTerm).")
+]
 Moments = Annotated[
     bool, typer.Option("--moments", help="Every matching moment of a video, not just its best.")
 ]
@@ -230,36 +250,51 @@ def watch(
 @app.command()
 @_handle_errors
 def query(
-    text: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    parts: Annotated[
+        list[str],
+        typer.Argument(
+            help="Words, images, + and -, weights: see the examples.", show_default=False
+        ),
+    ],
     top: Top = 10,
     json_: Json = False,
     jsonl: Jsonl = False,
     paths: Paths = False,
     null: Nul = False,
     within: Within = None,
+    kind: Kind = None,
+    ext: Ext = None,
+    after: After = None,
+    before: Before = None,
     min_score: MinScore = None,
     moments: Moments = False,
+    explain: Explain = False,
+    preview: Preview = False,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
 ) -> None:
-    """Find indexed items matching TEXT.
+    """Find indexed items matching a query of words and images.
 
-    Example: mmsearch query "red car at night" -n 5 --json
+    A part is an image when it starts with ./ / or ~ (or names a file), otherwise text;
+    join parts with + and -, weight them with N: (rclip's grammar).
+
+    Examples:
+      mmsearch query red car at night -n 5 --json
+      mmsearch query ./beach.jpg + "at sunset" - people
+      mmsearch query 2:"golden retriever" + 0.5:./pool.jpg --type image --after 2024-06
     """
-    from mmsearch.query import search_text
-    from mmsearch.render import hits
+    from mmsearch.grammar import parse
+    from mmsearch.query import search
 
+    query_parts = parse(parts)
+    _explain(query_parts, explain)
     fmt = _output_format(json_, jsonl, paths, null)
-    results = search_text(
-        _settings(db, model, pretrained),
-        text,
-        top=top,
-        within=[str(w) for w in within or []],
-        min_score=min_score,
-        moments=moments,
+    filters = _filters(within, kind, ext, after, before, min_score)
+    results = search(
+        _settings(db, model, pretrained), query_parts, top=top, filters=filters, moments=moments
     )
-    hits(results, fmt)
+    _show(results, fmt, preview)
 
 
 @app.command()
@@ -271,37 +306,135 @@ def similar(
     at: Annotated[
         float | None, typer.Option("--at", min=0.0, help="For a video: the moment, in seconds.")
     ] = None,
+    plus: Annotated[
+        list[str] | None, typer.Option("--plus", help="Text to add to the image (repeatable).")
+    ] = None,
+    minus: Annotated[
+        list[str] | None,
+        typer.Option("--minus", help="Text to take away from the image (repeatable)."),
+    ] = None,
     top: Top = 10,
     json_: Json = False,
     jsonl: Jsonl = False,
     paths: Paths = False,
     null: Nul = False,
     within: Within = None,
+    kind: Kind = None,
+    ext: Ext = None,
+    after: After = None,
+    before: Before = None,
     min_score: MinScore = None,
     moments: Moments = False,
+    explain: Explain = False,
+    preview: Preview = False,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
 ) -> None:
     """Find indexed items that look like IMAGE (which may lie outside the index).
 
-    Example: mmsearch similar ~/Downloads/beach.jpg --paths
-    Example: mmsearch similar holiday.mp4 --at 83.5
+    Examples:
+      mmsearch similar ~/Downloads/beach.jpg --paths
+      mmsearch similar beach.jpg --plus "at sunset" --minus people
+      mmsearch similar holiday.mp4 --at 83.5
     """
-    from mmsearch.query import search_image
-    from mmsearch.render import hits
+    from mmsearch.grammar import Part
+    from mmsearch.query import search
+    from mmsearch.scan import normalize
 
+    query_parts = [
+        Part("image", normalize(image), 1.0, at),
+        *(Part("text", t, 1.0) for t in plus or []),
+        *(Part("text", t, -1.0) for t in minus or []),
+    ]
+    _explain(query_parts, explain)
     fmt = _output_format(json_, jsonl, paths, null)
-    results = search_image(
-        _settings(db, model, pretrained),
-        str(image),
-        at=at,
-        top=top,
-        within=[str(w) for w in within or []],
-        min_score=min_score,
-        moments=moments,
+    filters = _filters(within, kind, ext, after, before, min_score)
+    results = search(
+        _settings(db, model, pretrained), query_parts, top=top, filters=filters, moments=moments
     )
-    hits(results, fmt)
+    _show(results, fmt, preview)
+
+
+def _filters(
+    within: list[Path] | None,
+    kind: list[str] | None,
+    ext: list[str] | None,
+    after: str | None,
+    before: str | None,
+    min_score: float | None,
+) -> Any:
+    from mmsearch.grammar import parse_date
+    from mmsearch.query import Filters
+
+    return Filters(
+        within=[str(w) for w in within or []],
+        kinds=[k.strip() for v in kind or [] for k in v.split(",") if k.strip()],
+        exts=[e.strip() for v in ext or [] for e in v.split(",") if e.strip()],
+        after=parse_date(after, "--after") if after else None,
+        before=parse_date(before, "--before") if before else None,
+        min_score=min_score,
+    )
+
+
+def _explain(parts: list[Any], explain: bool) -> None:
+    if explain:
+        err = _stderr()
+        err.print("query read as:", markup=False)
+        for p in parts:
+            err.print(f"  {p.describe()}", markup=False)
+
+
+def _show(results: list[Any], fmt: str, preview: bool) -> None:
+    from mmsearch import render
+    from mmsearch.opener import remember
+
+    remember(results)
+    render.hits(results, fmt, preview=preview)
+
+
+@app.command()
+@_handle_errors
+def dupes(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Only look at or under these paths.")
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option("--threshold", min=0.0, max=1.0, help="Cosine similarity that makes a pair."),
+    ] = 0.95,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON array of groups.")] = False,
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+) -> None:
+    """Find groups of near-duplicate photos (and video frames matching a photo), biggest first.
+
+    Resized, re-encoded and slightly cropped copies of a picture land in one group.
+    Example: mmsearch dupes ~/Photos --threshold 0.97
+    """
+    from mmsearch import render
+    from mmsearch.dupes import find_dupes
+
+    groups = find_dupes(_settings(db, model, pretrained), [str(p) for p in paths or []], threshold)
+    render.dupes(groups, json_)
+
+
+@app.command(name="open")
+@_handle_errors
+def open_(
+    n: Annotated[int, typer.Argument(min=1, help="Which result of the last query (1 = best).")],
+) -> None:
+    """Open the Nth result of the last query or similar with the system's opener.
+
+    A video opens at its moment in mpv or VLC when one is installed; set MMSEARCH_OPENER to
+    choose the command ({path} and {t} are filled in).
+    Example: mmsearch query "sunset at the beach" && mmsearch open 1
+    """
+    from mmsearch.opener import open_result
+
+    command = open_result(n)
+    _stderr().print(" ".join(command), markup=False, style="dim")
 
 
 @app.command()
@@ -403,7 +536,7 @@ class _progress:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="mmsearch")
     except BrokenPipeError:
         # The reader went away (`| head`): not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)

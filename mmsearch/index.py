@@ -21,7 +21,16 @@ import numpy as np
 
 from mmsearch.config import Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch
-from mmsearch.scan import FileEntry, is_within, normalize, one_line, outermost, read_file, scan
+from mmsearch.scan import (
+    FileEntry,
+    ext_of,
+    is_within,
+    normalize,
+    one_line,
+    outermost,
+    read_file,
+    scan,
+)
 from mmsearch.store import Collection, Item, Store
 
 if TYPE_CHECKING:
@@ -193,6 +202,7 @@ class _Reused:
 class _Frame:
     t: float | None
     t_end: float | None
+    taken: float | None
     pixels: Any  # the model's input tensor
 
 
@@ -273,8 +283,18 @@ def _embed_all(
     report = writer.report
 
     def done(p: _Pixels, vectors: list[np.ndarray]) -> None:
+        e = p.entry
         items = [
-            Item(p.entry.path, p.entry.kind, p.content_hash, v, f.t, f.t_end)
+            Item(
+                e.path,
+                e.kind,
+                p.content_hash,
+                v,
+                f.t,
+                f.t_end,
+                ext=ext_of(e.path),
+                taken=f.taken if f.taken is not None else e.mtime_ns / 1e9,
+            )
             for f, v in zip(p.frames, vectors, strict=True)
         ]
         if was_ok[p.entry.path]:
@@ -362,7 +382,10 @@ def _prepare(
                     status = "error" if r.digest else UNREADABLE
                     yield _Failed(entry, r.error or "unreadable", r.digest, status)
                 elif r.digest in known:
-                    yield _Reused(entry, [replace(i, path=entry.path) for i in known[r.digest]])
+                    items = [
+                        replace(i, path=entry.path, ext=ext_of(entry.path)) for i in known[r.digest]
+                    ]
+                    yield _Reused(entry, items)
                 else:
                     future = pool.submit(_decode, entry, r.data, embedder, options.video)
                     decoding.append((entry, r.digest, future))
@@ -382,7 +405,7 @@ def _decode(
     embedder = model()
     frames = load_frames(entry.kind, entry.path, data, embedder.image_size, video)
     try:
-        return [_Frame(f.t, f.t_end, embedder.preprocess(f.image)) for f in frames]
+        return [_Frame(f.t, f.t_end, f.taken, embedder.preprocess(f.image)) for f in frames]
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
 

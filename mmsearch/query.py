@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch.config import Settings
-from mmsearch.errors import ExtractError, MmsearchError, NoIndex, UsageError
+from mmsearch.errors import ExtractError, MmsearchError, UsageError
+from mmsearch.grammar import Part
 from mmsearch.scan import kind_of, normalize
-from mmsearch.store import Collection, Store, sql_str, subtree_filter
+from mmsearch.store import Collection, open_collection, sql_str, subtree_filter
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,21 +35,61 @@ class Hit:
 MOMENT_DELTA = 0.02
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which items may answer: applied inside the store query, before the top N are cut."""
+
+    within: Sequence[str] = ()  # paths: at or under one of them
+    kinds: Sequence[str] = ()  # "image", "video", "document"
+    exts: Sequence[str] = ()  # file extensions, with or without the dot
+    after: float | None = None  # capture time (EXIF, else mtime), seconds since the epoch
+    before: float | None = None
+    min_score: float | None = None
+
+    def where(self, exclude: Sequence[str] = ()) -> str | None:
+        clauses = []
+        if self.within:
+            clauses.append(subtree_filter([normalize(w) for w in self.within]))
+        if self.kinds:
+            clauses.append(f"kind IN ({', '.join(sql_str(k) for k in self.kinds)})")
+        if self.exts:
+            exts = {"." + e.lower().lstrip(".") for e in self.exts}
+            clauses.append(f"ext IN ({', '.join(sql_str(e) for e in sorted(exts))})")
+        if self.after is not None:
+            clauses.append(f"taken >= {self.after!r}")
+        if self.before is not None:
+            clauses.append(f"taken < {self.before!r}")
+        if exclude:
+            clauses.append(f"path NOT IN ({', '.join(sql_str(p) for p in exclude)})")
+        return " AND ".join(clauses) or None
+
+
+def search(
+    settings: Settings,
+    parts: Sequence[Part],
+    *,
+    top: int = 10,
+    filters: Filters = Filters(),
+    moments: bool = False,
+) -> list[Hit]:
+    """The items closest to the composed query: each part embedded and L2-normalised, scaled
+    by its weight, summed, normalised again. Query images never answer themselves."""
+    coll = open_collection(settings)
+    vector = compose(settings, coll, parts)
+    exclude = sorted({p.value for p in parts if p.kind == "image"})
+    return _search(coll, vector, top, filters, moments, exclude)
+
+
 def search_text(
     settings: Settings,
     text: str,
     *,
     top: int = 10,
-    within: Sequence[str] = (),
-    min_score: float | None = None,
+    filters: Filters = Filters(),
     moments: bool = False,
 ) -> list[Hit]:
     """The indexed items that best match `text`."""
-    coll = _collection(settings)
-    from mmsearch.embed import load_embedder
-
-    vector = load_embedder(settings).embed_texts([text])[0]
-    return _search(coll, vector, top, within, min_score, moments, exclude=None)
+    return search(settings, [Part("text", text, 1.0)], top=top, filters=filters, moments=moments)
 
 
 def search_image(
@@ -57,34 +98,61 @@ def search_image(
     *,
     at: float | None = None,
     top: int = 10,
-    within: Sequence[str] = (),
-    min_score: float | None = None,
+    filters: Filters = Filters(),
     moments: bool = False,
 ) -> list[Hit]:
     """The indexed items most like the image file `image`, or the frame at `at` seconds of a
     video; the query file itself is never among them."""
-    path = normalize(image)
+    part = Part("image", normalize(image), 1.0, at)
+    return search(settings, [part], top=top, filters=filters, moments=moments)
+
+
+def compose(settings: Settings, coll: Collection, parts: Sequence[Part]) -> np.ndarray:
+    texts = [p for p in parts if p.kind == "text"]
+    vectors: dict[int, np.ndarray] = {}
+    if texts:
+        from mmsearch.embed import load_embedder
+
+        embedded = load_embedder(settings).embed_texts([p.value for p in texts])
+        vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
+    for p in parts:
+        if p.kind == "image":
+            vectors[id(p)] = _image_vector(settings, coll, p)
+    total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise UsageError("the query's parts cancel each other out")
+    return (total / norm).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _image_vector(settings: Settings, coll: Collection, part: Part) -> np.ndarray:
+    path = part.value
     is_video = kind_of(path) == "video"
-    if is_video and at is None:
-        raise UsageError(f"{image} is a video: pass --at SECONDS to choose the frame to match")
-    if at is not None and not is_video:
+    if is_video and part.at is None:
+        raise UsageError(f"{path} is a video: pass --at SECONDS to choose the frame to match")
+    if part.at is not None and not is_video:
         raise UsageError("--at picks a moment of a video; the query is not a video")
-    coll = _collection(settings)
     try:
         st = os.stat(path)
-        if at is not None:
+        if part.at is not None:
             from mmsearch.extract.video import frame_at
 
-            vector = _embed_picture(settings, image, lambda size: frame_at(path, at, size))
-        elif (vector := coll.stored_vector(path, st.st_size, st.st_mtime_ns)) is None:
-            from mmsearch.extract.image import load_image
+            at = part.at
+            return _embed_picture(settings, path, lambda size: frame_at(path, at, size))
+        stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns)
+        if stored is not None:
+            return stored
+        from mmsearch.extract.image import load_image
 
-            with open(path, "rb") as f:
-                data = f.read()
-            vector = _embed_picture(settings, image, lambda size: load_image(data, size))
+        with open(path, "rb") as f:
+            data = f.read()
+        return _embed_picture(settings, path, lambda size: load_image(data, size))
     except OSError as e:
-        raise MmsearchError(f"cannot read {image}: {e.strerror or e}") from None
-    return _search(coll, vector, top, within, min_score, moments, exclude=path)
+        raise MmsearchError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _embed_picture(
@@ -100,41 +168,22 @@ def _embed_picture(
     return embedder.embed_images([pixels])[0]
 
 
-def _collection(settings: Settings) -> Collection:
-    store = Store(settings.db)
-    coll = store.collection(settings) if store.exists() else None
-    if coll is None:
-        others = [m["model"] for m in store.models()] if store.exists() else []
-        hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
-        raise NoIndex(
-            f"nothing indexed with {settings.model} in {settings.db} yet: "
-            f"run `mmsearch index PATH` first{hint}"
-        )
-    return coll
-
-
 def _search(
     coll: Collection,
     vector: np.ndarray,
     top: int,
-    within: Sequence[str],
-    min_score: float | None,
+    filters: Filters,
     moments: bool,
-    exclude: str | None,
+    exclude: Sequence[str],
 ) -> list[Hit]:
     """Best files (or moments) first; fetches more rows until `top` are found or the index
     runs out, since one video can fill many rows."""
-    clauses = []
-    if within:
-        clauses.append(subtree_filter([normalize(w) for w in within]))
-    if exclude:
-        clauses.append(f"path != {sql_str(exclude)}")
-    where = " AND ".join(clauses) or None
+    where = filters.where(exclude)
     limit = max(top * 2, top + 8)
     while True:
         rows = coll.search(vector, limit, where)
-        if min_score is not None:
-            rows = [r for r in rows if _score(r) >= min_score]
+        if filters.min_score is not None:
+            rows = [r for r in rows if _score(r) >= filters.min_score]
         hits = group(rows, moments)
         exhausted = len(rows) < limit
         if len(hits) >= top or exhausted:

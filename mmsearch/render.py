@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import quote
 
 from rich.console import Console
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mmsearch.scan import is_within
+
 if TYPE_CHECKING:
+    from mmsearch.dupes import Group
     from mmsearch.index import IndexReport
     from mmsearch.query import Hit
     from mmsearch.status import StatusReport
@@ -21,10 +28,12 @@ if TYPE_CHECKING:
 FORMATS = ("table", "plain", "json", "jsonl", "paths", "nul")
 
 
-def hits(results: Sequence[Hit], fmt: str, out: TextIO | None = None) -> None:
+def hits(
+    results: Sequence[Hit], fmt: str, out: TextIO | None = None, preview: bool = False
+) -> None:
     out = out or sys.stdout
     if fmt == "table":
-        _hits_table(results, out)
+        _hits_table(results, out, preview)
     elif fmt == "json":
         out.write(json.dumps([hit_json(h) for h in results], ensure_ascii=False, indent=2) + "\n")
     elif fmt == "jsonl":
@@ -39,23 +48,113 @@ def hits(results: Sequence[Hit], fmt: str, out: TextIO | None = None) -> None:
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
-    """The documented result object: path, kind, score, t, page."""
+    """The documented result object (schema/result.schema.json)."""
     return asdict(hit)
 
 
-def _hits_table(results: Sequence[Hit], out: TextIO) -> None:
+_BAR = " ▏▎▍▌▋▊▉█"
+_FIXED_WIDTH = 40  # rank, score and bar, kind, moment, and the gaps between columns
+
+
+def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
     console = Console(file=out, highlight=False)
     if not results:
         console.print("no results", style="dim")
         return
-    table = Table(box=None, pad_edge=False)
+    protocol = image_protocol(os.environ) if preview else None
+    if preview and protocol is None:
+        Console(stderr=True).print(
+            "mmsearch: this terminal shows no inline images (kitty, iTerm2 and WezTerm do)",
+            style="dim",
+            markup=False,
+        )
+    path_width = max(20, console.width - _FIXED_WIDTH)
+    best, worst = results[0].score, min(h.score for h in results)
+    table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("#", justify="right", style="dim")
-    table.add_column("score", justify="right")
-    table.add_column("kind")
-    table.add_column("path", overflow="fold")
+    table.add_column("score", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    table.add_column("path", no_wrap=True, overflow="ellipsis")
     for rank, h in enumerate(results, 1):
-        table.add_row(str(rank), f"{h.score:.3f}", h.kind, Text(h.path + _locator(h)))
-    console.print(table)
+        table.add_row(
+            str(rank),
+            f"{h.score:.3f} {_bar(h.score, worst, best)}",
+            h.kind,
+            _locator(h).strip(" @"),
+            _linked_path(h.path, path_width),
+        )
+        if protocol:
+            console.print(table)
+            out.write(thumbnail_escape(h, protocol) + "\n")
+            table = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
+            for column in ("#", "score", "kind", "when", "path"):
+                table.add_column(column, no_wrap=True)
+    if not protocol:
+        console.print(table)
+
+
+def _bar(score: float, worst: float, best: float, width: int = 4) -> str:
+    share = 1.0 if best - worst < 1e-9 else (score - worst) / (best - worst)
+    eighths = round(share * width * 8)
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (_BAR[rest] if rest else "")).ljust(width)
+
+
+def _linked_path(path: str, width: int) -> Text:
+    """The path with the home folder as ~, cut from the left to fit, clickable (OSC 8)."""
+    home = os.path.expanduser("~")
+    shown = "~" + path[len(home) :] if home != "/" and is_within(path, home) else path
+    if len(shown) > width:
+        shown = "…" + shown[-(width - 1) :]
+    return Text(shown, style=Style(link="file://" + quote(path)))
+
+
+def image_protocol(env: Mapping[str, str]) -> str | None:
+    """ "kitty" or "iterm" when the terminal shows inline images that way, else None."""
+    if env.get("KITTY_WINDOW_ID") or env.get("TERM") == "xterm-kitty":
+        return "kitty"
+    if env.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm") or env.get("LC_TERMINAL") == "iTerm2":
+        return "iterm"
+    return None
+
+
+def thumbnail_escape(hit: Hit, protocol: str, rows: int = 6) -> str:
+    """An inline thumbnail of the hit (its moment, for a video), or "" if none can be made."""
+    try:
+        png = _thumbnail_png(hit)
+    except Exception:  # a missing or unreadable file just gets no thumbnail
+        return ""
+    data = base64.b64encode(png).decode("ascii")
+    if protocol == "iterm":
+        return f"\x1b]1337;File=inline=1;height={rows};preserveAspectRatio=1:{data}\x07"
+    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    escapes = []
+    for i, chunk in enumerate(chunks):
+        more = 1 if i < len(chunks) - 1 else 0
+        head = f"a=T,f=100,r={rows}," if i == 0 else ""
+        escapes.append(f"\x1b_G{head}m={more};{chunk}\x1b\\")
+    return "".join(escapes)
+
+
+def _thumbnail_png(hit: Hit) -> bytes:
+    import io
+
+    from PIL import Image
+
+    if hit.kind == "video":
+        from mmsearch.extract.video import frame_at
+
+        picture = frame_at(hit.path, hit.t or 0.0, 256)
+    else:
+        from mmsearch.extract.image import load_image
+
+        with open(hit.path, "rb") as f:
+            picture = load_image(f.read(), 256)
+    picture.thumbnail((256, 256), Image.BILINEAR)
+    buf = io.BytesIO()
+    picture.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _plain(hit: Hit) -> str:
@@ -80,6 +179,24 @@ def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    if as_json:
+        data = [{"size": len(g.members), "files": [asdict(m) for m in g.members]} for g in groups]
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return
+    console = Console(file=out, highlight=False)
+    if not groups:
+        console.print("no near-duplicates", style="dim")
+    for n, g in enumerate(groups, 1):
+        console.print(f"group {n}: {len(g.members)} files", style="bold", markup=False)
+        for m in g.members:
+            moment = f" @ {clock(m.t)}" if m.t is not None else ""
+            console.print(
+                f"  {m.similarity:.3f}  {m.kind:<5}  {m.path}{moment}", markup=False, soft_wrap=True
+            )
 
 
 def index_summary(report: IndexReport, console: Console) -> None:

@@ -67,9 +67,13 @@ def display_path(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def ext_of(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
 def kind_of(path: str) -> str | None:
     """ "image", "video", or None for a file mmsearch does not index."""
-    ext = os.path.splitext(path)[1].lower()
+    ext = ext_of(path)
     if ext in IMAGE_EXTS:
         return "image"
     if ext in VIDEO_EXTS:

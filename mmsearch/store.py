@@ -22,7 +22,7 @@ import pyarrow as pa
 from filelock import FileLock, Timeout
 
 from mmsearch.config import Settings, is_local_uri
-from mmsearch.errors import StoreBusy, StoreError
+from mmsearch.errors import NoIndex, StoreBusy, StoreError
 from mmsearch.scan import one_line
 
 MODELS = "models"
@@ -67,6 +67,8 @@ def items_schema(dim: int) -> pa.Schema:
             ("t", pa.float64()),  # seconds into a video where this frame's scene starts ...
             ("t_end", pa.float64()),  # ... and where the next kept frame takes over
             ("page", pa.int32()),  # page of a document
+            ("ext", pa.string()),  # ".jpg": for --ext
+            ("taken", pa.float64()),  # capture time (EXIF, video metadata, else mtime): --after
             ("content_hash", pa.string()),
             ("vector", pa.list_(pa.float32(), dim)),
         ]
@@ -92,6 +94,8 @@ class Item:
     t: float | None = None
     t_end: float | None = None
     page: int | None = None
+    ext: str = ""
+    taken: float | None = None
 
 
 def sql_str(value: str) -> str:
@@ -118,6 +122,20 @@ def subtree_filter(paths: Iterable[str]) -> str:
             f"AND path < {sql_str(base + '0')}))"
         )
     return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
+def open_collection(settings: Settings) -> Collection:
+    """The collection of `settings`' model, or a NoIndex error that says what to do."""
+    store = Store(settings.db)
+    coll = store.collection(settings) if store.exists() else None
+    if coll is None:
+        others = [m["model"] for m in store.models()] if store.exists() else []
+        hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
+        raise NoIndex(
+            f"nothing indexed with {settings.model} in {settings.db} yet: "
+            f"run `mmsearch index PATH` first{hint}"
+        )
+    return coll
 
 
 class Store:
@@ -282,7 +300,7 @@ class Collection:
             rows = (
                 self.items.search()
                 .where(_in("content_hash", chunk))
-                .select(["content_hash", "kind", "t", "t_end", "page", "vector"])
+                .select(["content_hash", "kind", "t", "t_end", "page", "taken", "vector"])
                 .limit(None)
                 .to_arrow()
                 .to_pylist()
@@ -297,6 +315,7 @@ class Collection:
                         t=r["t"],
                         t_end=r["t_end"],
                         page=r["page"],
+                        taken=r["taken"],
                     )
                 )
         return found
@@ -339,6 +358,8 @@ class Collection:
                 "t": pa.array([i.t for i in items], pa.float64()),
                 "t_end": pa.array([i.t_end for i in items], pa.float64()),
                 "page": pa.array([i.page for i in items], pa.int32()),
+                "ext": [i.ext for i in items],
+                "taken": pa.array([i.taken for i in items], pa.float64()),
                 "content_hash": [i.content_hash for i in items],
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), self.dim),
             },
@@ -367,6 +388,14 @@ class Collection:
         for r in rows:
             r["score"] = 1.0 - r.pop("_distance")
         return rows
+
+    def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Every item matching `where`: (path, kind, t) rows and their vectors as a matrix."""
+        table = self.items.search().where(where).select(["path", "kind", "t", "vector"])
+        table = table.limit(None).to_arrow()
+        matrix = table["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        rows = table.select(["path", "kind", "t"]).to_pylist()
+        return rows, matrix.reshape(len(rows), self.dim).astype(np.float32, copy=False)
 
     def set_roots(self, roots: Sequence[str]) -> None:
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}

@@ -17,7 +17,7 @@ def load_frames(
 
     if kind == "video":
         return keyframes(path, size, video)
-    from mmsearch.extract.image import load_image
+    from mmsearch.extract.image import capture_time, load_image
 
     assert data is not None
-    return [Frame(None, None, load_image(data, size))]
+    return [Frame(None, None, load_image(data, size), capture_time(data))]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from datetime import datetime
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
@@ -55,3 +57,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         img = img.point(lambda v: v / 256).convert("L")
     return img.convert("RGB")
+
+
+_EXIF_IFD, _DATETIME_ORIGINAL, _OFFSET_ORIGINAL, _DATETIME = 0x8769, 0x9003, 0x9011, 0x0132
+
+
+def capture_time(data: bytes) -> float | None:
+    """When the photo was taken (EXIF DateTimeOriginal, with its offset when recorded, else
+    local time), in seconds since the epoch; None when the file does not say."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            exif = img.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+            stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+            offset = sub.get(_OFFSET_ORIGINAL)
+    except Exception:
+        return None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.strptime(stamp.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+        if isinstance(offset, str) and re.fullmatch(r"[+-]\d\d:\d\d", offset.strip("\x00 ")):
+            moment = datetime.fromisoformat(moment.isoformat() + offset.strip("\x00 "))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.year > 1900 else None

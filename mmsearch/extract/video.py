@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from PIL import Image
 
@@ -29,12 +30,14 @@ class Frame:
     t: float | None
     t_end: float | None
     image: Image.Image
+    taken: float | None = None  # when it was captured, seconds since the epoch, if known
 
 
 @dataclass(frozen=True)
 class Probe:
     duration: float | None
     has_video: bool
+    created: float | None = None  # the container's creation_time, when recorded
 
 
 @functools.cache
@@ -67,7 +70,20 @@ def probe(path: str, timeout: float = 60.0) -> Probe:
     m = _DURATION.search(stderr)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
     has_video = re.search(r"Stream #\S+.*: Video: (?!mjpeg.*attached pic)", stderr) is not None
-    return Probe(duration, has_video)
+    return Probe(duration, has_video, _creation_time(stderr))
+
+
+def _creation_time(stderr: str) -> float | None:
+    m = re.search(r"creation_time\s*:\s*(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?)", stderr)
+    if not m:
+        return None
+    try:
+        moment = datetime.fromisoformat(m[1].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() if moment.year > 1971 else None
 
 
 def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
@@ -88,7 +104,11 @@ def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
         raise ExtractError("no frames could be decoded")
     end = duration if duration and duration > frames[-1][0] else frames[-1][0]
     times = [t for t, _ in frames] + [end]
-    return [Frame(t, times[i + 1], image) for i, (t, image) in enumerate(frames)]
+    created = info.created
+    return [
+        Frame(t, times[i + 1], image, created + t if created else None)
+        for i, (t, image) in enumerate(frames)
+    ]
 
 
 def frame_at(path: str, t: float, size: int, timeout: float = 120.0) -> Image.Image:

@@ -1,0 +1,1 @@
+complete --command mmsearch --no-files --arguments "(env _MMSEARCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mmsearch)" --condition "env _MMSEARCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mmsearch"

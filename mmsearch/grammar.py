@@ -1,0 +1,102 @@
+"""The query language: text and image parts, each with a weight, added or subtracted.
+
+    ./beach.jpg + "at sunset" - people          rclip's grammar
+    2:"golden retriever" + 0.5:./pool.jpg       weights
+    "cat + dog - grass"                          the same in one argument
+
+A part is an image when it starts with `./`, `/` or `~`, or names an existing file;
+otherwise it is text. Words in a row without an operator between them are one text part.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from mmsearch.errors import UsageError
+from mmsearch.scan import normalize
+
+_OPERATOR = re.compile(r"\s+([+-])\s+")
+_WEIGHT = re.compile(r"^(\d+(?:\.\d+)?):(.+)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Part:
+    kind: str  # "text" or "image"
+    value: str  # the text, or the image's absolute path
+    weight: float  # negative for a subtracted part
+    at: float | None = None  # for a video: the moment, in seconds
+
+    def describe(self) -> str:
+        sign = "-" if self.weight < 0 else "+"
+        where = f" at {self.at:g} s" if self.at is not None else ""
+        return f"{sign} {abs(self.weight):g} x {self.kind} {self.value!r}{where}"
+
+
+def parse(tokens: Sequence[str]) -> list[Part]:
+    """Read a query given as command-line words (see the module docstring)."""
+    pieces: list[str] = []
+    for token in tokens:
+        if token in ("+", "-"):
+            pieces.append(token)
+        else:
+            pieces.extend(p for p in _OPERATOR.split(token) if p != "")
+    parts: list[Part] = []
+    sign, words = 1.0, []
+    for piece in [*pieces, "+"]:
+        if piece in ("+", "-"):
+            if not words:
+                if parts or piece == "+":
+                    raise UsageError("a query operator (+ or -) needs a part on each side")
+                sign = -1.0  # a leading "-": the first part is subtracted
+                continue
+            parts.append(_part(" ".join(words), sign))
+            sign, words = (1.0 if piece == "+" else -1.0), []
+        else:
+            words.append(piece)
+    if not parts:
+        raise UsageError("the query is empty")
+    return parts
+
+
+def _part(text: str, sign: float) -> Part:
+    weight = 1.0
+    if m := _WEIGHT.match(text):
+        weight, text = float(m[1]), m[2]
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    if not text:
+        raise UsageError("a query part is empty")
+    if text.startswith(("./", "/", "~")) or os.path.isfile(text):
+        path = normalize(text)
+        if not os.path.isfile(path):
+            raise UsageError(f"no such image: {text}")
+        return Part("image", path, sign * weight)
+    return Part("text", text, sign * weight)
+
+
+_DATE_FORMATS = (
+    "%Y",
+    "%Y-%m",
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+)
+
+
+def parse_date(text: str, option: str = "date") -> float:
+    """A calendar date or time in local time, as seconds since the epoch."""
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt).timestamp()
+        except ValueError:
+            continue
+    raise UsageError(
+        f"{option}: {text!r} is not a date (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+    )

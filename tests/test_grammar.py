@@ -1,0 +1,101 @@
+"""The query grammar: parts, operators, weights, image detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import make_image
+
+from mmsearch.errors import UsageError
+from mmsearch.grammar import Part, parse, parse_date
+
+
+def test_words_without_operators_are_one_text_part() -> None:
+    assert parse(["red", "car", "at", "night"]) == [Part("text", "red car at night", 1.0)]
+
+
+def test_plus_and_minus_tokens_split_parts() -> None:
+    assert parse(["beach", "+", "at sunset", "-", "people"]) == [
+        Part("text", "beach", 1.0),
+        Part("text", "at sunset", 1.0),
+        Part("text", "people", -1.0),
+    ]
+
+
+def test_operators_inside_one_argument_split_parts() -> None:
+    assert parse(["cat + dog - grass"]) == [
+        Part("text", "cat", 1.0),
+        Part("text", "dog", 1.0),
+        Part("text", "grass", -1.0),
+    ]
+
+
+def test_a_hyphenated_word_is_not_an_operator() -> None:
+    assert parse(["t-shirt + well-known"]) == [
+        Part("text", "t-shirt", 1.0),
+        Part("text", "well-known", 1.0),
+    ]
+
+
+def test_weights_scale_parts_and_keep_their_sign() -> None:
+    assert parse(['2:"golden retriever"', "-", "0.5:grass"]) == [
+        Part("text", "golden retriever", 2.0),
+        Part("text", "grass", -0.5),
+    ]
+
+
+def test_a_path_starting_with_dot_slash_is_an_image(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "beach photo.jpg", seed=1)
+    (part,) = parse(["./beach photo.jpg"])
+    assert part == Part("image", str(tmp_path / "beach photo.jpg"), 1.0)
+
+
+def test_an_existing_file_is_an_image_even_without_a_prefix(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_image(tmp_path / "pool.png", seed=1)
+    assert parse(["0.5:pool.png"])[0] == Part("image", str(tmp_path / "pool.png"), 0.5)
+
+
+def test_an_absolute_image_path_with_spaces_inside_one_argument(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "my photos" / "a b.jpg", seed=1)
+    assert parse([f"{image} + sunset"]) == [
+        Part("image", str(image), 1.0),
+        Part("text", "sunset", 1.0),
+    ]
+
+
+def test_a_missing_image_path_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no such image"):
+        parse(["./nope.jpg"])
+
+
+@pytest.mark.parametrize("tokens", [["cat", "+"], ["+", "cat"], ["cat", "+", "-", "dog"], []])
+def test_a_dangling_operator_or_empty_query_is_a_usage_error(tokens: list[str]) -> None:
+    with pytest.raises(UsageError):
+        parse(tokens)
+
+
+def test_a_leading_minus_subtracts_the_first_part() -> None:
+    assert parse(["-", "people", "+", "beach"])[0] == Part("text", "people", -1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("2024", "2024-01-01T00:00"),
+        ("2024-06", "2024-06-01T00:00"),
+        ("2024-06-15", "2024-06-15T00:00"),
+        ("2024-06-15T13:45", "2024-06-15T13:45"),
+    ],
+)
+def test_dates_are_read_in_local_time(text: str, iso: str) -> None:
+    from datetime import datetime
+
+    assert parse_date(text) == datetime.fromisoformat(iso).timestamp()
+
+
+def test_a_bad_date_names_the_option() -> None:
+    with pytest.raises(UsageError, match="--after"):
+        parse_date("yesterday", "--after")
