@@ -13,7 +13,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings, VideoOptions
+from mmsearch.config import (
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    DocumentOptions,
+    Settings,
+    VideoOptions,
+)
 from mmsearch.errors import MmsearchError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -83,6 +89,14 @@ Before = Annotated[str | None, typer.Option("--before", help="Taken before DATE.
 Explain = Annotated[bool, typer.Option("--explain", help="Show how the query was read.")]
 Preview = Annotated[
     bool, typer.Option("--preview", help="Inline thumbnails (kitty, iTerm2, WezTerm).")
+]
+Mode = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="auto, vector, text (full-text search) or hybrid (both, fused by rank).",
+        autocompletion=lambda: ["auto", "vector", "text", "hybrid"],
+    ),
 ]
 Moments = Annotated[
     bool, typer.Option("--moments", help="Every matching moment of a video, not just its best.")
@@ -156,13 +170,17 @@ def index(
     min_gap: Annotated[
         float, typer.Option("--min-gap", min=0.0, help="Fewest seconds between kept frames.")
     ] = VideoOptions.min_gap,
+    max_pages: Annotated[
+        int, typer.Option("--max-pages", min=1, help="Most pages read per PDF.")
+    ] = DocumentOptions.max_pages,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
 ) -> None:
     """Build or refresh the index of PATHS.
 
-    Photos and videos (keyframes, at their timestamps). Unchanged files are skipped, moved
+    Photos, videos (keyframes, at their timestamps) and documents (PDF pages and their text,
+    DOCX, text, Markdown, HTML). Unchanged files are skipped, moved
     or copied files reuse their vectors, vanished files leave the index.
     Example: mmsearch index ~/Photos --exclude 'raw/'
     """
@@ -178,6 +196,7 @@ def index(
             batch_size=batch_size,
             workers=workers,
             video=VideoOptions(max_frames=max_frames, min_gap=min_gap),
+            documents=DocumentOptions(max_pages=max_pages),
             progress=progress,
         )
     if not quiet:
@@ -268,6 +287,7 @@ def query(
     before: Before = None,
     min_score: MinScore = None,
     moments: Moments = False,
+    mode: Mode = "auto",
     explain: Explain = False,
     preview: Preview = False,
     db: Db = "",
@@ -292,7 +312,12 @@ def query(
     fmt = _output_format(json_, jsonl, paths, null)
     filters = _filters(within, kind, ext, after, before, min_score)
     results = search(
-        _settings(db, model, pretrained), query_parts, top=top, filters=filters, moments=moments
+        _settings(db, model, pretrained),
+        query_parts,
+        top=top,
+        filters=filters,
+        moments=moments,
+        mode=_mode(mode),
     )
     _show(results, fmt, preview)
 
@@ -325,6 +350,7 @@ def similar(
     before: Before = None,
     min_score: MinScore = None,
     moments: Moments = False,
+    mode: Mode = "auto",
     explain: Explain = False,
     preview: Preview = False,
     db: Db = "",
@@ -351,9 +377,20 @@ def similar(
     fmt = _output_format(json_, jsonl, paths, null)
     filters = _filters(within, kind, ext, after, before, min_score)
     results = search(
-        _settings(db, model, pretrained), query_parts, top=top, filters=filters, moments=moments
+        _settings(db, model, pretrained),
+        query_parts,
+        top=top,
+        filters=filters,
+        moments=moments,
+        mode=_mode(mode),
     )
     _show(results, fmt, preview)
+
+
+def _mode(mode: str) -> str:
+    if mode not in ("auto", "vector", "text", "hybrid"):
+        raise typer.BadParameter(f"--mode must be auto, vector, text or hybrid, not {mode!r}")
+    return mode
 
 
 def _filters(

@@ -79,3 +79,11 @@ class VideoOptions:
     max_interval: float = 30.0  # a frame at least this often, even in a static shot
     scene: float = 0.2  # scene-change score that makes a keyframe worth keeping
     timeout: float = 600.0  # seconds per ffmpeg pass: no single file can stall a run
+
+
+@dataclass(frozen=True)
+class DocumentOptions:
+    """How much of a document to read."""
+
+    max_pages: int = 1000  # per PDF; later pages are left out
+    render_pages: bool = True  # embed each PDF page's look, not just its words

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmsearch.config import Settings, VideoOptions, is_local_uri
+from mmsearch.config import DocumentOptions, Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch
 from mmsearch.scan import (
     FileEntry,
@@ -74,6 +74,7 @@ class IndexOptions:
     batch_size: int = 32
     workers: int = field(default_factory=lambda: default_workers())
     video: VideoOptions = field(default_factory=VideoOptions)
+    documents: DocumentOptions = field(default_factory=DocumentOptions)
 
 
 def index_paths(
@@ -84,12 +85,17 @@ def index_paths(
     batch_size: int = 32,
     workers: int | None = None,
     video: VideoOptions | None = None,
+    documents: DocumentOptions | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
     """Bring the index of `paths` up to date with the disk; they become indexed roots."""
     roots = sorted({normalize(p) for p in paths})
     options = IndexOptions(
-        excludes, batch_size, workers or default_workers(), video or VideoOptions()
+        excludes,
+        batch_size,
+        workers or default_workers(),
+        video or VideoOptions(),
+        documents or DocumentOptions(),
     )
     store = Store(settings.db)
     with store.writer_lock("index"):
@@ -203,6 +209,7 @@ class _Frame:
     t: float | None
     t_end: float | None
     taken: float | None
+    page: int | None
     pixels: Any  # the model's input tensor
 
 
@@ -211,6 +218,7 @@ class _Pixels:
     entry: FileEntry
     content_hash: str
     frames: list[_Frame]
+    texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
 
 
 class _Writer:
@@ -284,6 +292,7 @@ def _embed_all(
 
     def done(p: _Pixels, vectors: list[np.ndarray]) -> None:
         e = p.entry
+        mtime = e.mtime_ns / 1e9
         items = [
             Item(
                 e.path,
@@ -292,11 +301,33 @@ def _embed_all(
                 v,
                 f.t,
                 f.t_end,
+                f.page,
                 ext=ext_of(e.path),
-                taken=f.taken if f.taken is not None else e.mtime_ns / 1e9,
+                taken=f.taken if f.taken is not None else mtime,
             )
             for f, v in zip(p.frames, vectors, strict=True)
         ]
+        if p.texts:
+            model = embedder()
+            passages = [text for _, text in p.texts]
+            text_vectors = [
+                v
+                for i in range(0, len(passages), options.batch_size)
+                for v in model.embed_texts(passages[i : i + options.batch_size])
+            ]
+            items += [
+                Item(
+                    e.path,
+                    e.kind,
+                    p.content_hash,
+                    v,
+                    page=page,
+                    ext=ext_of(e.path),
+                    taken=mtime,
+                    text=text,
+                )
+                for (page, text), v in zip(p.texts, text_vectors, strict=True)
+            ]
         if was_ok[p.entry.path]:
             report.updated += 1
         else:
@@ -344,6 +375,7 @@ class _Batcher:
         self.queue.extend((vectors, f.pixels) for f in p.frames)
         while len(self.queue) >= self.size:
             self._embed(self.size)
+        self._release()  # a file with nothing to embed (a text document) is done at once
 
     def finish(self) -> None:
         while self.queue:
@@ -387,27 +419,36 @@ def _prepare(
                     ]
                     yield _Reused(entry, items)
                 else:
-                    future = pool.submit(_decode, entry, r.data, embedder, options.video)
+                    future = pool.submit(_decode, entry, r.digest, r.data, embedder, options)
                     decoding.append((entry, r.digest, future))
             del reads
             for entry, digest, future in decoding:
                 try:
-                    yield _Pixels(entry, digest, future.result())
+                    yield future.result()
                 except ExtractError as e:
                     yield _Failed(entry, str(e), digest)
 
 
 def _decode(
-    entry: FileEntry, data: bytes | None, model: Callable[[], Embedder], video: VideoOptions
-) -> list[_Frame]:
-    from mmsearch.extract import load_frames
+    entry: FileEntry,
+    digest: str,
+    data: bytes | None,
+    model: Callable[[], Embedder],
+    options: IndexOptions,
+) -> _Pixels:
+    from mmsearch.extract import load
 
     embedder = model()
-    frames = load_frames(entry.kind, entry.path, data, embedder.image_size, video)
+    size = embedder.image_size
+    loaded = load(entry.kind, entry.path, data, size, options.video, options.documents)
     try:
-        return [_Frame(f.t, f.t_end, f.taken, embedder.preprocess(f.image)) for f in frames]
+        frames = [
+            _Frame(f.t, f.t_end, f.taken, f.page, embedder.preprocess(f.image))
+            for f in loaded.frames
+        ]
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
+    return _Pixels(entry, digest, frames, loaded.texts)
 
 
 _DONE = object()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ class Hit:
     t: float | None = None
     t_end: float | None = None
     page: int | None = None
+    snippet: str | None = None  # for a document: the best matching passage
 
 
 # Adjacent frames of a video whose scores lie this close together form one moment.
@@ -71,13 +73,36 @@ def search(
     top: int = 10,
     filters: Filters = Filters(),
     moments: bool = False,
+    mode: str = "auto",
 ) -> list[Hit]:
     """The items closest to the composed query: each part embedded and L2-normalised, scaled
-    by its weight, summed, normalised again. Query images never answer themselves."""
+    by its weight, summed, normalised again. Query images never answer themselves.
+
+    `mode`: "vector" ranks every item by cosine similarity; "text" ranks passages by
+    full-text search (BM25); "hybrid" ranks pictures and passages as separate lists, adds
+    full-text search, and fuses the three by reciprocal rank, so that CLIP's high
+    text-to-text similarities cannot bury a well matching photo. "auto" is hybrid when the
+    query has words and the index has passages, else vector.
+    """
     coll = open_collection(settings)
-    vector = compose(settings, coll, parts)
+    words = " ".join(p.value for p in parts if p.kind == "text" and p.weight > 0)
+    if mode == "auto":
+        mode = "hybrid" if words and coll.has_text() else "vector"
+    if mode in ("text", "hybrid") and not words:
+        raise UsageError(f"--mode {mode} needs words in the query")
+    vector = compose(settings, coll, parts) if mode != "text" else None
     exclude = sorted({p.value for p in parts if p.kind == "image"})
-    return _search(coll, vector, top, filters, moments, exclude)
+    where = filters.where(exclude)
+    terms = [t.lower() for t in re.findall(r"\w+", words)]
+    limit = max(top * 2, top + 8)
+    while True:
+        rows, fetched = _ranked(coll, mode, vector, words, limit, where)
+        if filters.min_score is not None:
+            rows = [r for r in rows if _score(r) >= filters.min_score]
+        hits = group(rows, moments, terms)
+        if len(hits) >= top or fetched < limit:
+            return hits[:top]
+        limit *= 4
 
 
 def search_text(
@@ -168,30 +193,51 @@ def _embed_picture(
     return embedder.embed_images([pixels])[0]
 
 
-def _search(
+RRF_K = 60  # reciprocal rank fusion's damping constant (the usual value)
+
+
+def _ranked(
     coll: Collection,
-    vector: np.ndarray,
-    top: int,
-    filters: Filters,
-    moments: bool,
-    exclude: Sequence[str],
-) -> list[Hit]:
-    """Best files (or moments) first; fetches more rows until `top` are found or the index
-    runs out, since one video can fill many rows."""
-    where = filters.where(exclude)
-    limit = max(top * 2, top + 8)
-    while True:
+    mode: str,
+    vector: np.ndarray | None,
+    words: str,
+    limit: int,
+    where: str | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows best first with their `score`, and the length of the longest list fetched (when
+    shorter than `limit`, the index has nothing more to give)."""
+    if mode == "text":
+        rows = coll.text_search(words, limit, where)
+        return rows, len(rows)
+    assert vector is not None
+    if mode == "vector":
         rows = coll.search(vector, limit, where)
-        if filters.min_score is not None:
-            rows = [r for r in rows if _score(r) >= filters.min_score]
-        hits = group(rows, moments)
-        exhausted = len(rows) < limit
-        if len(hits) >= top or exhausted:
-            return hits[:top]
-        limit *= 4
+        return rows, len(rows)
+    both = f"({where}) AND " if where else ""
+    lists = [
+        coll.search(vector, limit, both + "text IS NULL"),  # pictures: photos, frames, pages
+        coll.search(vector, limit, both + "text IS NOT NULL"),  # passages, by meaning
+        coll.text_search(words, limit, where),  # passages, by their words
+    ]
+    return fuse(lists), max(len(rows) for rows in lists)
 
 
-def group(rows: list[dict[str, Any]], moments: bool = False) -> list[Hit]:
+def fuse(lists: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Reciprocal rank fusion; `score` becomes the fused score scaled to 0-1 (1: first in
+    every list), comparable within one query."""
+    fused: dict[tuple[Any, ...], dict[str, Any]] = {}
+    best = len(lists) / (RRF_K + 1)
+    for rows in lists:
+        for rank, row in enumerate(rows, 1):
+            key = (row["path"], row["t"], row["page"], row["text"])
+            entry = fused.setdefault(key, {**row, "score": 0.0})
+            entry["score"] += 1.0 / (RRF_K + rank) / best
+    return sorted(fused.values(), key=lambda r: -r["score"])
+
+
+def group(
+    rows: list[dict[str, Any]], moments: bool = False, terms: Sequence[str] = ()
+) -> list[Hit]:
     """One hit per file, at its best moment; with `moments`, every moment of every video.
 
     A moment is a run of adjacent kept frames (each frame stands for the time until the next
@@ -204,7 +250,9 @@ def group(rows: list[dict[str, Any]], moments: bool = False) -> list[Hit]:
     for path, found in by_path.items():
         if found[0]["t"] is None:
             r = found[0]
-            hits.append(Hit(path, r["kind"], _score(r), page=r["page"]))
+            passage = next((x["text"] for x in found if x.get("text")), None)
+            snippet = make_snippet(passage, terms) if passage else None
+            hits.append(Hit(path, r["kind"], _score(r), page=r["page"], snippet=snippet))
             continue
         runs = _moments(sorted(found, key=lambda r: r["t"]))
         hits.extend(runs if moments else runs[:1])
@@ -234,6 +282,22 @@ def _moments(frames: list[dict[str, Any]]) -> list[Hit]:
         for run in runs
     ]
     return sorted(hits, key=lambda h: -h.score)
+
+
+def make_snippet(passage: str, terms: Sequence[str], before: int = 8, after: int = 22) -> str:
+    """Up to 30 words of the passage around the first query word in it (title removed)."""
+    words = passage.partition(": ")[2].split() or passage.split()
+    at = next(
+        (
+            i
+            for i, w in enumerate(words)
+            if any(w.lower().strip(".,;:!?()\"'").startswith(t) for t in terms)
+        ),
+        0,
+    )
+    start = max(0, at - before)
+    shown = " ".join(words[start : at + after])
+    return ("… " if start else "") + shown + (" …" if at + after < len(words) else "")
 
 
 def _score(row: dict[str, Any]) -> float:

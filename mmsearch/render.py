@@ -82,7 +82,7 @@ def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
             f"{h.score:.3f} {_bar(h.score, worst, best)}",
             h.kind,
             _locator(h).strip(" @"),
-            _linked_path(h.path, path_width),
+            _path_cell(h, path_width),
         )
         if protocol:
             console.print(table)
@@ -108,6 +108,15 @@ def _linked_path(path: str, width: int) -> Text:
     if len(shown) > width:
         shown = "…" + shown[-(width - 1) :]
     return Text(shown, style=Style(link="file://" + quote(path)))
+
+
+def _path_cell(hit: Hit, width: int) -> Text:
+    cell = _linked_path(hit.path, width)
+    if hit.snippet:
+        snippet = Text(hit.snippet[: width * 2], style="dim")
+        cell.append("\n")
+        cell.append_text(snippet)
+    return cell
 
 
 def image_protocol(env: Mapping[str, str]) -> str | None:

@@ -20,6 +20,9 @@ VIDEO_EXTS = frozenset(
     | {".mts", ".m2ts", ".3gp", ".3g2", ".wmv", ".asf", ".flv", ".f4v", ".ogv", ".vob", ".mxf"}
     | {".divx", ".dv"}
 )
+DOCUMENT_EXTS = frozenset(
+    {".pdf", ".docx", ".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm"}
+)
 JUNK_NAMES = frozenset(
     {"Thumbs.db", "desktop.ini", "@eaDir", "node_modules", "$RECYCLE.BIN", "__pycache__"}
 )
@@ -72,12 +75,14 @@ def ext_of(path: str) -> str:
 
 
 def kind_of(path: str) -> str | None:
-    """ "image", "video", or None for a file mmsearch does not index."""
+    """The kind of media at `path` by its extension: image, video, document, or None."""
     ext = ext_of(path)
     if ext in IMAGE_EXTS:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
+    if ext in DOCUMENT_EXTS:
+        return "document"
     return None
 
 
@@ -242,7 +247,7 @@ def sampled_hash(f: BinaryIO, size: int) -> str:
     return "s" + h.hexdigest()
 
 
-MAX_IMAGE_BYTES = 512 << 20
+MAX_FILE_BYTES = 512 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +275,11 @@ def read_file(entry: FileEntry) -> FileRead:
                 return FileRead(digest=content_hash(b""), error="empty file (0 bytes)")
             if entry.kind == "video":
                 return FileRead(digest=sampled_hash(f, st.st_size))
-            if st.st_size > MAX_IMAGE_BYTES:
-                limit = MAX_IMAGE_BYTES >> 20
+            if st.st_size > MAX_FILE_BYTES:
+                limit = MAX_FILE_BYTES >> 20
                 reason = f"file too large ({st.st_size >> 20} MiB > {limit} MiB)"
                 return FileRead(digest=f"size:{st.st_size}", error=reason)
-            data = f.read(MAX_IMAGE_BYTES + 1)
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return FileRead(error="vanished before it could be read")
     except PermissionError:

@@ -31,6 +31,7 @@ _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 # Old versions are kept this long after a compaction, so a query that opened the table
 # just before it still finds its files.
 RETENTION = timedelta(minutes=10)
+_RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text"]
 _held_locks: set[str] = set()  # writer locks this process holds
 
 MODELS_SCHEMA = pa.schema(
@@ -67,6 +68,7 @@ def items_schema(dim: int) -> pa.Schema:
             ("t", pa.float64()),  # seconds into a video where this frame's scene starts ...
             ("t_end", pa.float64()),  # ... and where the next kept frame takes over
             ("page", pa.int32()),  # page of a document
+            ("text", pa.string()),  # a passage of a document; null for pictures
             ("ext", pa.string()),  # ".jpg": for --ext
             ("taken", pa.float64()),  # capture time (EXIF, video metadata, else mtime): --after
             ("content_hash", pa.string()),
@@ -96,6 +98,7 @@ class Item:
     page: int | None = None
     ext: str = ""
     taken: float | None = None
+    text: str | None = None
 
 
 def sql_str(value: str) -> str:
@@ -276,6 +279,7 @@ class Collection:
         self.info = info
         self.files = store._open(f"files_{info['key']}")
         self.items = store._open(f"items_{info['key']}")
+        self._text_index: bool | None = None
 
     @property
     def dim(self) -> int:
@@ -300,7 +304,7 @@ class Collection:
             rows = (
                 self.items.search()
                 .where(_in("content_hash", chunk))
-                .select(["content_hash", "kind", "t", "t_end", "page", "taken", "vector"])
+                .select(["content_hash", "kind", "t", "t_end", "page", "taken", "text", "vector"])
                 .limit(None)
                 .to_arrow()
                 .to_pylist()
@@ -316,6 +320,7 @@ class Collection:
                         t_end=r["t_end"],
                         page=r["page"],
                         taken=r["taken"],
+                        text=r["text"],
                     )
                 )
         return found
@@ -340,6 +345,8 @@ class Collection:
             self.items.delete(_in("path", chunk))
         if items:
             self.items.add(self._items_table(items))
+            if any(i.text for i in items):
+                self._ensure_text_index()
         now = time.time()
         rows = [{**f, "indexed_at": now} for f in files]
         (
@@ -358,6 +365,7 @@ class Collection:
                 "t": pa.array([i.t for i in items], pa.float64()),
                 "t_end": pa.array([i.t_end for i in items], pa.float64()),
                 "page": pa.array([i.page for i in items], pa.int32()),
+                "text": pa.array([i.text for i in items], pa.string()),
                 "ext": [i.ext for i in items],
                 "taken": pa.array([i.taken for i in items], pa.float64()),
                 "content_hash": [i.content_hash for i in items],
@@ -380,14 +388,44 @@ class Collection:
         return counts
 
     def search(self, vector: np.ndarray, limit: int, where: str | None) -> list[dict[str, Any]]:
+        """Nearest items by cosine similarity (`score`), best first."""
         query = self.items.search(vector.astype(np.float32)).distance_type("dot")
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(["path", "kind", "t", "t_end", "page", "_distance"]).limit(limit)
+        rows = query.select([*_RESULT_COLUMNS, "_distance"]).limit(limit)
         rows = rows.to_arrow().to_pylist()
         for r in rows:
             r["score"] = 1.0 - r.pop("_distance")
         return rows
+
+    def text_search(self, text: str, limit: int, where: str | None) -> list[dict[str, Any]]:
+        """Passages matching `text` by BM25 (`score`), best first; "quoted phrases" match
+        as phrases. Empty when nothing with text was ever indexed."""
+        if not self._has_text_index():
+            return []
+        query = self.items.search(text, query_type="fts")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select([*_RESULT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = r.pop("_score")
+        return rows
+
+    def has_text(self) -> bool:
+        """Whether any document passage was ever indexed here."""
+        return self._has_text_index()
+
+    def _has_text_index(self) -> bool:
+        if self._text_index is None:
+            self._text_index = any(i.columns == ["text"] for i in self.items.list_indices())
+        return self._text_index
+
+    def _ensure_text_index(self) -> None:
+        if not self._has_text_index():
+            from lancedb.index import FTS
+
+            self.items.create_index("text", config=FTS(with_position=True))
+            self._text_index = True
 
     def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Every item matching `where`: (path, kind, t) rows and their vectors as a matrix."""

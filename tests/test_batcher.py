@@ -20,7 +20,7 @@ class RecordingModel:
 
 
 def pixels(name: str, n: int, start: float = 0) -> _Pixels:
-    frames = [_Frame(float(i), float(i + 1), None, start + i) for i in range(n)]
+    frames = [_Frame(float(i), float(i + 1), None, None, start + i) for i in range(n)]
     return _Pixels(FileEntry(name, 1, 1, "video"), name, frames)
 
 

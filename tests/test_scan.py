@@ -14,7 +14,7 @@ def touch(path: Path, data: bytes = b"x") -> Path:
 
 
 def test_scan_finds_media_by_extension_case_insensitively(tmp_path: Path) -> None:
-    for name in ("a.JPG", "b.jpeg", "c.Png", "d.heic", "e.avif", "f.tiff", "g.txt"):
+    for name in ("a.JPG", "b.jpeg", "c.Png", "d.heic", "e.avif", "f.tiff", "g.xyz"):
         touch(tmp_path / name)
     found = scan([str(tmp_path)])
     assert sorted(Path(f.path).name for f in found.files) == [

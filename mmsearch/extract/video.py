@@ -31,6 +31,7 @@ class Frame:
     t_end: float | None
     image: Image.Image
     taken: float | None = None  # when it was captured, seconds since the epoch, if known
+    page: int | None = None  # for a rendered document page
 
 
 @dataclass(frozen=True)
