@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -29,8 +30,19 @@ def pick_device() -> str:
     return "cpu"
 
 
+class Embedder(Protocol):
+    """What indexing and queries need of a model: unit-length vectors in one shared space."""
+
+    dim: int
+    image_size: int  # pictures are handed to `preprocess` at least this large
+
+    def preprocess(self, image: Any) -> Any: ...
+    def embed_images(self, pixels: list[Any]) -> np.ndarray: ...
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
 @dataclass
-class Embedder:
+class ClipEmbedder:
     """One loaded open_clip model; thread-safe for `preprocess`, single caller for the rest."""
 
     model: Any
@@ -62,12 +74,25 @@ _cache: dict[tuple[str, str | None], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
+_factories: dict[str, Callable[[str], Embedder]] = {}
+
+
+def register_embedder(scheme: str, factory: Callable[[str], Embedder]) -> None:
+    """Make `--model SCHEME:...` load `factory(model_name)` instead of an open_clip model:
+    for plugins, and for tests that need embeddings whose geometry they control."""
+    _factories[scheme] = factory
+
+
 def load_embedder(settings: Settings) -> Embedder:
     """Load (once per process) the model named by `settings`, or say plainly how to get it."""
     key = (settings.model, settings.pretrained)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = _load(settings.model, settings.pretrained)
+            scheme = settings.model.split(":", 1)[0]
+            if scheme in _factories:
+                _cache[key] = _factories[scheme](settings.model)
+            else:
+                _cache[key] = _load(settings.model, settings.pretrained)
         return _cache[key]
 
 
@@ -101,7 +126,7 @@ def _load(model_name: str, pretrained: str | None) -> Embedder:
     image_size = size[0] if isinstance(size, tuple | list) else int(size)
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer(["probe"]).to(device)).shape[-1])
-    return Embedder(model, transform, tokenizer, device, dim, image_size)
+    return ClipEmbedder(model, transform, tokenizer, device, dim, image_size)
 
 
 def _resolve_pretrained(model_name: str, pretrained: str) -> tuple[str, dict[str, Any]]:

@@ -5,7 +5,8 @@
     "cat + dog - grass"                          the same in one argument
 
 A part is an image when it starts with `./`, `/` or `~`, or names an existing file;
-otherwise it is text. Words in a row without an operator between them are one text part.
+otherwise it is text. Words in a row without an operator between them are one text part; a
+part kept in quotes through the shell ('"quick brown fox"') is a phrase for full-text search.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ class Part:
     value: str  # the text, or the image's absolute path
     weight: float  # negative for a subtracted part
     at: float | None = None  # for a video: the moment, in seconds
+    phrase: bool = False  # text that was quoted: full-text search matches it as a phrase
+
+    @property
+    def words(self) -> str:
+        """The part as full-text search reads it."""
+        return f'"{self.value}"' if self.phrase else self.value
 
     def describe(self) -> str:
         sign = "-" if self.weight < 0 else "+"
@@ -67,7 +74,8 @@ def _part(text: str, sign: float) -> Part:
     if m := _WEIGHT.match(text):
         weight, text = float(m[1]), m[2]
     text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+    phrase = len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'"
+    if phrase:
         text = text[1:-1]
     if not text:
         raise UsageError("a query part is empty")
@@ -76,7 +84,7 @@ def _part(text: str, sign: float) -> Part:
         if not os.path.isfile(path):
             raise UsageError(f"no such image: {text}")
         return Part("image", path, sign * weight)
-    return Part("text", text, sign * weight)
+    return Part("text", text, sign * weight, phrase=phrase)
 
 
 _DATE_FORMATS = (

@@ -440,7 +440,12 @@ def _decode(
 
     embedder = model()
     size = embedder.image_size
-    loaded = load(entry.kind, entry.path, data, size, options.video, options.documents)
+    try:
+        loaded = load(entry.kind, entry.path, data, size, options.video, options.documents)
+    except ExtractError:
+        raise
+    except Exception as e:  # a decoder's bug on one hostile file must not end the run
+        raise ExtractError(f"cannot read {entry.kind}: {type(e).__name__}: {one_line(e)}") from None
     try:
         frames = [
             _Frame(f.t, f.t_end, f.taken, f.page, embedder.preprocess(f.image))

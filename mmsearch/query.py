@@ -85,7 +85,7 @@ def search(
     query has words and the index has passages, else vector.
     """
     coll = open_collection(settings)
-    words = " ".join(p.value for p in parts if p.kind == "text" and p.weight > 0)
+    words = " ".join(p.words for p in parts if p.kind == "text" and p.weight > 0)
     if mode == "auto":
         mode = "hybrid" if words and coll.has_text() else "vector"
     if mode in ("text", "hybrid") and not words:

@@ -175,3 +175,19 @@ def item_rows(path: str | Path) -> list[dict]:
     """The item rows of one file, in time order, straight from the store."""
     rows = [r for r in _table("items_").to_arrow().to_pylist() if r["path"] == str(path)]
     return sorted(rows, key=lambda r: r["t"] or 0)
+
+
+def make_pdf(path: Path, pages: list[str], images: dict[int, Path] | None = None) -> Path:
+    """A PDF with one text per page; `images` puts a picture filling page N (1-based)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for number, text in enumerate(pages, 1):
+        pdf.add_page()
+        if images and number in images:
+            pdf.image(str(images[number]), x=10, y=10, w=190)
+        pdf.multi_cell(0, 8, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

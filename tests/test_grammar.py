@@ -40,7 +40,7 @@ def test_a_hyphenated_word_is_not_an_operator() -> None:
 
 def test_weights_scale_parts_and_keep_their_sign() -> None:
     assert parse(['2:"golden retriever"', "-", "0.5:grass"]) == [
-        Part("text", "golden retriever", 2.0),
+        Part("text", "golden retriever", 2.0, phrase=True),
         Part("text", "grass", -0.5),
     ]
 

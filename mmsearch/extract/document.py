@@ -21,6 +21,7 @@ from mmsearch.errors import ExtractError
 from mmsearch.scan import one_line
 
 _PDFIUM = threading.Lock()
+_EMPTY_PAGE_TREE = re.compile(rb"/Count\s*0\s*/Kids\s*\[\s*\]|/Kids\s*\[\s*\]\s*/Count\s*0\b")
 MAX_DOCX_XML = 64 << 20  # uncompressed bytes of the main part: more is a zip bomb
 CHUNK_WORDS, CHUNK_OVERLAP = 120, 20
 
@@ -66,8 +67,12 @@ def decode_text(data: bytes) -> str:
             pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[: 1 << 20]).best()
-    return data.decode(best.encoding if best else "cp1252", errors="replace")
+    # Short texts fit several code pages equally well; Windows-1252 is by far the most
+    # common legacy one, so it wins whenever it fits at all.
+    matches = from_bytes(data[: 1 << 20])
+    encodings = [m.encoding for m in matches]
+    chosen = "cp1252" if "cp1252" in encodings or not encodings else encodings[0]
+    return data.decode(chosen, errors="replace")
 
 
 def _pdf(data: bytes, size: int, options: DocumentOptions) -> list[Page]:
@@ -77,9 +82,10 @@ def _pdf(data: bytes, size: int, options: DocumentOptions) -> list[Page]:
         try:
             doc = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as e:
-            message = str(e)
-            if "password" in message.lower():
+            if "password" in str(e).lower():
                 raise ExtractError("encrypted PDF (needs a password)") from None
+            if _EMPTY_PAGE_TREE.search(data[: 1 << 20]):  # PDFium refuses to open those
+                raise ExtractError("PDF has no pages") from None
             raise ExtractError(f"not a readable PDF: {one_line(e)}") from None
         try:
             count = len(doc)
