@@ -142,6 +142,80 @@ def startup_latency(env: dict[str, str], runs: int = 5) -> tuple[float, float]:
     return statistics.median(helps), statistics.median(completions)
 
 
+WORDS = [
+    "garden",
+    "rain",
+    "bridge",
+    "history",
+    "river",
+    "city",
+    "market",
+    "winter",
+    "summer",
+    "train",
+    "station",
+    "letter",
+    "museum",
+    "harbour",
+    "festival",
+    "mountain",
+    "forest",
+    "library",
+    "quarter",
+    "budget",
+    "meeting",
+]
+
+
+def make_documents(folder: Path, pages: int, files: int) -> Path:
+    """A `pages`-page PDF of paragraphs, plus `files` DOCX and `files` TXT documents."""
+    from fpdf import FPDF
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for _ in range(pages):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, " ".join(rng.choice(WORDS, 350)))
+    pdf.output(str(folder / "long.pdf"))
+    import docx
+
+    texts = folder / "texts"
+    texts.mkdir(exist_ok=True)
+    for i in range(files):
+        document = docx.Document()
+        for _ in range(5):
+            document.add_paragraph(" ".join(rng.choice(WORDS, 60)))
+        document.save(texts / f"note {i}.docx")
+        (texts / f"note {i}.txt").write_text(" ".join(rng.choice(WORDS, 300)))
+    return folder
+
+
+def document_rates(folder: Path, model: str, pretrained: str, batch: int) -> dict[str, float]:
+    """Pages/s of PDF text extraction, and of page rendering plus image embedding."""
+    from mmsearch.config import DocumentOptions, Settings
+    from mmsearch.embed import load_embedder
+    from mmsearch.extract.document import load_document
+
+    data = (folder / "long.pdf").read_bytes()
+    embedder = load_embedder(Settings(db="unused", model=model, pretrained=pretrained))
+    started = time.perf_counter()
+    pages = load_document(
+        "long.pdf", data, embedder.image_size, DocumentOptions(render_pages=False)
+    )
+    text_rate = len(pages) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    pages = load_document("long.pdf", data, embedder.image_size, DocumentOptions())
+    pixels = [embedder.preprocess(p.image) for p in pages]
+    for i in range(0, len(pixels), batch):
+        embedder.embed_images(pixels[i : i + batch])
+    return {
+        "pdf_text_pages_per_s": round(text_rate, 1),
+        "pdf_render_embed_pages_per_s": round(len(pages) / (time.perf_counter() - started), 2),
+    }
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MiB, stderr) of one process."""
     started = time.perf_counter()
@@ -189,6 +263,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--queries", type=int, default=3, help="cold query repetitions")
     ap.add_argument("--video-seconds", type=int, default=60, help="length of the 1080p video")
+    ap.add_argument("--pdf-pages", type=int, default=200)
+    ap.add_argument("--text-files", type=int, default=100, help="DOCX and TXT files each")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = ap.parse_args()
 
@@ -229,6 +305,10 @@ def main() -> None:
         video = HERE / "out" / f"video-1080p-{args.video_seconds}s.mp4"
         make_video(video, args.video_seconds)
         video_cpu, video_fpm = keyframe_cost(video, args.video_seconds, 256)
+        docs = make_documents(folder / "docs", args.pdf_pages, args.text_files)
+        doc_rates = document_rates(docs, args.model, pretrained, args.batch_size)
+        doc_env = {**env, "MMSEARCH_DB": str(folder / "doc-store")}
+        docs_wall, _, docs_summary = timed([*cli, "index", str(docs / "texts")], doc_env)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -251,6 +331,10 @@ def main() -> None:
         "completion_s": round(complete_s, 3),
         "video_keyframe_cpu_s_per_hour_1080p": round(video_cpu, 1),
         "video_frames_kept_per_minute": round(video_fpm, 1),
+        **doc_rates,
+        "docx_txt_index_wall_s": round(docs_wall, 2),
+        "docx_txt_docs_per_s": round(2 * args.text_files / docs_wall, 2),
+        "docx_txt_summary": docs_summary.strip().splitlines()[-1] if docs_summary else "",
     }
     if args.json:
         print(json.dumps(result, indent=2))
