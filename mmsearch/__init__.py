@@ -1,4 +1,5 @@
-"""mmsearch: search your own media with CLIP, from Python or the `mmsearch` command.
+"""mmsearch: search your own photos, videos and documents with CLIP, from Python or the
+`mmsearch` command.
 
     from mmsearch import Settings, index_paths, search_text
     index_paths(Settings(), ["~/Photos"])
@@ -18,9 +19,14 @@ _EXPORTS = {
     "index_paths": "mmsearch.index",
     "forget_paths": "mmsearch.index",
     "IndexReport": "mmsearch.index",
+    "search": "mmsearch.query",
     "search_text": "mmsearch.query",
     "search_image": "mmsearch.query",
+    "Filters": "mmsearch.query",
     "Hit": "mmsearch.query",
+    "parse": "mmsearch.grammar",
+    "find_dupes": "mmsearch.dupes",
+    "watch": "mmsearch.watch",
     "status": "mmsearch.status",
     "StatusReport": "mmsearch.status",
     "MmsearchError": "mmsearch.errors",

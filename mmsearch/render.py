@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from mmsearch.query import Hit
     from mmsearch.status import StatusReport
 
-FORMATS = ("table", "plain", "json", "jsonl", "paths", "nul")
 
 
 def hits(
