@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from mmsearch.status import StatusReport
 
 
-
 def hits(
     results: Sequence[Hit], fmt: str, out: TextIO | None = None, preview: bool = False
 ) -> None:
