@@ -494,6 +494,9 @@ def status(
         typer.echo(render.status_json(report))
     else:
         render.status_text(report)
+    if report.problem:
+        typer.echo(f"mmsearch: error: {report.problem}", err=True)
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmsearch.config import Settings
+from mmsearch.errors import StoreError
 from mmsearch.store import Store
 
 
@@ -25,20 +26,30 @@ class StatusReport:
     size_bytes: int | None = None
     last_update: float | None = None
     other_models: list[str] = field(default_factory=list)
+    problem: str | None = None  # why the store could not be read in full
 
 
 def status(settings: Settings) -> StatusReport:
-    """Read-only and model-free: never imports torch."""
-    store = Store(settings.db)
+    """Read-only and model-free: never imports torch. A damaged store gives what could be
+    read and the `problem`, never an exception."""
     report = StatusReport(settings.db, settings.model, settings.pretrained, indexed=False)
+    try:
+        _fill(report, settings)
+    except StoreError as e:
+        report.problem = str(e)
+    return report
+
+
+def _fill(report: StatusReport, settings: Settings) -> None:
+    store = Store(settings.db)
+    report.size_bytes = store.size_bytes()
     if not store.exists():
-        return report
+        return
     key = settings.model_key
     report.other_models = [_describe(m) for m in store.models() if m["key"] != key]
-    report.size_bytes = store.size_bytes()
     coll = store.collection(settings)
     if coll is None:
-        return report
+        return
     counts = coll.counts()
     failures = coll.failures()
     report.indexed = True
@@ -50,7 +61,6 @@ def status(settings: Settings) -> StatusReport:
     report.failures = failures
     report.files_failed = len(failures)
     report.last_update = coll.info["updated"]
-    return report
 
 
 def _describe(info: dict[str, Any]) -> str:

@@ -5,14 +5,15 @@ Only this module talks to LanceDB. Writers hold the store's advisory lock; reade
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ.setdefault("RUST_LOG", "error")  # lance logs routine warnings to stderr otherwise
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 from filelock import FileLock, Timeout
 
 from mmsearch.config import Settings, is_local_uri
-from mmsearch.errors import NoIndex, StoreBusy, StoreError
+from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError
 from mmsearch.scan import one_line
 
 MODELS = "models"
@@ -223,7 +224,11 @@ class Store:
     def models(self) -> list[dict[str, Any]]:
         if not self.exists():
             return []
-        return self._open(MODELS).to_arrow().to_pylist()
+        table = self._open(MODELS)
+        try:
+            return table.to_arrow().to_pylist()
+        except Exception as e:
+            raise damaged(self.uri, e) from None
 
     def collection(self, settings: Settings) -> Collection | None:
         """The tables of `settings`' model, or None if it has indexed nothing here."""
@@ -255,10 +260,7 @@ class Store:
         try:
             return self.db.open_table(name)
         except Exception as e:
-            raise StoreError(
-                f"store {self.uri} is damaged ({name}: {one_line(e)[:120]}); "
-                f"delete the folder and run `mmsearch index` again to rebuild it"
-            ) from None
+            raise damaged(self.uri, e) from None
 
     def size_bytes(self) -> int | None:
         if not is_local_uri(self.uri):
@@ -269,6 +271,32 @@ class Store:
                 with suppress(OSError):
                     total += os.lstat(os.path.join(folder, name)).st_size
         return total
+
+
+def damaged(uri: str, error: BaseException) -> StoreError:
+    return StoreError(
+        f"the store {uri} is damaged or unreadable ({one_line(error)[:150]}); move it aside "
+        "and run `mmsearch index` on your folders again to rebuild it"
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(method: F) -> F:
+    """LanceDB reports a damaged dataset (a missing data file, a cut manifest) as whatever
+    exception its layers raise: say it once, plainly, naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: Collection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except MmsearchError:
+            raise
+        except Exception as e:
+            raise damaged(self.store.uri, e) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Collection:
@@ -285,6 +313,7 @@ class Collection:
     def dim(self) -> int:
         return int(self.info["dim"])
 
+    @_guarded
     def records_under(self, roots: Sequence[str]) -> dict[str, FileRecord]:
         table = (
             self.files.search()
@@ -297,6 +326,7 @@ class Collection:
         cols = [table[c].to_pylist() for c in names]
         return {p: FileRecord(s, m, h, st) for p, s, m, h, st in zip(*cols, strict=True)}
 
+    @_guarded
     def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
         """Stored embeddings of these contents, so a moved or copied file is not re-embedded."""
         found: dict[str, list[Item]] = {}
@@ -325,6 +355,7 @@ class Collection:
                 )
         return found
 
+    @_guarded
     def stored_vector(self, path: str, size: int, mtime_ns: int) -> np.ndarray | None:
         """The embedding of an indexed, unchanged single-item file (an image), if any."""
         current = self.files.count_rows(
@@ -337,6 +368,7 @@ class Collection:
         rows = rows.to_arrow()["vector"].to_pylist()
         return np.asarray(rows[0], np.float32) if rows else None
 
+    @_guarded
     def write(self, items: Sequence[Item], files: Sequence[dict[str, Any]]) -> None:
         """Replace the items of these files, then record the files: the files row is written
         last, so a run killed in between redoes the file instead of trusting half a write."""
@@ -374,11 +406,13 @@ class Collection:
             schema=items_schema(self.dim),
         )
 
+    @_guarded
     def remove(self, paths: Sequence[str]) -> None:
         for chunk in _chunks(list(paths)):
             self.items.delete(_in("path", chunk))
             self.files.delete(_in("path", chunk))
 
+    @_guarded
     def remove_subtrees(self, paths: Sequence[str]) -> tuple[int, int]:
         """Forget everything at or beneath `paths`; returns (files, items) removed."""
         where = subtree_filter(paths)
@@ -387,6 +421,7 @@ class Collection:
         self.files.delete(where)
         return counts
 
+    @_guarded
     def search(self, vector: np.ndarray, limit: int, where: str | None) -> list[dict[str, Any]]:
         """Nearest items by cosine similarity (`score`), best first."""
         query = self.items.search(vector.astype(np.float32)).distance_type("dot")
@@ -398,6 +433,7 @@ class Collection:
             r["score"] = 1.0 - r.pop("_distance")
         return rows
 
+    @_guarded
     def text_search(self, text: str, limit: int, where: str | None) -> list[dict[str, Any]]:
         """Passages matching `text` by BM25 (`score`), best first; "quoted phrases" match
         as phrases. Empty when nothing with text was ever indexed."""
@@ -411,6 +447,7 @@ class Collection:
             r["score"] = r.pop("_score")
         return rows
 
+    @_guarded
     def has_text(self) -> bool:
         """Whether any document passage was ever indexed here."""
         return self._has_text_index()
@@ -427,6 +464,7 @@ class Collection:
             self.items.create_index("text", config=FTS(with_position=True))
             self._text_index = True
 
+    @_guarded
     def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Every item matching `where`: (path, kind, t) rows and their vectors as a matrix."""
         table = self.items.search().where(where).select(["path", "kind", "t", "vector"])
@@ -435,6 +473,7 @@ class Collection:
         rows = table.select(["path", "kind", "t"]).to_pylist()
         return rows, matrix.reshape(len(rows), self.dim).astype(np.float32, copy=False)
 
+    @_guarded
     def set_roots(self, roots: Sequence[str]) -> None:
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
         models = self.store._open(MODELS)
@@ -446,10 +485,12 @@ class Collection:
         )
         self.info = info
 
+    @_guarded
     def failures(self) -> list[dict[str, str]]:
         table = self.files.search().where("status != 'ok'").select(["path", "reason"])
         return sorted(table.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
 
+    @_guarded
     def counts(self) -> dict[str, Any]:
         items = {k: self.items.count_rows(f"kind = {sql_str(k)}") for k in KINDS}
         files = {k: self.files.count_rows(f"kind = {sql_str(k)} AND status = 'ok'") for k in KINDS}
@@ -460,6 +501,7 @@ class Collection:
             "items_by_kind": {k: n for k, n in items.items() if n},
         }
 
+    @_guarded
     def optimize(self) -> None:
         """Compact the many small versions a run leaves behind; they slow every search."""
         for table in (self.items, self.files):
