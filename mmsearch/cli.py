@@ -90,6 +90,17 @@ Explain = Annotated[bool, typer.Option("--explain", help="Show how the query was
 Preview = Annotated[
     bool, typer.Option("--preview", help="Inline thumbnails (kitty, iTerm2, WezTerm).")
 ]
+Ocr = Annotated[
+    str,
+    typer.Option(
+        "--ocr",
+        help="Read words in pictures: auto (likely ones), always, never. Needs mmsearch[ocr].",
+        autocompletion=lambda: ["auto", "always", "never"],
+    ),
+]
+OcrVideo = Annotated[
+    int, typer.Option("--ocr-video", min=0, help="Video frames per video to read words in.")
+]
 Mode = Annotated[
     str,
     typer.Option(
@@ -173,6 +184,8 @@ def index(
     max_pages: Annotated[
         int, typer.Option("--max-pages", min=1, help="Most pages read per PDF.")
     ] = DocumentOptions.max_pages,
+    ocr: Ocr = "auto",
+    ocr_video: OcrVideo = 0,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
@@ -197,6 +210,8 @@ def index(
             workers=workers,
             video=VideoOptions(max_frames=max_frames, min_gap=min_gap),
             documents=DocumentOptions(max_pages=max_pages),
+            ocr=_ocr_mode(ocr),
+            ocr_video_frames=ocr_video,
             progress=progress,
         )
     if not quiet:
@@ -220,6 +235,8 @@ def watch(
         float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls.")
     ] = 2.0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No output.")] = False,
+    ocr: Ocr = "auto",
+    ocr_video: OcrVideo = 0,
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
@@ -255,7 +272,7 @@ def watch(
         follow(
             _settings(db, model, pretrained),
             [str(p) for p in paths],
-            IndexOptions(excludes=exclude or []),
+            IndexOptions(excludes=exclude or [], ocr=_ocr_mode(ocr), ocr_video_frames=ocr_video),
             WatchOptions(poll=poll, poll_interval=poll_interval),
             stop,
             on_batch,
@@ -385,6 +402,12 @@ def similar(
         mode=_mode(mode),
     )
     _show(results, fmt, preview)
+
+
+def _ocr_mode(mode: str) -> str:
+    if mode not in ("auto", "always", "never"):
+        raise typer.BadParameter(f"--ocr must be auto, always or never, not {mode!r}")
+    return mode
 
 
 def _mode(mode: str) -> str:
@@ -550,7 +573,7 @@ class _progress:
         )
 
         self.bar = Progress(
-            TextColumn("indexing"),
+            TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -561,12 +584,14 @@ class _progress:
         self.bar.__enter__()
         return self
 
-    def start(self, total: int) -> None:
-        self.task = self.bar.add_task("index", total=total, rate="")
+    def start(self, total: int, label: str = "indexing") -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(label, total=total, rate="")
 
     def advance(self, n: int = 1) -> None:
         self.bar.advance(self.task, n)
-        speed = self.bar.tasks[0].speed
+        speed = next(t.speed for t in self.bar.tasks if t.id == self.task)
         self.bar.update(self.task, rate=f"{speed:.1f} files/s" if speed else "")
 
     def __exit__(self, *exc: Any) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from mmsearch.config import DocumentOptions, Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch
+from mmsearch.ocr import OcrReport, ocr_pass
 from mmsearch.scan import (
     FileEntry,
     ext_of,
@@ -42,7 +43,7 @@ FLUSH_SECONDS = 5.0  # ... or this often, whichever comes first
 
 
 class Progress(Protocol):
-    def start(self, total: int) -> None: ...
+    def start(self, total: int, label: str = "indexing") -> None: ...
     def advance(self, n: int = 1) -> None: ...
 
 
@@ -56,6 +57,7 @@ class IndexReport:
     failed: int = 0
     unsupported: int = 0
     frames: int = 0  # video frames embedded
+    ocr: OcrReport = field(default_factory=OcrReport)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -75,6 +77,8 @@ class IndexOptions:
     workers: int = field(default_factory=lambda: default_workers())
     video: VideoOptions = field(default_factory=VideoOptions)
     documents: DocumentOptions = field(default_factory=DocumentOptions)
+    ocr: str = "auto"  # auto, always or never: see mmsearch.ocr
+    ocr_video_frames: int = 0  # frames per video the OCR pass may read (0: none)
 
 
 def index_paths(
@@ -86,6 +90,8 @@ def index_paths(
     workers: int | None = None,
     video: VideoOptions | None = None,
     documents: DocumentOptions | None = None,
+    ocr: str = "auto",
+    ocr_video_frames: int = 0,
     progress: Progress | None = None,
 ) -> IndexReport:
     """Bring the index of `paths` up to date with the disk; they become indexed roots."""
@@ -96,6 +102,8 @@ def index_paths(
         workers or default_workers(),
         video or VideoOptions(),
         documents or DocumentOptions(),
+        ocr,
+        ocr_video_frames,
     )
     store = Store(settings.db)
     with store.writer_lock("index"):
@@ -163,7 +171,10 @@ def sync(
     if vanished:
         coll.remove(vanished)
         report.removed = len(vanished)
-    if optimize and (writer.wrote or vanished):
+    report.ocr = ocr_pass(
+        coll, list(paths), embedder, options.ocr, options.ocr_video_frames, progress
+    )
+    if optimize and (writer.wrote or vanished or report.ocr.text):
         coll.optimize()
     report.seconds = time.monotonic() - started
     return report

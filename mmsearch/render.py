@@ -220,6 +220,13 @@ def index_summary(report: IndexReport, console: Console) -> None:
         f"in {r.seconds:.1f} s{rate}",
         markup=False,
     )
+    o = r.ocr
+    if o.text or o.none or o.failed:
+        console.print(
+            f"OCR: words in {o.text} files, none in {o.none}, {o.skipped} skipped, "
+            f"{o.failed} failed in {o.seconds:.1f} s",
+            markup=False,
+        )
     for path, reason in r.failures[:10]:
         console.print(f"failed: {path}: {reason}", markup=False, style="yellow")
     if len(r.failures) > 10:
@@ -267,6 +274,7 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
             ),
             ("items", f"{report.items}{_by_kind(report.items_by_kind)}"),
             ("updated", _iso(report.last_update, sep=" ") or "-"),
+            ("ocr", _ocr_line(report)),
         ]
     if report.other_models:
         rows.append(("also", "\n".join(report.other_models)))
@@ -280,6 +288,20 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         console.print("failed files:", style="bold")
         for f in report.failures:
             console.print(f"  {f['path']}: {f['reason']}", markup=False, soft_wrap=True)
+
+
+def _ocr_line(report: StatusReport) -> str:
+    if not report.ocr_available:
+        return "not installed (pip install 'mmsearch[ocr]' to read words in pictures)"
+    names = {
+        "text": "with words",
+        "none": "without",
+        "skipped": "skipped",
+        "failed": "failed",
+        "pending": "pending",
+    }
+    parts = [f"{report.ocr[k]} {label}" for k, label in names.items() if report.ocr.get(k)]
+    return ", ".join(parts) or "-"
 
 
 def _by_kind(counts: dict[str, int]) -> str:

@@ -26,6 +26,8 @@ class StatusReport:
     size_bytes: int | None = None
     last_update: float | None = None
     other_models: list[str] = field(default_factory=list)
+    ocr: dict[str, int] = field(default_factory=dict)  # files by OCR outcome
+    ocr_available: bool = False
     problem: str | None = None  # why the store could not be read in full
 
 
@@ -33,6 +35,9 @@ def status(settings: Settings) -> StatusReport:
     """Read-only and model-free: never imports torch. A damaged store gives what could be
     read and the `problem`, never an exception."""
     report = StatusReport(settings.db, settings.model, settings.pretrained, indexed=False)
+    from mmsearch.ocr import available
+
+    report.ocr_available = available()
     try:
         _fill(report, settings)
     except StoreError as e:
@@ -61,6 +66,7 @@ def _fill(report: StatusReport, settings: Settings) -> None:
     report.failures = failures
     report.files_failed = len(failures)
     report.last_update = coll.info["updated"]
+    report.ocr = coll.ocr_counts()
 
 
 def _describe(info: dict[str, Any]) -> str:

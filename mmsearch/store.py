@@ -57,6 +57,9 @@ FILES_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("items", pa.int32()),
         ("indexed_at", pa.float64()),
+        # The OCR pass: null (pending), "text", "none" (no words found), "skipped" (the
+        # selector saw no sign of text), or "error: reason".
+        ("ocr", pa.string()),
     ]
 )
 
@@ -70,6 +73,7 @@ def items_schema(dim: int) -> pa.Schema:
             ("t_end", pa.float64()),  # ... and where the next kept frame takes over
             ("page", pa.int32()),  # page of a document
             ("text", pa.string()),  # a passage of a document; null for pictures
+            ("origin", pa.string()),  # "ocr" for words read off a picture, else empty
             ("ext", pa.string()),  # ".jpg": for --ext
             ("taken", pa.float64()),  # capture time (EXIF, video metadata, else mtime): --after
             ("content_hash", pa.string()),
@@ -100,6 +104,7 @@ class Item:
     ext: str = ""
     taken: float | None = None
     text: str | None = None
+    origin: str = ""
 
 
 def sql_str(value: str) -> str:
@@ -334,7 +339,19 @@ class Collection:
             rows = (
                 self.items.search()
                 .where(_in("content_hash", chunk))
-                .select(["content_hash", "kind", "t", "t_end", "page", "taken", "text", "vector"])
+                .select(
+                    [
+                        "content_hash",
+                        "kind",
+                        "t",
+                        "t_end",
+                        "page",
+                        "taken",
+                        "text",
+                        "origin",
+                        "vector",
+                    ]
+                )
                 .limit(None)
                 .to_arrow()
                 .to_pylist()
@@ -351,6 +368,7 @@ class Collection:
                         page=r["page"],
                         taken=r["taken"],
                         text=r["text"],
+                        origin=r["origin"] or "",
                     )
                 )
         return found
@@ -398,6 +416,7 @@ class Collection:
                 "t_end": pa.array([i.t_end for i in items], pa.float64()),
                 "page": pa.array([i.page for i in items], pa.int32()),
                 "text": pa.array([i.text for i in items], pa.string()),
+                "origin": [i.origin for i in items],
                 "ext": [i.ext for i in items],
                 "taken": pa.array([i.taken for i in items], pa.float64()),
                 "content_hash": [i.content_hash for i in items],
@@ -472,6 +491,48 @@ class Collection:
         matrix = table["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
         rows = table.select(["path", "kind", "t"]).to_pylist()
         return rows, matrix.reshape(len(rows), self.dim).astype(np.float32, copy=False)
+
+    @_guarded
+    def ocr_pending(self, paths: Sequence[str], kinds: Sequence[str]) -> list[dict[str, Any]]:
+        """Indexed files under `paths` the OCR pass has not looked at yet."""
+        where = (
+            f"{subtree_filter(paths)} AND status = 'ok' AND ocr IS NULL AND "
+            f"kind IN ({', '.join(sql_str(k) for k in kinds)})"
+        )
+        rows = self.files.search().where(where)
+        rows = rows.select(["path", "kind", "mtime_ns", "content_hash"])
+        return sorted(rows.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
+
+    @_guarded
+    def pictures_of(self, path: str) -> list[dict[str, Any]]:
+        """A file's picture rows (frames, pages) and whether each page has a text layer."""
+        rows = self.items.search().where(f"path = {sql_str(path)}")
+        rows = rows.select(["t", "page", "text", "origin"]).limit(None).to_arrow().to_pylist()
+        return rows
+
+    @_guarded
+    def write_ocr(self, items: Sequence[Item], outcomes: dict[str, str]) -> None:
+        """Replace the OCR rows of these files, then record each file's outcome: killed in
+        between, the pass simply reads those files again."""
+        paths = list(outcomes)
+        for chunk in _chunks(paths):
+            self.items.delete(f"{_in('path', chunk)} AND origin = 'ocr'")
+        if items:
+            self.items.add(self._items_table(items))
+            self._ensure_text_index()
+        for outcome in sorted(set(outcomes.values())):
+            done = [p for p in paths if outcomes[p] == outcome]
+            for chunk in _chunks(done):
+                self.files.update(where=_in("path", chunk), values={"ocr": outcome})
+
+    @_guarded
+    def ocr_counts(self) -> dict[str, int]:
+        rows = self.files.search().where("status = 'ok'").select(["ocr"]).limit(None)
+        counts: dict[str, int] = {}
+        for value in rows.to_arrow()["ocr"].to_pylist():
+            key = "pending" if value is None else "failed" if value.startswith("error") else value
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     @_guarded
     def set_roots(self, roots: Sequence[str]) -> None:

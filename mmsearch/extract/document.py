@@ -109,6 +109,23 @@ def _pdf(data: bytes, size: int, options: DocumentOptions) -> list[Page]:
             doc.close()
 
 
+def render_page(data: bytes, number: int, max_side: int) -> Image.Image:
+    """One PDF page (1-based) rendered with its long side `max_side` pixels, for OCR."""
+    import pypdfium2 as pdfium
+
+    with _PDFIUM:
+        doc = pdfium.PdfDocument(data)
+        try:
+            page = doc[number - 1]
+            try:
+                width, height = page.get_size()
+                return page.render(scale=max_side / max(width, height, 1)).to_pil().convert("RGB")
+            finally:
+                page.close()
+        finally:
+            doc.close()
+
+
 def _render(page: object, size: int) -> Image.Image:
     """The page fitted, not cropped, into a white square of the model's size."""
     width, height = page.get_size()  # type: ignore[attr-defined]

@@ -1,0 +1,162 @@
+"""The OCR pass: words in screenshots, scans and video frames reach full-text search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import ffmpeg, file_rows, make_pdf, query_json, run
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data
+
+pytest.importorskip("rapidocr")
+
+
+def render_screen(
+    words: str, size: tuple[int, int] = (900, 260), dark: bool = False
+) -> Image.Image:
+    """Text on a plain window, as in a screenshot of an error message (light or dark mode)."""
+    background, ink = ((30, 30, 30), (225, 225, 225)) if dark else ((245, 245, 245), (20, 20, 20))
+    img = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, 0, size[0], 30], fill=(60, 60, 90))
+    draw.text((30, 90), words, fill=ink, font=ImageFont.load_default(size=44))
+    return img
+
+
+def screenshot(path: Path, words: str, size: tuple[int, int] = (900, 260)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render_screen(words, size).save(path)
+    return path
+
+
+def index(folder: Path, *args: str) -> str:
+    result = run("index", *args, str(folder))
+    assert result.exit_code == 0, result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    folder = tmp_path / "mixed"
+    screenshot(folder / "error.png", "Segfault in module flamingo")
+    screenshot(folder / "receipt.png", "Invoice 4711 total 99.50")
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(data, name)()).save(folder.joinpath(f"{name}.jpg"))
+    return folder
+
+
+def test_words_in_a_screenshot_are_found_by_a_word_query(mixed: Path) -> None:
+    index(mixed)
+    best = query_json("flamingo", "--mode", "text")[0]
+    assert best["path"] == str(mixed / "error.png")
+    assert "flamingo" in best["snippet"].lower()
+
+
+def test_hybrid_queries_find_screenshots_by_their_words(mixed: Path) -> None:
+    index(mixed)
+    assert query_json("invoice 4711")[0]["path"] == str(mixed / "receipt.png")
+
+
+def test_the_selector_reads_screenshots_and_skips_photos(mixed: Path) -> None:
+    stderr = index(mixed)
+    assert "OCR: words in 2 files, none in 0, 3 skipped, 0 failed" in stderr
+    status = json.loads(run("status", "--json").stdout)
+    assert status["ocr"] == {"text": 2, "skipped": 3}
+
+
+def test_always_reads_every_picture(mixed: Path) -> None:
+    stderr = index(mixed, "--ocr", "always")
+    assert "0 skipped" in stderr
+
+
+def test_never_leaves_pictures_unread_and_a_later_run_resumes(mixed: Path) -> None:
+    index(mixed, "--ocr", "never")
+    assert json.loads(run("status", "--json").stdout)["ocr"] == {"pending": 5}
+    assert query_json("flamingo", "--mode", "text") == []
+    stderr = index(mixed)
+    assert "0 new, 0 updated, 0 reused, 5 unchanged" in stderr
+    assert query_json("flamingo", "--mode", "text")[0]["path"] == str(mixed / "error.png")
+
+
+def test_a_scanned_pdf_page_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "scans"
+    scan = screenshot(tmp_path / "scan.png", "Letter from the harbourmaster", (1000, 300))
+    make_pdf(
+        folder / "letter.pdf", ["A typed first page about nothing much.", ""], images={2: scan}
+    )
+    index(folder)
+    best = query_json("harbourmaster", "--mode", "text")[0]
+    assert (best["path"], best["page"]) == (str(folder / "letter.pdf"), 2)
+
+
+def test_words_in_video_frames_are_read_when_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "video"
+    folder.mkdir()
+    slide = screenshot(tmp_path / "slide.png", "Quarterly review penguin")
+    ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(slide),
+        "-t",
+        "2",
+        "-r",
+        "5",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        str(folder / "talk.mp4"),
+    )
+    index(folder)
+    assert query_json("penguin", "--mode", "text") == []  # off by default
+    (folder / "talk.mp4").touch()
+    index(folder, "--ocr-video", "3")
+    best = query_json("penguin", "--mode", "text")[0]
+    assert (best["path"], best["t"]) == (str(folder / "talk.mp4"), 0.0)
+
+
+def test_an_ocr_engine_failure_is_recorded_and_the_run_goes_on(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mmsearch.ocr
+
+    def broken(image: Image.Image) -> str:
+        raise RuntimeError("onnxruntime fell over")
+
+    monkeypatch.setattr(mmsearch.ocr, "read_words", broken)
+    stderr = index(mixed)
+    assert "2 failed" in stderr
+    assert file_rows()[str(mixed / "error.png")]["ocr"].startswith("error: RuntimeError")
+
+
+def test_the_selector_skips_real_photos() -> None:
+    from mmsearch.ocr import looks_like_text
+
+    photos = (
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "camera",
+        "coins",
+        "moon",
+        "immunohistochemistry",
+        "logo",
+        "retina",
+        "colorwheel",
+    )
+    assert [n for n in photos if looks_like_text(Image.fromarray(getattr(data, n)()))] == []
+
+
+def test_the_selector_reads_scans_and_screens() -> None:
+    from mmsearch.ocr import looks_like_text
+
+    assert looks_like_text(Image.fromarray(data.page()))  # a real scanned page
+    assert looks_like_text(render_screen("light mode error"))
+    assert looks_like_text(render_screen("dark mode error", dark=True))
