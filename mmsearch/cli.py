@@ -90,6 +90,11 @@ Explain = Annotated[bool, typer.Option("--explain", help="Show how the query was
 Preview = Annotated[
     bool, typer.Option("--preview", help="Inline thumbnails (kitty, iTerm2, WezTerm).")
 ]
+MaxFrames = Annotated[int, typer.Option("--max-frames", min=1, help="Most frames kept per video.")]
+MinGap = Annotated[
+    float, typer.Option("--min-gap", min=0.0, help="Fewest seconds between kept frames.")
+]
+MaxPages = Annotated[int, typer.Option("--max-pages", min=1, help="Most pages read per PDF.")]
 Ocr = Annotated[
     str,
     typer.Option(
@@ -175,15 +180,9 @@ def index(
         int | None, typer.Option("--workers", min=1, help="Decode threads [default: cores, ≤4].")
     ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no summary.")] = False,
-    max_frames: Annotated[
-        int, typer.Option("--max-frames", min=1, help="Most frames kept per video.")
-    ] = VideoOptions.max_frames,
-    min_gap: Annotated[
-        float, typer.Option("--min-gap", min=0.0, help="Fewest seconds between kept frames.")
-    ] = VideoOptions.min_gap,
-    max_pages: Annotated[
-        int, typer.Option("--max-pages", min=1, help="Most pages read per PDF.")
-    ] = DocumentOptions.max_pages,
+    max_frames: MaxFrames = VideoOptions.max_frames,
+    min_gap: MinGap = VideoOptions.min_gap,
+    max_pages: MaxPages = DocumentOptions.max_pages,
     ocr: Ocr = "auto",
     ocr_video: OcrVideo = 0,
     db: Db = "",
@@ -235,6 +234,9 @@ def watch(
         float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls.")
     ] = 2.0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No output.")] = False,
+    max_frames: MaxFrames = VideoOptions.max_frames,
+    min_gap: MinGap = VideoOptions.min_gap,
+    max_pages: MaxPages = DocumentOptions.max_pages,
     ocr: Ocr = "auto",
     ocr_video: OcrVideo = 0,
     db: Db = "",
@@ -272,7 +274,13 @@ def watch(
         follow(
             _settings(db, model, pretrained),
             [str(p) for p in paths],
-            IndexOptions(excludes=exclude or [], ocr=_ocr_mode(ocr), ocr_video_frames=ocr_video),
+            IndexOptions(
+                excludes=exclude or [],
+                video=VideoOptions(max_frames=max_frames, min_gap=min_gap),
+                documents=DocumentOptions(max_pages=max_pages),
+                ocr=_ocr_mode(ocr),
+                ocr_video_frames=ocr_video,
+            ),
             WatchOptions(poll=poll, poll_interval=poll_interval),
             stop,
             on_batch,

@@ -191,3 +191,36 @@ def make_pdf(path: Path, pages: list[str], images: dict[int, Path] | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
     return path
+
+
+def make_one_keyframe_video(path: Path, seconds: int = 600, rate: int = 2) -> Path:
+    """A long video with a single keyframe (a screen recording's GOP), tiny and quick."""
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s=96x64:d={seconds}:r={rate}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-x264-params",
+        "keyint=100000:min-keyint=100000:scenecut=0",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
+    return path
+
+
+def make_encrypted_pdf(path: Path) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(text="secret")
+    pdf.set_encryption(owner_password="owner", user_password="user")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

@@ -8,7 +8,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import file_rows, item_rows, make_image, make_pdf, query_json, run
+from helpers import (
+    file_rows,
+    item_rows,
+    make_encrypted_pdf,
+    make_image,
+    make_pdf,
+    query_json,
+    run,
+)
 from PIL import Image
 from skimage import data
 
@@ -193,16 +201,8 @@ def test_bad_documents_get_a_reason_and_the_run_goes_on(
 
 
 def test_an_encrypted_pdf_is_recorded(tmp_path: Path) -> None:
-    from fpdf import FPDF
-
     folder = tmp_path / "locked"
-    folder.mkdir()
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    pdf.cell(text="secret")
-    pdf.set_encryption(owner_password="owner", user_password="user")
-    pdf.output(str(folder / "locked.pdf"))
+    make_encrypted_pdf(folder / "locked.pdf")
     index(folder)
     assert reason(folder / "locked.pdf") == "encrypted PDF (needs a password)"
 

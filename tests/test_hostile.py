@@ -13,7 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ffmpeg, file_rows, item_paths, make_image, make_pdf, make_video, run
+from helpers import (
+    ffmpeg,
+    file_rows,
+    item_paths,
+    make_encrypted_pdf,
+    make_image,
+    make_one_keyframe_video,
+    make_pdf,
+    make_video,
+    run,
+)
 from PIL import Image
 from test_bad_input import png_declaring
 from test_documents import zip_bomb
@@ -101,30 +111,9 @@ def build_corpus(root: Path, tmp: Path) -> list[Path]:
     (root / "cut mid stream.mp4").write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
     ffmpeg("-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", str(root / "audio only.mp4"))
     (root / "garbage.mkv").write_bytes(bytes(range(256)) * 40)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=96x64:d=600:r=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-x264-params",
-        "keyint=100000:min-keyint=100000:scenecut=0",
-        "-pix_fmt",
-        "yuv420p",
-        str(root / "one keyframe in ten minutes.mp4"),
-    )
+    make_one_keyframe_video(root / "one keyframe in ten minutes.mp4", rate=1)
 
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    pdf.cell(text="secret")
-    pdf.set_encryption(owner_password="o", user_password="u")
-    pdf.output(str(root / "encrypted.pdf"))
+    make_encrypted_pdf(root / "encrypted.pdf")
     (root / "page tree loop.pdf").write_bytes(
         b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
         b"2 0 obj<</Type/Pages/Kids[2 0 R]/Count 1>>endobj\n"

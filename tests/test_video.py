@@ -13,6 +13,7 @@ from helpers import (
     file_rows,
     item_rows,
     make_image,
+    make_one_keyframe_video,
     make_video,
     real_clip,
     run,
@@ -135,21 +136,7 @@ def test_one_keyframe_in_ten_minutes_still_yields_frames_across_its_length(
 ) -> None:
     video = tmp_path / "v" / "long.mp4"
     video.parent.mkdir()
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=96x64:d=600:r=2",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-x264-params",
-        "keyint=100000:min-keyint=100000:scenecut=0",
-        "-pix_fmt",
-        "yuv420p",
-        str(video),
-    )
+    make_one_keyframe_video(video)
     run("index", str(video.parent))
     times = [r["t"] for r in item_rows(video)]
     assert len(times) >= 10
