@@ -26,7 +26,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     name="mmsearch",
-    help="Search your own photos from the terminal: text → images, image → similar images.",
+    help="Search your own photos, videos and documents from the terminal: words or pictures "
+    "in, files, video moments and pages out.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -159,8 +160,21 @@ def _stderr() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from mmsearch import __version__
+
+        typer.echo(f"mmsearch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _quiet_libraries() -> None:
+def _quiet_libraries(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
     # Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
     # real problems arrive as exceptions.
     logging.disable(logging.CRITICAL)

@@ -206,3 +206,10 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal() -> None:
 
     with _progress(enabled=False, console=None) as bar:
         assert bar is None
+
+
+def test_version_prints_the_package_version() -> None:
+    from mmsearch import __version__
+
+    result = run("--version")
+    assert (result.exit_code, result.stdout) == (0, f"mmsearch {__version__}\n")
