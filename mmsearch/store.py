@@ -333,14 +333,19 @@ class Collection:
 
     @_guarded
     def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
-        """Stored embeddings of these contents, so a moved or copied file is not re-embedded."""
+        """Stored embeddings of these contents, so a moved or copied file is not re-embedded.
+
+        The same content can be indexed at several paths (copies, or a rename that a killed
+        run left half done): the items of one path only, or the file would get them twice."""
         found: dict[str, list[Item]] = {}
+        source: dict[str, str] = {}
         for chunk in _chunks(sorted(hashes)):
             rows = (
                 self.items.search()
                 .where(_in("content_hash", chunk))
                 .select(
                     [
+                        "path",
                         "content_hash",
                         "kind",
                         "t",
@@ -357,6 +362,8 @@ class Collection:
                 .to_pylist()
             )
             for r in rows:
+                if source.setdefault(r["content_hash"], r["path"]) != r["path"]:
+                    continue
                 found.setdefault(r["content_hash"], []).append(
                     Item(
                         path="",

@@ -158,3 +158,11 @@ def test_index_never_enters_the_store_folder(photos: Path, monkeypatch) -> None:
     make_image(store / "inside.jpg", seed=9)
     index(str(photos))
     assert not any(p.startswith(str(store)) for p in file_rows())
+
+
+def test_content_indexed_at_two_paths_is_reused_once(photos: Path) -> None:
+    shutil.copy(photos / "chelsea.jpg", photos / "copy one.jpg")
+    index(str(photos))
+    shutil.copy(photos / "chelsea.jpg", photos / "copy two.jpg")
+    assert "1 reused" in index(str(photos))
+    assert item_paths().count(str(photos / "copy two.jpg")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -170,22 +171,29 @@ def test_temporary_and_partial_files_never_reach_the_index(tmp_path: Path, watch
     assert set(index_state()) == before | {str(folder / "real.png")}
 
 
+WATCH_KILL_TRIALS = int(os.environ.get("MMSEARCH_WATCH_KILL_TRIALS", "5"))
+
+
 def test_killing_the_watcher_mid_burst_then_restarting_converges(tmp_path: Path, watcher) -> None:
+    """Seeded trials: a burst, kill -9 at a random moment in it, changes while nothing
+    watches, a new watcher; each time the index must become exact again."""
+    rng = random.Random(99)
     folder = tmp_path / "photos"
-    files = populate(folder, 60)
-    first = Watcher(str(folder))
-    watcher.append(first)
-    wait_until_exact(folder)
-    for f in files[:20]:
-        f.rename(f.with_name("moved " + f.name))
-    populate(folder / "more", 40, seed=3000)
-    time.sleep(1.5)  # mid-burst: some batches committed, some not
-    first.proc.kill()
-    first.proc.wait()
-    for f in files[20:30]:
-        f.unlink()  # and changes while nothing watched
+    populate(folder, 40)
     watcher.append(Watcher(str(folder)))
     wait_until_exact(folder)
+    for trial in range(WATCH_KILL_TRIALS):
+        files = sorted(folder.rglob("*.png"))
+        for f in rng.sample(files, 10):
+            f.rename(f.with_name(f"t{trial} {f.name}"))
+        populate(folder / f"burst {trial}", 20, seed=1000 * (trial + 1))
+        time.sleep(rng.uniform(0.2, 2.5))  # somewhere in the burst's batches
+        watcher[-1].proc.kill()
+        watcher[-1].proc.wait()
+        for f in rng.sample(sorted(folder.rglob("*.png")), 5):
+            f.unlink()  # and changes while nothing watches
+        watcher.append(Watcher(str(folder)))
+        wait_until_exact(folder)
 
 
 def test_index_is_refused_while_a_watcher_owns_the_store(tmp_path: Path, watcher) -> None:
