@@ -171,6 +171,12 @@ def sync(
     if vanished:
         coll.remove(vanished)
         report.removed = len(vanished)
+    # Items a killed run wrote for a file whose row it never wrote, and the file has gone
+    # since: no file row points at them, so only the items table can tell.
+    orphans = coll.item_paths_under(paths) - seen
+    orphans = {p for p in orphans if not any(is_within(p, b) for b in blocked)}
+    if orphans:
+        coll.remove(sorted(orphans))
     report.ocr = ocr_pass(
         coll, list(paths), embedder, options.ocr, options.ocr_video_frames, progress
     )

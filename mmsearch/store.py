@@ -332,6 +332,11 @@ class Collection:
         return {p: FileRecord(s, m, h, st) for p, s, m, h, st in zip(*cols, strict=True)}
 
     @_guarded
+    def item_paths_under(self, paths: Sequence[str]) -> set[str]:
+        rows = self.items.search().where(subtree_filter(paths)).select(["path"]).limit(None)
+        return set(rows.to_arrow()["path"].to_pylist())
+
+    @_guarded
     def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
         """Stored embeddings of these contents, so a moved or copied file is not re-embedded.
 
