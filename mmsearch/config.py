@@ -5,11 +5,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
+
+
+def cache_root() -> Path:
+    """Derived files (exported models, recent query vectors): safe to delete at any time."""
+    if os.environ.get("MMSEARCH_CACHE"):
+        return Path(os.environ["MMSEARCH_CACHE"]).expanduser()
+    from platformdirs import user_cache_path
+
+    return user_cache_path("mmsearch")
 
 
 def default_db() -> str:
@@ -25,6 +34,8 @@ class Settings:
     db: str = ""
     model: str = DEFAULT_MODEL
     pretrained: str | None = DEFAULT_PRETRAINED
+    runtime: str = field(default_factory=lambda: os.environ.get("MMSEARCH_RUNTIME", "auto"))
+    precision: str = field(default_factory=lambda: os.environ.get("MMSEARCH_PRECISION", "auto"))
 
     def __post_init__(self) -> None:
         if not self.db:

@@ -1,33 +1,24 @@
-"""open_clip loading (offline-aware) and batched, L2-normalised image and text embeddings."""
+"""Which runtime embeds: ONNX Runtime on CPUs (exported once per model), torch on GPUs or
+when asked; both give unit-length vectors in the model's one shared space."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import socket
+import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
-import open_clip
-import torch
-import torch.nn.functional as F
 
-from mmsearch.config import Settings
-from mmsearch.errors import ModelUnavailable
+from mmsearch.config import Settings, cache_root
+from mmsearch.errors import ModelUnavailable, UsageError
 from mmsearch.scan import one_line
 
-_HF_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-
-
-def pick_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class Embedder(Protocol):
@@ -41,39 +32,8 @@ class Embedder(Protocol):
     def embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
-@dataclass
-class ClipEmbedder:
-    """One loaded open_clip model; thread-safe for `preprocess`, single caller for the rest."""
-
-    model: Any
-    transform: Any
-    tokenizer: Any
-    device: str
-    dim: int
-    image_size: int
-
-    def preprocess(self, image: Any) -> torch.Tensor:
-        return self.transform(image)
-
-    @torch.inference_mode()
-    def embed_images(self, pixels: list[torch.Tensor]) -> np.ndarray:
-        batch = torch.stack(pixels).to(self.device)
-        return _normalised(self.model.encode_image(batch))
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        tokens = self.tokenizer(texts).to(self.device)
-        return _normalised(self.model.encode_text(tokens))
-
-
-def _normalised(features: torch.Tensor) -> np.ndarray:
-    return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
-
-
-_cache: dict[tuple[str, str | None], Embedder] = {}
+_cache: dict[tuple[str, str | None, str, str], Embedder] = {}
 _cache_lock = threading.Lock()
-
-
 _factories: dict[str, Callable[[str], Embedder]] = {}
 
 
@@ -85,119 +45,72 @@ def register_embedder(scheme: str, factory: Callable[[str], Embedder]) -> None:
 
 def load_embedder(settings: Settings) -> Embedder:
     """Load (once per process) the model named by `settings`, or say plainly how to get it."""
-    key = (settings.model, settings.pretrained)
+    key = (settings.model, settings.pretrained, settings.runtime, settings.precision)
     with _cache_lock:
         if key not in _cache:
             scheme = settings.model.split(":", 1)[0]
             if scheme in _factories:
                 _cache[key] = _factories[scheme](settings.model)
             else:
-                _cache[key] = _load(settings.model, settings.pretrained)
+                _cache[key] = _load(settings)
         return _cache[key]
 
 
-def _load(model_name: str, pretrained: str | None) -> Embedder:
-    device = pick_device()
-    kwargs: dict[str, Any] = {}
-    if model_name.startswith("hf-hub:"):
-        _require_download(model_name, model_name.removeprefix("hf-hub:"), "open_clip_config.json")
-    elif not model_name.startswith("local-dir:"):
-        if model_name not in open_clip.list_models():
-            raise ModelUnavailable(
-                f"unknown model {model_name!r}: see `python -c 'import open_clip; "
-                "print(open_clip.list_models())'`, or use hf-hub:ORG/REPO or local-dir:PATH"
-            )
-        if not pretrained:
-            raise ModelUnavailable(
-                f"model {model_name!r} needs weights: pass --pretrained TAG or a checkpoint file"
-            )
-        pretrained, kwargs = _resolve_pretrained(model_name, pretrained)
-    try:
-        model, _, transform = open_clip.create_model_and_transforms(
-            model_name, pretrained=pretrained, device=device, **kwargs
+def has_gpu() -> bool:
+    """A CUDA device, judged without importing torch (which costs seconds)."""
+    return sys.platform == "linux" and Path("/dev/nvidiactl").exists()
+
+
+def choose_runtime(settings: Settings) -> tuple[str, str]:
+    """(runtime, precision) for this machine: reduced precision only where it pays here."""
+    runtime, precision = settings.runtime, settings.precision
+    if runtime not in RUNTIMES or precision not in PRECISIONS:
+        raise UsageError(
+            f"runtime must be one of {', '.join(RUNTIMES)} and precision one of "
+            f"{', '.join(PRECISIONS)}"
         )
-        tokenizer = open_clip.get_tokenizer(model_name)
-    except ModelUnavailable:
-        raise
-    except Exception as e:
-        raise ModelUnavailable(_missing_weights_hint(model_name, pretrained, e)) from None
-    model.eval()
-    size = model.visual.image_size
-    image_size = size[0] if isinstance(size, tuple | list) else int(size)
-    with torch.inference_mode():
-        dim = int(model.encode_text(tokenizer(["probe"]).to(device)).shape[-1])
-    return ClipEmbedder(model, transform, tokenizer, device, dim, image_size)
+    if runtime == "auto":
+        wants_torch = has_gpu() or precision in ("bf16", "fp16")
+        onnx_ok = importlib.util.find_spec("onnxruntime") is not None
+        runtime = "torch" if wants_torch or not onnx_ok else "onnx"
+    if runtime == "onnx" and precision not in ("auto", "fp32"):
+        raise UsageError(f"--precision {precision} needs --runtime torch")
+    if precision == "auto":
+        precision = "fp16" if runtime == "torch" and has_gpu() else "fp32"
+    return runtime, precision
 
 
-def _resolve_pretrained(model_name: str, pretrained: str) -> tuple[str, dict[str, Any]]:
-    """Turn a tag whose weights are already in the Hugging Face cache into that file, so a
-    cached model loads with no network round trip; pass files and uncached tags through."""
-    if os.path.isfile(pretrained):
-        return pretrained, {}
-    cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-    if not cfg:
-        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
-        raise ModelUnavailable(
-            f"{pretrained!r} is neither a checkpoint file nor a known tag of {model_name} "
-            f"(tags: {tags})"
-        )
-    hub = cfg.get("hf_hub", "")
-    what = f"{model_name} ({pretrained})"
-    if not hub:
-        _require_reachable(what, cfg.get("url", ""))
-        return pretrained, {}
-    from huggingface_hub import try_to_load_from_cache
-
-    repo, filename = os.path.split(hub)
-    for name in (*_HF_WEIGHT_NAMES, filename) if filename else _HF_WEIGHT_NAMES:
-        cached = try_to_load_from_cache(repo, name)
-        if isinstance(cached, str):
-            preprocess = {
-                "image_mean": cfg.get("mean"),
-                "image_std": cfg.get("std"),
-                "image_interpolation": cfg.get("interpolation"),
-                "image_resize_mode": cfg.get("resize_mode"),
-            }
-            return cached, {k: v for k, v in preprocess.items() if v is not None}
-    _require_download(what, repo, None)
-    return pretrained, {}
+def onnx_folder(settings: Settings) -> Path:
+    return cache_root() / "onnx" / settings.model_key
 
 
-def _require_download(what: str, repo: str, filename: str | None) -> None:
-    """Fail in a second, not after a minute of retries, when weights must be downloaded
-    and cannot be: the hub is switched off or unreachable."""
-    from huggingface_hub import constants, try_to_load_from_cache
+def _load(settings: Settings) -> Embedder:
+    runtime, precision = choose_runtime(settings)
+    if runtime == "onnx":
+        from mmsearch.clip_onnx import META, OnnxEmbedder
 
-    if filename and isinstance(try_to_load_from_cache(repo, filename), str):
-        return
-    if constants.HF_HUB_OFFLINE:
-        raise ModelUnavailable(
-            f"weights for {what} are not in the Hugging Face cache and HF_HUB_OFFLINE is set: "
-            f"{_FIX}"
-        )
-    _require_reachable(what, constants.ENDPOINT)
+        folder = onnx_folder(settings)
+        try:
+            if not (folder / META).exists():
+                from mmsearch.onnx_export import export
 
-
-def _require_reachable(what: str, url: str) -> None:
-    if not url or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
-        return  # behind a proxy a direct probe proves nothing: let the download try
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as e:
-        raise ModelUnavailable(
-            f"weights for {what} are not cached and {host} cannot be reached "
-            f"({e.strerror or e}): {_FIX}"
-        ) from None
+                export(settings, folder)
+            return OnnxEmbedder.open(folder, _threads())
+        except (OSError, ValueError) as e:  # Unsupported, or a cache we cannot use
+            if settings.runtime == "onnx":
+                raise ModelUnavailable(
+                    f"cannot run {settings.model} on ONNX Runtime: {one_line(e)}"
+                ) from None
+            return _load_torch(settings, "fp32")
+    return _load_torch(settings, precision)
 
 
-_FIX = (
-    "connect to the internet once so they are cached, or pass --pretrained /path/to/checkpoint "
-    "(or --model local-dir:/path/to/model)"
-)
+def _load_torch(settings: Settings, precision: str) -> Embedder:
+    from mmsearch.clip_torch import load_torch
+
+    return load_torch(settings.model, settings.pretrained, precision=precision)
 
 
-def _missing_weights_hint(model_name: str, pretrained: str | None, error: Exception) -> str:
-    what = f"{model_name} ({pretrained})" if pretrained else model_name
-    return f"cannot load model {what}: {one_line(error)[:160]}; {_FIX}"
+def _threads() -> int | None:
+    value = os.environ.get("MMSEARCH_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

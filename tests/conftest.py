@@ -21,9 +21,30 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "local-dir:" + str(write_tiny_model(tmp_path_factory.mktemp("tiny-model")))
 
 
+@pytest.fixture(scope="session")
+def model_cache(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session, with the tiny model's ONNX export already in it: the
+    export (and its one-line notice) happens here, not inside whichever test runs first."""
+    from mmsearch.config import Settings
+    from mmsearch.embed import onnx_folder
+    from mmsearch.onnx_export import export
+
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMSEARCH_CACHE", str(cache))
+        settings = Settings(db="/unused", model=tiny_model)
+        export(settings, onnx_folder(settings))
+    return cache
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def isolated_env(
+    tiny_model: str, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test gets its own store, the tiny model and no network or user caches."""
+    monkeypatch.setenv("MMSEARCH_CACHE", str(model_cache))
+    for name in ("MMSEARCH_RUNTIME", "MMSEARCH_PRECISION", "MMSEARCH_THREADS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MMSEARCH_DB", str(tmp_path / "store"))
     monkeypatch.setenv("MMSEARCH_MODEL", tiny_model)
     monkeypatch.delenv("MMSEARCH_PRETRAINED", raising=False)

@@ -215,6 +215,7 @@ def test_unreadable_files_and_folders_are_recorded(
     store = as_nobody / "store"
     monkeypatch.setenv("MMSEARCH_DB", str(store))
     monkeypatch.setenv("MMSEARCH_MODEL", f"local-dir:{model_copy}")
+    monkeypatch.setenv("MMSEARCH_CACHE", str(as_nobody / "cache"))
     if os.geteuid() == 0:
         os.seteuid(65534)
     try:

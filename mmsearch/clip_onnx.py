@@ -1,0 +1,117 @@
+"""The fast CPU path: open_clip's two towers exported once to ONNX and run by ONNX Runtime.
+
+Loading costs a fraction of torch's (no `import torch`, no Python model construction), each
+tower loads only when first needed (a text query never reads the image tower), and
+preprocessing and tokenizing are plain numpy/PIL. `onnx_export` writes the folder and proves,
+before anything uses it, that it gives the vectors the torch model gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mmsearch.timings import phase
+from mmsearch.tokenizer import ClipTokenizer
+
+META = "meta.json"
+VISUAL, TEXTUAL, VOCAB = "visual.onnx", "textual.onnx", "bpe_simple_vocab_16e6.txt.gz"
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def preprocess(image: Image.Image, size: int, meta: dict[str, Any]) -> np.ndarray:
+    """open_clip's transform in PIL + numpy: shortest side to `size` (PIL's own resampling,
+    as torchvision uses for PIL input), centre crop, scale and normalise; CHW float32."""
+    resample = _RESAMPLE[meta["interpolation"]]
+    w, h = image.size
+    if meta["resize_mode"] == "squash":
+        image = image.resize((size, size), resample)
+    else:
+        new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        if new != (w, h):
+            image = image.resize(new, resample)
+            w, h = new
+        if (w, h) != (size, size):
+            left, top = round((w - size) / 2.0), round((h - size) / 2.0)
+            image = image.crop((left, top, left + size, top + size))
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) * (1 / 255)
+    pixels = (pixels - np.asarray(meta["mean"], np.float32)) / np.asarray(meta["std"], np.float32)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def session_options(threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    # Decode threads share the cores: idle ORT workers must sleep, not spin.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+@dataclass
+class OnnxEmbedder:
+    """An exported model folder; each tower's session opens on first use."""
+
+    folder: Path
+    meta: dict[str, Any]
+    threads: int | None = None
+    _sessions: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, folder: Path, threads: int | None = None) -> OnnxEmbedder:
+        return cls(folder, json.loads((folder / META).read_text()), threads)
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["image_size"])
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return preprocess(image, self.image_size, self.meta)
+
+    def embed_images(self, pixels: list[np.ndarray]) -> np.ndarray:
+        return _normalised(self._run(VISUAL, np.stack(pixels)))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return _normalised(self._run(TEXTUAL, self._tokenizer()(texts)))
+
+    def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
+        with self._lock, phase("model load"):
+            if name not in self._sessions:
+                import onnxruntime as ort
+
+                self._sessions[name] = ort.InferenceSession(
+                    str(self.folder / name),
+                    session_options(self.threads),
+                    providers=["CPUExecutionProvider"],
+                )
+            session = self._sessions[name]
+        return session.run(None, {"input": batch})[0]
+
+    def _tokenizer(self) -> ClipTokenizer:
+        with self._lock, phase("model load"):
+            if "tokenizer" not in self._sessions:
+                self._sessions["tokenizer"] = ClipTokenizer(
+                    self.folder / VOCAB, self.meta["context_length"], self.meta["clean"]
+                )
+            return self._sessions["tokenizer"]
+
+
+def _normalised(features: np.ndarray) -> np.ndarray:
+    features = features.astype(np.float32, copy=False)
+    norms = np.linalg.norm(features, axis=-1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)

@@ -1,0 +1,119 @@
+"""The ONNX Runtime path: exported once, proven equal to torch, used without importing torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import make_image, run
+from PIL import Image
+
+from mmsearch import embed
+from mmsearch.config import Settings
+from mmsearch.embed import load_embedder, onnx_folder
+
+
+def both(tiny_model: str) -> tuple:
+    onnx = load_embedder(Settings(db="/unused", model=tiny_model, runtime="onnx"))
+    torch = load_embedder(Settings(db="/unused", model=tiny_model, runtime="torch"))
+    return onnx, torch
+
+
+def test_auto_runtime_on_a_cpu_is_onnx(tiny_model: str) -> None:
+    assert type(load_embedder(Settings(db="/unused", model=tiny_model))).__name__ == "OnnxEmbedder"
+
+
+def test_onnx_and_torch_give_the_same_text_vectors(tiny_model: str) -> None:
+    onnx, torch = both(tiny_model)
+    texts = ["a dog", "Ünïcödé & <b>html</b> 東京", "x " * 200]
+    cosine = (onnx.embed_texts(texts) * torch.embed_texts(texts)).sum(axis=1)
+    assert cosine.min() > 0.9999
+
+
+def test_onnx_and_torch_give_the_same_image_vectors(tiny_model: str, photo_library: Path) -> None:
+    onnx, torch = both(tiny_model)
+    pictures = [Image.open(p).convert("RGB") for p in sorted(photo_library.rglob("*.jpg"))]
+    mine = onnx.embed_images([onnx.preprocess(p) for p in pictures])
+    theirs = torch.embed_images([torch.preprocess(p) for p in pictures])
+    assert ((mine * theirs).sum(axis=1)).min() > 0.9999
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "a", "don't   stop", "&amp;amp; 'll", "Ça va? 🙂🙂", "<start_of_text> x", "9" * 300],
+)
+def test_tokenizer_matches_open_clip(text: str, tiny_model: str) -> None:
+    onnx, torch = both(tiny_model)
+    assert np.array_equal(onnx._tokenizer()([text]), torch.tokenizer([text]).numpy())
+
+
+@pytest.mark.parametrize("size", [(640, 480), (33, 900), (64, 64), (1, 1)])
+def test_preprocessing_matches_open_clip(size: tuple[int, int], tiny_model: str) -> None:
+    onnx, torch = both(tiny_model)
+    rng = np.random.default_rng(sum(size))
+    picture = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    diff = np.abs(onnx.preprocess(picture) - torch.preprocess(picture).numpy()).max()
+    assert diff < 1e-5
+
+
+def test_index_and_query_never_import_torch_once_exported(photos: Path) -> None:
+    code = (
+        "import sys; from mmsearch.cli import app\n"
+        "for args in (['index', '-q', sys.argv[1]], ['query', 'x', '--json']):\n"
+        "    app(args, standalone_mode=False)\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules),"
+        " file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(photos)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=True,
+    )
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_model_onnx_cannot_run_falls_back_to_torch(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
+    folder = onnx_folder(Settings(db="/unused", model=tiny_model))
+    folder.mkdir(parents=True)
+    (folder / "unsupported.txt").write_text("its tokenizer is not CLIP's BPE\n")
+    fresh = Settings(db="/unused2", model=tiny_model, runtime="auto", precision="fp32")
+    assert type(load_embedder(fresh)).__name__ == "ClipEmbedder"
+
+
+def test_forcing_onnx_for_a_model_it_cannot_run_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MMSEARCH_RUNTIME", "onnx")
+    monkeypatch.setattr(embed, "_cache", {})  # models this process already loaded
+    settings = Settings(db="/unused", model=os.environ["MMSEARCH_MODEL"])
+    onnx_folder(settings).mkdir(parents=True)
+    (onnx_folder(settings) / "unsupported.txt").write_text("its tokenizer is not CLIP's BPE\n")
+    make_image(tmp_path / "p" / "a.jpg", seed=1)
+    result = run("index", str(tmp_path / "p"))
+    assert result.exit_code == 1
+    assert "cannot run" in result.stderr and "tokenizer is not CLIP's BPE" in result.stderr
+
+
+def test_reduced_precision_on_onnx_is_a_usage_error(tmp_path: Path) -> None:
+    make_image(tmp_path / "p" / "a.jpg", seed=1)
+    result = run("index", str(tmp_path / "p"), "--runtime", "onnx", "--precision", "bf16")
+    assert result.exit_code == 2 and "--runtime torch" in result.stderr
+
+
+def test_bf16_vectors_agree_with_fp32(tiny_model: str, photo_library: Path) -> None:
+    fp32 = load_embedder(Settings(db="/u", model=tiny_model, runtime="torch", precision="fp32"))
+    bf16 = load_embedder(Settings(db="/u", model=tiny_model, runtime="torch", precision="bf16"))
+    pictures = [Image.open(p).convert("RGB") for p in sorted(photo_library.rglob("*.jpg"))]
+    pixels = [fp32.preprocess(p) for p in pictures]
+    cosine = (fp32.embed_images(pixels) * bf16.embed_images(pixels)).sum(axis=1)
+    assert cosine.min() > 0.99
