@@ -10,7 +10,8 @@ import numpy as np
 
 from mmsearch.config import Settings
 from mmsearch.scan import normalize
-from mmsearch.store import open_collection, subtree_filter
+from mmsearch.sql import subtree_filter
+from mmsearch.store import open_collection
 
 BLOCK = 512  # rows compared at a time: bounds memory at BLOCK * items floats
 

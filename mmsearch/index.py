@@ -67,13 +67,23 @@ class IndexReport:
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """Decode threads: on a CPU they share the cores with the model; a GPU needs them all."""
+    from mmsearch.embed import has_gpu
+
+    cores = os.cpu_count() or 1
+    return cores if has_gpu() else max(1, min(4, cores))
+
+
+def default_batch_size() -> int:
+    from mmsearch.embed import has_gpu
+
+    return 128 if has_gpu() else 32
 
 
 @dataclass(frozen=True)
 class IndexOptions:
     excludes: Sequence[str] = ()
-    batch_size: int = 32
+    batch_size: int = field(default_factory=lambda: default_batch_size())
     workers: int = field(default_factory=lambda: default_workers())
     video: VideoOptions = field(default_factory=VideoOptions)
     documents: DocumentOptions = field(default_factory=DocumentOptions)
@@ -86,7 +96,7 @@ def index_paths(
     paths: Iterable[str],
     *,
     excludes: Sequence[str] = (),
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     video: VideoOptions | None = None,
     documents: DocumentOptions | None = None,
@@ -98,7 +108,7 @@ def index_paths(
     roots = sorted({normalize(p) for p in paths})
     options = IndexOptions(
         excludes,
-        batch_size,
+        batch_size or default_batch_size(),
         workers or default_workers(),
         video or VideoOptions(),
         documents or DocumentOptions(),
@@ -182,6 +192,8 @@ def sync(
     )
     if optimize and (writer.wrote or vanished or report.ocr.text):
         coll.optimize()
+    elif optimize:
+        coll.ensure_snapshot()
     report.seconds = time.monotonic() - started
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -14,10 +15,14 @@ from mmsearch.config import Settings
 from mmsearch.errors import ExtractError, MmsearchError, UsageError
 from mmsearch.grammar import Part
 from mmsearch.scan import kind_of, normalize
-from mmsearch.store import Collection, open_collection, sql_str, subtree_filter
+from mmsearch.sql import sql_str, subtree_filter
+from mmsearch.timings import phase
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from PIL import Image
+
+    from mmsearch.store import Collection
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,40 @@ class Filters:
             clauses.append(f"path NOT IN ({', '.join(sql_str(p) for p in exclude)})")
         return " AND ".join(clauses) or None
 
+    def mask(self, rows: pa.Table) -> np.ndarray | None:
+        """`where` evaluated over a snapshot's columns (same byte-wise comparisons, and a
+        missing capture time matches no date bound, as NULL does in SQL)."""
+        import pyarrow.compute as pc
+
+        keep = []
+        path = rows["path"]
+        if self.within:
+            inside = []
+            for w in (normalize(w) for w in self.within):
+                base = w.rstrip("/")
+                below = pc.and_(pc.greater_equal(path, base + "/"), pc.less(path, base + "0"))
+                inside.append(pc.or_(pc.equal(path, w), below))
+            keep.append(functools.reduce(pc.or_, inside))
+        if self.kinds:
+            keep.append(pc.is_in(rows["kind"], _strings(self.kinds)))
+        if self.exts:
+            exts = sorted({"." + e.lower().lstrip(".") for e in self.exts})
+            keep.append(pc.is_in(rows["ext"], _strings(exts)))
+        if self.after is not None:
+            keep.append(pc.greater_equal(rows["taken"], self.after))
+        if self.before is not None:
+            keep.append(pc.less(rows["taken"], self.before))
+        if not keep:
+            return None
+        both = functools.reduce(pc.and_, keep)
+        return both.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _strings(values: Sequence[str]) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array(list(values), pa.string())
+
 
 def search(
     settings: Settings,
@@ -84,19 +123,29 @@ def search(
     text-to-text similarities cannot bury a well matching photo. "auto" is hybrid when the
     query has words and the index has passages, else vector.
     """
-    coll = open_collection(settings)
     words = " ".join(p.words for p in parts if p.kind == "text" and p.weight > 0)
-    if mode == "auto":
-        mode = "hybrid" if words and coll.has_text() else "vector"
     if mode in ("text", "hybrid") and not words:
         raise UsageError(f"--mode {mode} needs words in the query")
-    vector = compose(settings, coll, parts) if mode != "text" else None
     exclude = sorted({p.value for p in parts if p.kind == "image"})
-    where = filters.where(exclude)
+    ranked = _from_snapshot(settings, parts, mode, words, filters)
+    if ranked is None:
+        with phase("open index"):
+            from mmsearch.store import open_collection
+
+            coll = open_collection(settings)
+        if mode == "auto":
+            mode = "hybrid" if words and coll.has_text() else "vector"
+        vector = compose(settings, coll, parts) if mode != "text" else None
+        where = filters.where(exclude)
+
+        def ranked(limit: int) -> tuple[list[dict[str, Any]], int]:
+            return _ranked(coll, mode, vector, words, limit, where)
+
     terms = [t.lower() for t in re.findall(r"\w+", words)]
     limit = max(top * 2, top + 8)
     while True:
-        rows, fetched = _ranked(coll, mode, vector, words, limit, where)
+        with phase("search"):
+            rows, fetched = ranked(limit)
         if filters.min_score is not None:
             rows = [r for r in rows if _score(r) >= filters.min_score]
         hits = group(rows, moments, terms)
@@ -132,22 +181,58 @@ def search_image(
     return search(settings, [part], top=top, filters=filters, moments=moments)
 
 
-def compose(settings: Settings, coll: Collection, parts: Sequence[Part]) -> np.ndarray:
+def _from_snapshot(
+    settings: Settings, parts: Sequence[Part], mode: str, words: str, filters: Filters
+) -> Callable[[int], tuple[list[dict[str, Any]], int]] | None:
+    """A ranking served by the search snapshot, when it is current and the query needs
+    nothing else (no query images, no full-text search); None sends it to LanceDB."""
+    if mode not in ("auto", "vector") or any(p.kind != "text" for p in parts):
+        return None
+    from mmsearch.snapshot import open_fresh
+
+    with phase("open index"):
+        snap = open_fresh(settings.db, settings.model_key)
+    if snap is None or (mode == "auto" and words and snap.has_text):
+        return None
+    vector = compose(settings, None, parts)
+    mask = filters.mask(snap.rows)
+
+    def ranked(limit: int) -> tuple[list[dict[str, Any]], int]:
+        rows = snap.search(vector, limit, mask)
+        return rows, len(rows)
+
+    return ranked
+
+
+def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) -> np.ndarray:
     texts = [p for p in parts if p.kind == "text"]
     vectors: dict[int, np.ndarray] = {}
     if texts:
-        from mmsearch.embed import load_embedder
+        from mmsearch.query_cache import text_vectors
 
-        embedded = load_embedder(settings).embed_texts([p.value for p in texts])
+        embedded = text_vectors(settings, [p.value for p in texts], _text_embedder(settings))
         vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
     for p in parts:
         if p.kind == "image":
+            assert coll is not None
             vectors[id(p)] = _image_vector(settings, coll, p)
     total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
         raise UsageError("the query's parts cancel each other out")
     return (total / norm).astype(np.float32)
+
+
+def _text_embedder(settings: Settings) -> Callable[[list[str]], np.ndarray]:
+    def embed(texts: list[str]) -> np.ndarray:
+        from mmsearch.embed import load_embedder
+
+        with phase("model load"):
+            embedder = load_embedder(settings)
+        with phase("encode"):
+            return embedder.embed_texts(texts)
+
+    return embed
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

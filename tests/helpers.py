@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
+from mmsearch.config import Settings
+
 TINY_MODEL_CFG = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
@@ -41,6 +43,11 @@ def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     model = open_clip.CLIP(**TINY_MODEL_CFG)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
+
+
+def env_settings() -> Settings:
+    """The store and model the CLI uses in this test (from the environment)."""
+    return Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"])
 
 
 @dataclass

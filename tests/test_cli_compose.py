@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import query_json, run
+from helpers import env_settings, query_json, run
 
-from mmsearch.config import Settings
 from mmsearch.grammar import Part
 from mmsearch.store import open_collection
 
@@ -22,10 +20,6 @@ def indexed(photos: Path) -> Path:
     return photos
 
 
-def settings() -> Settings:
-    return Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"])
-
-
 def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
     from mmsearch.query import compose
 
@@ -34,7 +28,7 @@ def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
         Part("text", "sunset", 2.0),
         Part("text", "people", -0.5),
     ]
-    vector = compose(settings(), open_collection(settings()), parts)
+    vector = compose(env_settings(), open_collection(env_settings()), parts)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -42,9 +36,9 @@ def test_composition_is_the_normalised_weighted_sum(indexed: Path) -> None:
     from mmsearch.embed import load_embedder
     from mmsearch.query import compose
 
-    coll = open_collection(settings())
-    a, b = load_embedder(settings()).embed_texts(["sunset", "people"])
-    got = compose(settings(), coll, [Part("text", "sunset", 2.0), Part("text", "people", -1.0)])
+    coll = open_collection(env_settings())
+    a, b = load_embedder(env_settings()).embed_texts(["sunset", "people"])
+    got = compose(env_settings(), coll, [Part("text", "sunset", 2.0), Part("text", "people", -1.0)])
     want = 2 * a - b
     assert np.allclose(got, want / np.linalg.norm(want), atol=1e-5)
 

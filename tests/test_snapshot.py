@@ -1,0 +1,122 @@
+"""The search snapshot answers one-shot vector queries without LanceDB, exactly as LanceDB
+would, and only while it shows the index as it is; past its size an ANN index takes over."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import env_settings, item_paths, make_image, make_video, query_json, run
+
+from mmsearch import snapshot, store
+
+
+def snapshot_dir() -> Path:
+    (folder,) = (Path(os.environ["MMSEARCH_DB"]) / "snapshots").iterdir()
+    return folder
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "lib"
+    for i in range(12):
+        make_image(folder / ("a" if i % 2 else "b") / f"p{i:02d}.{'png' if i % 3 else 'jpg'}", i)
+    make_video(folder / "clip.mp4", seconds=2)
+    assert run("index", "-q", str(folder)).exit_code == 0
+    return folder
+
+
+def test_index_leaves_a_snapshot_of_every_item(library: Path) -> None:
+    meta = json.loads((snapshot_dir() / "meta.json").read_text())
+    assert meta["count"] == len(item_paths()) > 12 and meta["has_text"] is False
+
+
+def test_a_query_answered_by_the_snapshot_never_imports_lancedb(library: Path) -> None:
+    code = (
+        "import sys; from mmsearch.cli import app\n"
+        "app(['query', 'x', '--json'], standalone_mode=False)\n"
+        "print('lancedb' in sys.modules, file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
+    )
+    assert out.stderr.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--type", "video"],
+        ["--ext", "PNG"],
+        ["--in", "{lib}/a"],
+        ["--in", "{lib}/b/p00.jpg", "--in", "{lib}/clip.mp4"],
+        ["--after", "2000-01-01", "--before", "2100-01-01"],
+        ["--after", "2100-01-01"],
+        ["--moments", "--min-score", "-1"],
+        ["--mode", "vector", "-n", "3"],
+    ],
+)
+def test_snapshot_and_lancedb_give_the_same_answers(library: Path, args: list[str]) -> None:
+    args = [a.replace("{lib}", str(library)) for a in args]
+    fast = query_json("red", "-n", "20", *args)
+    shutil.rmtree(snapshot_dir())
+    slow = query_json("red", "-n", "20", *args)
+    assert [(r["path"], r.get("t")) for r in fast] == [(r["path"], r.get("t")) for r in slow]
+    assert np.allclose([r["score"] for r in fast], [r["score"] for r in slow], atol=1e-5)
+
+
+def test_a_change_made_after_the_snapshot_is_seen(library: Path) -> None:
+    from mmsearch.store import Store
+
+    settings = env_settings()
+    coll = Store(settings.db).collection(settings)
+    coll.remove([str(library / "a" / "p01.png")])  # a commit with no snapshot after it
+    paths = {r["path"] for r in query_json("x", "-n", "50")}
+    assert str(library / "a" / "p01.png") not in paths and len(paths) == 12 - 1 + 1
+
+
+def test_forget_refreshes_the_snapshot(library: Path) -> None:
+    before = len(item_paths())
+    run("forget", str(library / "a"))
+    meta = json.loads((snapshot_dir() / "meta.json").read_text())
+    assert meta["count"] == len(item_paths()) == before - 6
+
+
+def test_an_unchanged_run_recreates_a_missing_snapshot(library: Path) -> None:
+    shutil.rmtree(snapshot_dir())
+    assert run("index", "-q", str(library)).exit_code == 0
+    assert (snapshot_dir() / "vectors.npy").exists()
+
+
+def test_a_corrupt_snapshot_is_ignored(library: Path) -> None:
+    expected = query_json("x", "-n", "5")
+    (snapshot_dir() / "vectors.npy").write_bytes(b"not numpy")
+    assert query_json("x", "-n", "5") == expected
+
+
+def test_past_the_threshold_an_ann_index_answers_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MAX_ITEMS", 300)
+    monkeypatch.setattr(store, "ANN_MIN_ITEMS", 300)
+    folder = tmp_path / "many"
+    for i in range(320):
+        make_image(folder / f"{i:03d}.png", seed=i, size=(16, 16))
+    shutil.copy(folder / "007.png", folder / "copy.png")
+    assert run("index", "-q", str(folder)).exit_code == 0
+    assert not (Path(os.environ["MMSEARCH_DB"]) / "snapshots" / env_settings().model_key).exists()
+    from mmsearch.store import Store
+
+    coll = Store(env_settings().db).collection(env_settings())
+    assert any(i.columns == ["vector"] for i in coll.items.list_indices())
+    result = run("similar", str(folder / "007.png"), "-n", "3", "--json")
+    found = json.loads(result.stdout)
+    assert len(found) == 3 and found[0]["path"] == str(folder / "copy.png")
+    assert found[0]["score"] == pytest.approx(1.0, abs=1e-4)
