@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from mmsearch import timings
 from mmsearch.config import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
@@ -115,6 +116,22 @@ Mode = Annotated[
         autocompletion=lambda: ["auto", "vector", "text", "hybrid"],
     ),
 ]
+Runtime = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        envvar="MMSEARCH_RUNTIME",
+        help="auto (ONNX Runtime on CPUs, torch on GPUs), onnx or torch.",
+    ),
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        envvar="MMSEARCH_PRECISION",
+        help="auto (fp32 on CPUs, fp16 on GPUs), fp32, bf16 or fp16 (torch runtime).",
+    ),
+]
 Moments = Annotated[
     bool, typer.Option("--moments", help="Every matching moment of a video, not just its best.")
 ]
@@ -150,8 +167,11 @@ def _handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings(db: str, model: str, pretrained: str) -> Settings:
-    return Settings(db=db, model=model, pretrained=pretrained or None)
+def _settings(
+    db: str, model: str, pretrained: str, runtime: str = "", precision: str = ""
+) -> Settings:
+    extra = {k: v for k, v in (("runtime", runtime), ("precision", precision)) if v}
+    return Settings(db=db, model=model, pretrained=pretrained or None, **extra)
 
 
 def _stderr() -> Any:
@@ -189,7 +209,10 @@ def index(
         list[str] | None,
         typer.Option("--exclude", help="Skip paths matching this gitignore-style glob."),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 32,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="Images per batch [default: 32, GPU 128]."),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Decode threads [default: cores, ≤4].")
     ] = None,
@@ -202,6 +225,8 @@ def index(
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
+    runtime: Runtime = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Build or refresh the index of PATHS.
 
@@ -216,7 +241,7 @@ def index(
     err = _stderr()
     with _progress(enabled=not quiet and err.is_terminal, console=err) as progress:
         report = index_paths(
-            _settings(db, model, pretrained),
+            _settings(db, model, pretrained, runtime, precision),
             [str(p) for p in paths],
             excludes=exclude or [],
             batch_size=batch_size,
@@ -256,6 +281,8 @@ def watch(
     db: Db = "",
     model: Model = DEFAULT_MODEL,
     pretrained: Pretrained = DEFAULT_PRETRAINED,
+    runtime: Runtime = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Keep the index of PATHS exact while files change, until Ctrl-C or SIGTERM.
 
@@ -286,7 +313,7 @@ def watch(
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         follow(
-            _settings(db, model, pretrained),
+            _settings(db, model, pretrained, runtime, precision),
             [str(p) for p in paths],
             IndexOptions(
                 excludes=exclude or [],
@@ -344,19 +371,13 @@ def query(
       mmsearch query 2:"golden retriever" + 0.5:./pool.jpg --type image --after 2024-06
     """
     from mmsearch.grammar import parse
-    from mmsearch.query import search
 
     query_parts = parse(parts)
     _explain(query_parts, explain)
     fmt = _output_format(json_, jsonl, paths, null)
     filters = _filters(within, kind, ext, after, before, min_score)
-    results = search(
-        _settings(db, model, pretrained),
-        query_parts,
-        top=top,
-        filters=filters,
-        moments=moments,
-        mode=_mode(mode),
+    results = _search(
+        _settings(db, model, pretrained), query_parts, top, filters, moments, _mode(mode)
     )
     _show(results, fmt, preview)
 
@@ -404,7 +425,6 @@ def similar(
       mmsearch similar holiday.mp4 --at 83.5
     """
     from mmsearch.grammar import Part
-    from mmsearch.query import search
     from mmsearch.scan import normalize
 
     query_parts = [
@@ -415,15 +435,39 @@ def similar(
     _explain(query_parts, explain)
     fmt = _output_format(json_, jsonl, paths, null)
     filters = _filters(within, kind, ext, after, before, min_score)
-    results = search(
-        _settings(db, model, pretrained),
-        query_parts,
-        top=top,
-        filters=filters,
-        moments=moments,
-        mode=_mode(mode),
+    results = _search(
+        _settings(db, model, pretrained), query_parts, top, filters, moments, _mode(mode)
     )
     _show(results, fmt, preview)
+
+
+def _search(
+    settings: Settings, parts: list[Any], top: int, filters: Any, moments: bool, mode: str
+) -> list[Any]:
+    """Ask the store's running server when there is one; otherwise answer here."""
+    import dataclasses
+
+    from mmsearch.client import ask
+    from mmsearch.query import Hit, search
+
+    request = {
+        "model": settings.model,
+        "pretrained": settings.pretrained,
+        "parts": [dataclasses.asdict(p) for p in parts],
+        "filters": dataclasses.asdict(filters),
+        "top": top,
+        "moments": moments,
+        "mode": mode,
+    }
+    with timings.phase("server"):
+        reply = ask(settings.db, request)
+    if reply is None:
+        return search(settings, parts, top=top, filters=filters, moments=moments, mode=mode)
+    if "error" in reply:
+        error = MmsearchError(reply["error"])
+        error.exit_code = int(reply.get("exit_code", EXIT_ERROR))
+        raise error
+    return [Hit(**h) for h in reply["hits"]]
 
 
 def _ocr_mode(mode: str) -> str:
@@ -471,8 +515,42 @@ def _show(results: list[Any], fmt: str, preview: bool) -> None:
     from mmsearch import render
     from mmsearch.opener import remember
 
-    remember(results)
-    render.hits(results, fmt, preview=preview)
+    with timings.phase("render"):
+        remember(results)
+        render.hits(results, fmt, preview=preview)
+
+
+@app.command()
+@_handle_errors
+def serve(
+    db: Db = "",
+    model: Model = DEFAULT_MODEL,
+    pretrained: Pretrained = DEFAULT_PRETRAINED,
+    runtime: Runtime = "auto",
+    precision: Precision = "auto",
+) -> None:
+    """Keep the model loaded and the index open; `query` and `similar` then answer in
+    milliseconds (they use a running server by themselves). Runs until Ctrl-C or SIGTERM.
+
+    `watch` serves too. The socket lives in a folder only you can enter.
+    Example: mmsearch serve &
+    """
+    import signal
+    import threading
+
+    from mmsearch.serve import serving, warm_up
+
+    settings = _settings(db, model, pretrained, runtime, precision)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with serving(settings) as path:
+            warm_up(settings)
+            _stderr().print(f"serving {settings.db} on {path} (pid {os.getpid()})", markup=False)
+            stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command()
@@ -622,6 +700,7 @@ class _progress:
 
 
 def main() -> None:
+    timings.mark_start()
     try:
         app(prog_name="mmsearch")
     except BrokenPipeError:
@@ -629,3 +708,5 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_ERROR)
+    finally:
+        timings.report()
