@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Measure mmsearch on this machine: indexing images/s end to end against the model's
-forward-only ceiling, cold one-shot query latency, and peak memory.
+"""The benchmark suite: every speed number the README quotes, in one run, one table, one JSON.
 
-    python bench/bench.py                    # 200 photo-sized JPEGs, default architecture
-    python bench/bench.py --images 50 --dir /tmp/photos --pretrained my.ckpt
+    python bench/bench.py                            # everything (~30 min on 2 cores)
+    python bench/bench.py --sections index,precision # a subset
 
-With no --pretrained, a random-weight checkpoint of the model's architecture is made
-(speed does not depend on the weight values; no download needed).
+Sections: index (200 photo-sized JPEGs, end to end against the forward-only ceiling, peak RSS,
+cold text/image queries with their breakdown, side by side with rclip when its harness from
+shared/peers/rclip is set up), precision (bf16 autocast against fp32 on real photos), media
+(video keyframes, PDF pages, DOCX/TXT), search (synthetic 10k/100k/1M-item stores: cold and
+warm query latency, recall@10, server RSS; see bench_search.py), scale (peak RSS indexing 1k
+and 10k photos). With no --pretrained, a random-weight checkpoint of the model's architecture
+is made: speed does not depend on the weight values, and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -22,6 +27,7 @@ import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -235,15 +241,18 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, stderr
 
 
-def forward_ceiling(model: str, pretrained: str, batch: int, seconds: float = 20) -> float:
-    """Images/s of the image tower alone on ready tensors: what indexing can at best reach."""
-    import torch
-
-    from mmsearch.config import Settings
+def forward_ceiling(settings, batch: int, seconds: float = 20) -> float:
+    """Images/s of the image tower alone on ready pixels: what indexing can at best reach."""
     from mmsearch.embed import load_embedder
 
-    embedder = load_embedder(Settings(db="unused", model=model, pretrained=pretrained))
-    pixels = [torch.randn(3, embedder.image_size, embedder.image_size) for _ in range(batch)]
+    embedder = load_embedder(settings)
+    rng = np.random.default_rng(0)
+    size = embedder.image_size
+    pixels = [rng.standard_normal((3, size, size), dtype=np.float32) for _ in range(batch)]
+    if "Clip" in type(embedder).__name__:
+        import torch
+
+        pixels = [torch.from_numpy(p) for p in pixels]
     embedder.embed_images(pixels)  # warm up
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -252,96 +261,337 @@ def forward_ceiling(model: str, pretrained: str, batch: int, seconds: float = 20
     return done / (time.perf_counter() - started)
 
 
+def precision_check(model: str, pretrained: str, batch: int) -> dict[str, Any]:
+    """bf16 autocast against fp32 on real photos (scikit-image's), and each path's speed."""
+    from skimage import data
+
+    from mmsearch.config import Settings
+    from mmsearch.embed import load_embedder
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "cat"]
+    names += ["coins", "immunohistochemistry", "logo", "page", "moon", "text", "horse"]
+    photos = [Image.fromarray(getattr(data, n)()).convert("RGB") for n in names]
+    runs = {}
+    for runtime, precision in (("onnx", "fp32"), ("torch", "fp32"), ("torch", "bf16")):
+        settings = Settings(
+            db="unused", model=model, pretrained=pretrained, runtime=runtime, precision=precision
+        )
+        embedder = load_embedder(settings)
+        vectors = embedder.embed_images([embedder.preprocess(p) for p in photos])
+        runs[f"{runtime}_{precision}"] = (vectors, forward_ceiling(settings, batch, seconds=10))
+    cosine = (runs["torch_bf16"][0] * runs["torch_fp32"][0]).sum(axis=1)
+    onnx = (runs["onnx_fp32"][0] * runs["torch_fp32"][0]).sum(axis=1)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return {
+        "cpu_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+        "forward_onnx_fp32_images_per_s": round(runs["onnx_fp32"][1], 2),
+        "forward_torch_fp32_images_per_s": round(runs["torch_fp32"][1], 2),
+        "forward_torch_bf16_images_per_s": round(runs["torch_bf16"][1], 2),
+        "bf16_vs_fp32_cosine_min": round(float(cosine.min()), 5),
+        "bf16_vs_fp32_cosine_mean": round(float(cosine.mean()), 5),
+        "onnx_vs_torch_cosine_min": round(float(onnx.min()), 6),
+        "photos": len(photos),
+    }
+
+
+def rclip_side_by_side(folder: Path, runs: int) -> dict[str, float] | None:
+    """rclip on the same files through the shared harness, when it is set up."""
+    harness = HERE.parent.parent / "shared" / "peers" / "rclip" / "bench_rclip.sh"
+    rclip = Path(os.environ.get("RCLIP", "/tmp/rclip-venv/bin/rclip"))
+    if not (harness.exists() and rclip.exists()):
+        return None
+    out = subprocess.run(
+        ["bash", str(harness), str(folder), str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "RCLIP": str(rclip)},
+    ).stdout
+    index = re.search(r"index : ([\d.]+) s .*?\(peak RSS (\d+) MiB\)", out)
+    text = re.search(r"text  : ([\d.]+) s  \(peak RSS (\d+) MiB\)", out)
+    image = re.search(r"image : ([\d.]+) s  \(peak RSS (\d+) MiB\)", out)
+    if not (index and text and image):
+        sys.exit(f"cannot read rclip's numbers:\n{out}")
+    version = re.search(r"^rclip (\S+)", out, re.M)
+    return {
+        "version": version.group(1) if version else "?",
+        "index_wall_s": float(index.group(1)),
+        "index_peak_rss_mib": int(index.group(2)),
+        "text_query_s": float(text.group(1)),
+        "text_query_rss_mib": int(text.group(2)),
+        "image_query_s": float(image.group(1)),
+        "image_query_rss_mib": int(image.group(2)),
+    }
+
+
+def index_runs(cmd: list[str], env: dict[str, str], store: Path, runs: int) -> list[tuple]:
+    """(wall s, peak RSS MiB, in-run files/s) of `runs` indexing runs, each into a new store."""
+    results = []
+    for _ in range(runs):
+        shutil.rmtree(store, ignore_errors=True)
+        wall, rss, summary = timed(cmd, {**env, "MMSEARCH_DB": str(store)})
+        rate = re.search(r"\(([\d.]+) files/s\)", summary)
+        results.append((wall, rss, float(rate.group(1)) if rate else float("nan")))
+    return results
+
+
+def median(values: Any) -> float:
+    return statistics.median(list(values))
+
+
+SECTIONS = ("index", "precision", "media", "search", "scale")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--size", default="4000x3000", help="WxH of generated photos")
     ap.add_argument("--dir", type=Path, default=HERE / "out" / "photos")
     ap.add_argument("--model", default="ViT-B-32-256")
     ap.add_argument("--pretrained", default=None, help="tag or checkpoint (default: random)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--queries", type=int, default=3, help="cold query repetitions")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of each timed command")
     ap.add_argument("--video-seconds", type=int, default=60, help="length of the 1080p video")
     ap.add_argument("--pdf-pages", type=int, default=200)
     ap.add_argument("--text-files", type=int, default=100, help="DOCX and TXT files each")
-    ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    ap.add_argument("--search-sizes", default="10000,100000,1000000")
+    ap.add_argument("--scale-sizes", default="1000,10000", help="images for the RSS-growth row")
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "results.json")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
 
+    from mmsearch.config import Settings
+    from mmsearch.embed import load_embedder
+
+    pretrained = args.pretrained or random_checkpoint(args.model)
+    settings = Settings(db="unused", model=args.model, pretrained=pretrained)
+    started = time.perf_counter()
+    load_embedder(settings)  # the one-time ONNX export, outside every timed run
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "model": args.model,
+        "prepare_model_s": round(time.perf_counter() - started, 1),
+    }
+    env = {**os.environ, "MMSEARCH_MODEL": args.model, "MMSEARCH_PRETRAINED": pretrained}
+    env["MMSEARCH_NO_SERVER"] = "1"
+    cli = [sys.executable, "-m", "mmsearch"]
+    folder = Path(tempfile.mkdtemp(prefix="mmsearch-bench-"))
+    try:
+        if "index" in sections:
+            result["index"] = bench_index(args, settings, env, cli, folder)
+        if "precision" in sections:
+            result["precision"] = precision_check(args.model, pretrained, args.batch_size)
+        if "media" in sections:
+            result["media"] = bench_media(args, pretrained, env, cli, folder)
+        if "search" in sections:
+            from bench_search import measure
+
+            result["search"] = [
+                measure(int(n), args.model, pretrained, 50, args.runs + 2)
+                for n in args.search_sizes.split(",")
+            ]
+        if "scale" in sections:
+            result["scale"] = bench_scale(args, env, cli, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(table(result))
+    print(f"\n(JSON: {args.out})")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = re.findall(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = names[0].strip() if names else cpu
+    return f"{cpu}, {os.cpu_count()} threads, Python {sys.version.split()[0]}"
+
+
+def bench_index(args: Any, settings: Any, env: dict, cli: list[str], folder: Path) -> dict:
     w, h = (int(v) for v in args.size.split("x"))
     make_photos(args.dir, args.images, w, h)
     photos = sorted(args.dir.glob("photo_*.jpg"))[: args.images]
-    folder = Path(tempfile.mkdtemp(prefix="mmsearch-bench-"))
-    try:
-        corpus = folder / "photos"
-        corpus.mkdir()
-        for p in photos:
-            os.link(p, corpus / p.name) if p.stat().st_dev == corpus.stat().st_dev else shutil.copy(
-                p, corpus / p.name
-            )
-        pretrained = args.pretrained or random_checkpoint(args.model)
-        env = {
-            **os.environ,
-            "MMSEARCH_DB": str(folder / "store"),
-            "MMSEARCH_MODEL": args.model,
-            "MMSEARCH_PRETRAINED": pretrained,
-        }
-        cli = [sys.executable, "-m", "mmsearch"]
-        index_cmd = [*cli, "index", str(corpus), "--batch-size", str(args.batch_size)]
-        if args.workers:
-            index_cmd += ["--workers", str(args.workers)]
-        index_wall, index_rss, summary = timed(index_cmd, env)
-        queries = [
-            timed([*cli, "query", "a red car at night", "-n", "10"], env)
-            for _ in range(args.queries)
-        ]
-        outside = folder / "outside.jpg"
-        shutil.copy(photos[0], outside)
-        similars = [
-            timed([*cli, "similar", str(outside), "-n", "10"], env) for _ in range(args.queries)
-        ]
-        help_s, complete_s = startup_latency(env)
-        ceiling = forward_ceiling(args.model, pretrained, args.batch_size)
-        video = HERE / "out" / f"video-1080p-{args.video_seconds}s.mp4"
-        make_video(video, args.video_seconds)
-        video_cpu, video_fpm = keyframe_cost(video, args.video_seconds, 256)
-        docs = make_documents(folder / "docs", args.pdf_pages, args.text_files)
-        doc_rates = document_rates(docs, args.model, pretrained, args.batch_size)
-        doc_env = {**env, "MMSEARCH_DB": str(folder / "doc-store")}
-        docs_wall, _, docs_summary = timed([*cli, "index", str(docs / "texts")], doc_env)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
+    corpus = folder / "photos"
+    corpus.mkdir()
+    for p in photos:
+        shutil.copy(p, corpus / p.name)
     n = len(photos)
-    result = {
+    peer = rclip_side_by_side(corpus, args.runs)
+    cmd = [*cli, "index", str(corpus), "--batch-size", str(args.batch_size)]
+    runs = index_runs(cmd, env, folder / "store", args.runs)
+    ceiling = forward_ceiling(settings, args.batch_size)
+    env = {**env, "MMSEARCH_DB": str(folder / "store"), "MMSEARCH_TIMINGS": "1"}
+    stamp = time.time_ns()
+    texts = [
+        timed([*cli, "query", f"a red car at night {stamp} {i}"], env) for i in range(args.runs)
+    ]
+    again = [timed([*cli, "query", f"a red car at night {stamp} 0"], env) for _ in range(args.runs)]
+    outside = folder / "outside.jpg"
+    shutil.copy(photos[0], outside)
+    images = [timed([*cli, "similar", str(outside)], env) for _ in range(args.runs)]
+    help_s, complete_s = startup_latency(env)
+    wall = median(r[0] for r in runs)
+    mine = {
         "images": n,
         "size": args.size,
-        "model": args.model,
-        "cpu_threads": os.cpu_count(),
-        "index_wall_s": round(index_wall, 2),
-        "index_images_per_s": round(n / index_wall, 2),
-        "index_peak_rss_mib": round(index_rss),
-        "index_summary": summary.strip().splitlines()[-1] if summary.strip() else "",
+        "index_wall_s": round(wall, 2),
+        "index_images_per_s": round(n / wall, 2),
+        "index_in_run_images_per_s": round(median(r[2] for r in runs), 2),
+        "index_peak_rss_mib": round(median(r[1] for r in runs)),
         "forward_only_images_per_s": round(ceiling, 2),
-        "index_vs_ceiling": round(n / index_wall / ceiling, 3),
-        "cold_text_query_s": round(statistics.median(q[0] for q in queries), 2),
-        "cold_text_query_peak_rss_mib": round(max(q[1] for q in queries)),
-        "cold_image_query_s": round(statistics.median(s[0] for s in similars), 2),
+        "end_to_end_vs_ceiling": round(n / wall / ceiling, 3),
+        "in_run_vs_ceiling": round(median(r[2] for r in runs) / ceiling, 3),
+        "cold_text_query_s": round(median(t[0] for t in texts), 3),
+        "cold_text_query_rss_mib": round(median(t[1] for t in texts)),
+        "cold_text_query_breakdown_s": breakdown(t[2] for t in texts),
+        "repeated_text_query_s": round(median(t[0] for t in again), 3),
+        "cold_image_query_s": round(median(t[0] for t in images), 3),
+        "cold_image_query_rss_mib": round(median(t[1] for t in images)),
         "help_s": round(help_s, 3),
         "completion_s": round(complete_s, 3),
+    }
+    if peer:
+        peer["index_images_per_s"] = round(n / peer["index_wall_s"], 2)
+        mine["vs_rclip_index_speed"] = round(
+            mine["index_images_per_s"] / peer["index_images_per_s"], 2
+        )
+        mine["vs_rclip_text_query"] = round(peer["text_query_s"] / mine["cold_text_query_s"], 2)
+    return {"mmsearch": mine, "rclip": peer}
+
+
+def breakdown(stderrs: Any) -> dict[str, float]:
+    parsed = [
+        json.loads(line.removeprefix("timings: "))
+        for err in stderrs
+        for line in err.splitlines()
+        if line.startswith("timings: ")
+    ]
+    keys = dict.fromkeys(k for p in parsed for k in p)
+    return {k: round(median(p.get(k, 0.0) for p in parsed), 3) for k in keys}
+
+
+def bench_media(args: Any, pretrained: str, env: dict, cli: list[str], folder: Path) -> dict:
+    video = HERE / "out" / f"video-1080p-{args.video_seconds}s.mp4"
+    make_video(video, args.video_seconds)
+    video_cpu, video_fpm = keyframe_cost(video, args.video_seconds, 256)
+    docs = make_documents(folder / "docs", args.pdf_pages, args.text_files)
+    rates = document_rates(docs, args.model, pretrained, args.batch_size)
+    doc_env = {**env, "MMSEARCH_DB": str(folder / "doc-store")}
+    docs_wall, _, _ = timed([*cli, "index", str(docs / "texts")], doc_env)
+    return {
         "video_keyframe_cpu_s_per_hour_1080p": round(video_cpu, 1),
         "video_frames_kept_per_minute": round(video_fpm, 1),
-        **doc_rates,
-        "docx_txt_index_wall_s": round(docs_wall, 2),
+        **rates,
         "docx_txt_docs_per_s": round(2 * args.text_files / docs_wall, 2),
-        "docx_txt_summary": docs_summary.strip().splitlines()[-1] if docs_summary else "",
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        width = max(map(len, result))
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
+
+
+def bench_scale(args: Any, env: dict, cli: list[str], folder: Path) -> list[dict]:
+    """Peak RSS of indexing as the collection grows (640x480 photos: the model sets the pace)."""
+    rows = []
+    source = HERE / "out" / "small-photos"
+    for n in (int(v) for v in args.scale_sizes.split(",")):
+        make_photos(source, n, 640, 480)
+        corpus = folder / f"scale-{n}"
+        corpus.mkdir()
+        for p in sorted(source.glob("photo_*.jpg"))[:n]:
+            os.link(p, corpus / p.name)
+        ((wall, rss, _rate),) = index_runs([*cli, "index", str(corpus)], env, folder / "s", 1)
+        rows.append({"images": n, "peak_rss_mib": round(rss), "images_per_s": round(n / wall, 2)})
+        shutil.rmtree(corpus)
+    return rows
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"mmsearch benchmark — {result['machine']}, model {result['model']}", ""]
+
+    def add(name: str, value: Any, note: str = "") -> None:
+        lines.append(f"{name:<46} {value!s:>16}  {note}")
+
+    if "index" in result:
+        mine, peer = result["index"]["mmsearch"], result["index"]["rclip"]
+        add(
+            f"index {mine['images']} JPEGs {mine['size']} (images/s)",
+            mine["index_images_per_s"],
+            f"rclip {peer['index_images_per_s']} -> x{mine['vs_rclip_index_speed']}"
+            if peer
+            else "",
+        )
+        add("  in-run images/s", mine["index_in_run_images_per_s"])
+        add(
+            "  forward-only ceiling (images/s)",
+            mine["forward_only_images_per_s"],
+            f"end to end {mine['end_to_end_vs_ceiling']:.0%}, "
+            f"in-run {mine['in_run_vs_ceiling']:.0%}",
+        )
+        add(
+            "  peak RSS indexing (MiB)",
+            mine["index_peak_rss_mib"],
+            f"rclip {peer['index_peak_rss_mib']}" if peer else "",
+        )
+        add(
+            "cold text query (s)",
+            mine["cold_text_query_s"],
+            f"rclip {peer['text_query_s']}" if peer else "",
+        )
+        add("  breakdown (s)", "", json.dumps(mine["cold_text_query_breakdown_s"]))
+        add(
+            "  peak RSS (MiB)",
+            mine["cold_text_query_rss_mib"],
+            f"rclip {peer['text_query_rss_mib']}" if peer else "",
+        )
+        add("repeated text query, vector cached (s)", mine["repeated_text_query_s"])
+        add(
+            "cold image query (s)",
+            mine["cold_image_query_s"],
+            f"rclip {peer['image_query_s']}" if peer else "",
+        )
+        add("--help / completion (s)", f"{mine['help_s']} / {mine['completion_s']}")
+    if "precision" in result:
+        p = result["precision"]
+        add(
+            "forward images/s: onnx fp32 / torch fp32 / bf16",
+            f"{p['forward_onnx_fp32_images_per_s']} / {p['forward_torch_fp32_images_per_s']} / "
+            f"{p['forward_torch_bf16_images_per_s']}",
+            f"CPU bf16: {p['cpu_bf16']}",
+        )
+        add(
+            "bf16 vs fp32 cosine, min / mean",
+            f"{p['bf16_vs_fp32_cosine_min']} / {p['bf16_vs_fp32_cosine_mean']}",
+            f"{p['photos']} real photos; onnx vs torch min {p['onnx_vs_torch_cosine_min']}",
+        )
+    if "media" in result:
+        for k, v in result["media"].items():
+            add(k, v)
+    for row in result.get("search", []):
+        n = f"{row['items'] // 1000}k" if row["items"] < 10**6 else f"{row['items'] // 10**6}M"
+        add(
+            f"{n} items: search",
+            row["search"],
+            f"built in {row['build_s']} s, recall@10 {row['recall_at_10']}",
+        )
+        add(
+            "  warm query p50 / p95 (ms)",
+            f"{row['warm_p50_ms']} / {row['warm_p95_ms']}",
+            f"client process {row['warm_client_process_s']} s, "
+            f"server RSS {row['server_peak_rss_mib']} MiB",
+        )
+        add(
+            "  cold query (s)",
+            row["cold_query_s"],
+            f"cached vector {row['cold_query_cached_vector_s']} s, "
+            f"RSS {row['cold_query_rss_mib']} MiB",
+        )
+        add("  breakdown (s)", "", json.dumps(row["cold_breakdown_s"]))
+    for row in result.get("scale", []):
+        add(
+            f"index {row['images']} photos 640x480: peak RSS (MiB)",
+            row["peak_rss_mib"],
+            f"{row['images_per_s']} images/s",
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
