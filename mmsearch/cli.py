@@ -211,7 +211,7 @@ def index(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", min=1, help="Images per batch [default: 32, GPU 128]."),
+        typer.Option("--batch-size", min=1, help="Images per batch [default: 16, GPU 128]."),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Decode threads [default: cores, ≤4].")

@@ -65,12 +65,13 @@ class OnnxEmbedder:
     folder: Path
     meta: dict[str, Any]
     threads: int | None = None
+    int8: bool = False  # each tower's int8 copy where the export proved it, else fp32
     _sessions: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, folder: Path, threads: int | None = None) -> OnnxEmbedder:
-        return cls(folder, json.loads((folder / META).read_text()), threads)
+    def open(cls, folder: Path, threads: int | None = None, int8: bool = False) -> OnnxEmbedder:
+        return cls(folder, json.loads((folder / META).read_text()), threads, int8)
 
     @property
     def dim(self) -> int:
@@ -89,13 +90,17 @@ class OnnxEmbedder:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return _normalised(self._run(TEXTUAL, self._tokenizer()(texts)))
 
+    def tower_file(self, name: str) -> str:
+        proven = self.int8 and self.meta.get("int8", {}).get(name)
+        return int8_name(name) if proven else name
+
     def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
         with self._lock, phase("model load"):
             if name not in self._sessions:
                 import onnxruntime as ort
 
                 self._sessions[name] = ort.InferenceSession(
-                    str(self.folder / name),
+                    str(self.folder / self.tower_file(name)),
                     session_options(self.threads),
                     providers=["CPUExecutionProvider"],
                 )
@@ -109,6 +114,10 @@ class OnnxEmbedder:
                     self.folder / VOCAB, self.meta["context_length"], self.meta["clean"]
                 )
             return self._sessions["tokenizer"]
+
+
+def int8_name(name: str) -> str:
+    return name.replace(".onnx", ".int8.onnx")
 
 
 def _normalised(features: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from mmsearch.errors import ModelUnavailable, UsageError
 from mmsearch.scan import one_line
 
 RUNTIMES = ("auto", "onnx", "torch")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "int8", "bf16", "fp16")
 
 
 class Embedder(Protocol):
@@ -62,7 +62,9 @@ def has_gpu() -> bool:
 
 
 def choose_runtime(settings: Settings) -> tuple[str, str]:
-    """(runtime, precision) for this machine: reduced precision only where it pays here."""
+    """(runtime, precision) for this machine. On CPUs: ONNX Runtime with the int8 towers
+    the export proved (cosine >= 0.995 to fp32), ~3x faster than fp32 here; bf16 autocast
+    only when asked, since it was slower than fp32 on the AVX512-BF16 CPU measured."""
     runtime, precision = settings.runtime, settings.precision
     if runtime not in RUNTIMES or precision not in PRECISIONS:
         raise UsageError(
@@ -73,10 +75,12 @@ def choose_runtime(settings: Settings) -> tuple[str, str]:
         wants_torch = has_gpu() or precision in ("bf16", "fp16")
         onnx_ok = importlib.util.find_spec("onnxruntime") is not None
         runtime = "torch" if wants_torch or not onnx_ok else "onnx"
-    if runtime == "onnx" and precision not in ("auto", "fp32"):
+    if runtime == "onnx" and precision not in ("auto", "fp32", "int8"):
         raise UsageError(f"--precision {precision} needs --runtime torch")
+    if runtime == "torch" and precision == "int8":
+        raise UsageError("--precision int8 needs --runtime onnx")
     if precision == "auto":
-        precision = "fp16" if runtime == "torch" and has_gpu() else "fp32"
+        precision = "int8" if runtime == "onnx" else "fp16" if has_gpu() else "fp32"
     return runtime, precision
 
 
@@ -95,7 +99,7 @@ def _load(settings: Settings) -> Embedder:
                 from mmsearch.onnx_export import export
 
                 export(settings, folder)
-            return OnnxEmbedder.open(folder, _threads())
+            return OnnxEmbedder.open(folder, _threads(), int8=precision == "int8")
         except (OSError, ValueError) as e:  # Unsupported, or a cache we cannot use
             if settings.runtime == "onnx":
                 raise ModelUnavailable(

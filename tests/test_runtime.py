@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,13 +19,47 @@ from mmsearch.embed import load_embedder, onnx_folder
 
 
 def both(tiny_model: str) -> tuple:
-    onnx = load_embedder(Settings(db="/unused", model=tiny_model, runtime="onnx"))
+    fp32 = {"runtime": "onnx", "precision": "fp32"}
+    onnx = load_embedder(Settings(db="/unused", model=tiny_model, **fp32))
     torch = load_embedder(Settings(db="/unused", model=tiny_model, runtime="torch"))
     return onnx, torch
 
 
-def test_auto_runtime_on_a_cpu_is_onnx(tiny_model: str) -> None:
-    assert type(load_embedder(Settings(db="/unused", model=tiny_model))).__name__ == "OnnxEmbedder"
+def test_auto_runtime_on_a_cpu_is_onnx_with_the_proven_int8_towers(tiny_model: str) -> None:
+    embedder = load_embedder(Settings(db="/unused", model=tiny_model))
+    assert type(embedder).__name__ == "OnnxEmbedder"
+    assert embedder.tower_file("visual.onnx") == "visual.int8.onnx"
+
+
+def test_precision_fp32_forces_the_fp32_towers(tiny_model: str) -> None:
+    embedder = load_embedder(Settings(db="/unused", model=tiny_model, precision="fp32"))
+    assert embedder.tower_file("visual.onnx") == "visual.onnx"
+
+
+def test_int8_vectors_stay_within_the_checked_cosine_of_fp32(
+    tiny_model: str, photo_library: Path
+) -> None:
+    int8 = load_embedder(Settings(db="/unused", model=tiny_model, precision="int8"))
+    fp32, _ = both(tiny_model)
+    pictures = [Image.open(p).convert("RGB") for p in sorted(photo_library.rglob("*.jpg"))]
+    pixels = [fp32.preprocess(p) for p in pictures]
+    texts = ["a dog on a beach", "quarterly report", "東京の夜"]
+    assert (fp32.embed_images(pixels) * int8.embed_images(pixels)).sum(axis=1).min() >= 0.995
+    assert (fp32.embed_texts(texts) * int8.embed_texts(texts)).sum(axis=1).min() >= 0.995
+
+
+def test_an_int8_tower_that_fails_its_check_is_not_kept(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsearch import onnx_export
+
+    monkeypatch.setattr(onnx_export, "INT8_MIN_COSINE", 1.01)  # nothing can pass
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
+    settings = Settings(db="/unused", model=tiny_model)
+    onnx_export.export(settings, onnx_folder(settings))
+    meta = json.loads((onnx_folder(settings) / "meta.json").read_text())
+    assert meta["int8"] == {"visual.onnx": False, "textual.onnx": False}
+    assert not list(onnx_folder(settings).glob("*.int8.onnx"))
 
 
 def test_onnx_and_torch_give_the_same_text_vectors(tiny_model: str) -> None:
@@ -82,11 +117,11 @@ def test_a_model_onnx_cannot_run_falls_back_to_torch(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(embed, "_cache", {})  # models this process already loaded
     folder = onnx_folder(Settings(db="/unused", model=tiny_model))
     folder.mkdir(parents=True)
     (folder / "unsupported.txt").write_text("its tokenizer is not CLIP's BPE\n")
-    fresh = Settings(db="/unused2", model=tiny_model, runtime="auto", precision="fp32")
-    assert type(load_embedder(fresh)).__name__ == "ClipEmbedder"
+    assert type(load_embedder(Settings(db="/u", model=tiny_model))).__name__ == "ClipEmbedder"
 
 
 def test_forcing_onnx_for_a_model_it_cannot_run_fails_in_one_line(
