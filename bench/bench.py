@@ -262,7 +262,8 @@ def forward_ceiling(settings, batch: int, seconds: float = 20) -> float:
 
 
 def precision_check(model: str, pretrained: str, batch: int) -> dict[str, Any]:
-    """bf16 autocast against fp32 on real photos (scikit-image's), and each path's speed."""
+    """int8 towers and bf16 autocast against fp32 on real photos (scikit-image's), and each
+    path's forward-only speed."""
     from skimage import data
 
     from mmsearch.config import Settings
@@ -272,24 +273,29 @@ def precision_check(model: str, pretrained: str, batch: int) -> dict[str, Any]:
     names += ["coins", "immunohistochemistry", "logo", "page", "moon", "text", "horse"]
     photos = [Image.fromarray(getattr(data, n)()).convert("RGB") for n in names]
     runs = {}
-    for runtime, precision in (("onnx", "fp32"), ("torch", "fp32"), ("torch", "bf16")):
+    paths = (("onnx", "int8"), ("onnx", "fp32"), ("torch", "fp32"), ("torch", "bf16"))
+    for runtime, precision in paths:
         settings = Settings(
             db="unused", model=model, pretrained=pretrained, runtime=runtime, precision=precision
         )
         embedder = load_embedder(settings)
         vectors = embedder.embed_images([embedder.preprocess(p) for p in photos])
         runs[f"{runtime}_{precision}"] = (vectors, forward_ceiling(settings, batch, seconds=10))
-    cosine = (runs["torch_bf16"][0] * runs["torch_fp32"][0]).sum(axis=1)
-    onnx = (runs["onnx_fp32"][0] * runs["torch_fp32"][0]).sum(axis=1)
+    reference = runs["torch_fp32"][0]
+
+    def cosine(key: str) -> np.ndarray:
+        return (runs[key][0] * reference).sum(axis=1)
+
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return {
         "cpu_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
-        "forward_onnx_fp32_images_per_s": round(runs["onnx_fp32"][1], 2),
-        "forward_torch_fp32_images_per_s": round(runs["torch_fp32"][1], 2),
-        "forward_torch_bf16_images_per_s": round(runs["torch_bf16"][1], 2),
-        "bf16_vs_fp32_cosine_min": round(float(cosine.min()), 5),
-        "bf16_vs_fp32_cosine_mean": round(float(cosine.mean()), 5),
-        "onnx_vs_torch_cosine_min": round(float(onnx.min()), 6),
+        "cpu_vnni": "avx512_vnni" in flags or "avx_vnni" in flags,
+        **{f"forward_{k}_images_per_s": round(v[1], 2) for k, v in runs.items()},
+        "int8_vs_fp32_cosine_min": round(float(cosine("onnx_int8").min()), 5),
+        "int8_vs_fp32_cosine_mean": round(float(cosine("onnx_int8").mean()), 5),
+        "bf16_vs_fp32_cosine_min": round(float(cosine("torch_bf16").min()), 5),
+        "bf16_vs_fp32_cosine_mean": round(float(cosine("torch_bf16").mean()), 5),
+        "onnx_fp32_vs_torch_cosine_min": round(float(cosine("onnx_fp32").min()), 6),
         "photos": len(photos),
     }
 
@@ -553,15 +559,24 @@ def table(result: dict[str, Any]) -> str:
     if "precision" in result:
         p = result["precision"]
         add(
-            "forward images/s: onnx fp32 / torch fp32 / bf16",
-            f"{p['forward_onnx_fp32_images_per_s']} / {p['forward_torch_fp32_images_per_s']} / "
-            f"{p['forward_torch_bf16_images_per_s']}",
+            "forward images/s: onnx int8 / onnx fp32",
+            f"{p['forward_onnx_int8_images_per_s']} / {p['forward_onnx_fp32_images_per_s']}",
+            f"CPU VNNI: {p['cpu_vnni']}",
+        )
+        add(
+            "forward images/s: torch fp32 / torch bf16",
+            f"{p['forward_torch_fp32_images_per_s']} / {p['forward_torch_bf16_images_per_s']}",
             f"CPU bf16: {p['cpu_bf16']}",
+        )
+        add(
+            "int8 vs fp32 cosine, min / mean",
+            f"{p['int8_vs_fp32_cosine_min']} / {p['int8_vs_fp32_cosine_mean']}",
+            f"{p['photos']} real photos",
         )
         add(
             "bf16 vs fp32 cosine, min / mean",
             f"{p['bf16_vs_fp32_cosine_min']} / {p['bf16_vs_fp32_cosine_mean']}",
-            f"{p['photos']} real photos; onnx vs torch min {p['onnx_vs_torch_cosine_min']}",
+            f"onnx fp32 vs torch min {p['onnx_fp32_vs_torch_cosine_min']}",
         )
     if "media" in result:
         for k, v in result["media"].items():

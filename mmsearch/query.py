@@ -185,14 +185,17 @@ def _from_snapshot(
     settings: Settings, parts: Sequence[Part], mode: str, words: str, filters: Filters
 ) -> Callable[[int], tuple[list[dict[str, Any]], int]] | None:
     """A ranking served by the search snapshot, when it is current and the query needs
-    nothing else (no query images, no full-text search); None sends it to LanceDB."""
-    if mode not in ("auto", "vector") or any(p.kind != "text" for p in parts):
+    nothing else (no full-text search, no query file that is itself indexed: its stored
+    vector and its exclusion need LanceDB); None sends it to LanceDB."""
+    if mode not in ("auto", "vector"):
         return None
     from mmsearch.snapshot import open_fresh
 
     with phase("open index"):
         snap = open_fresh(settings.db, settings.model_key)
     if snap is None or (mode == "auto" and words and snap.has_text):
+        return None
+    if any(p.kind == "image" and snap.holds(p.value) for p in parts):
         return None
     vector = compose(settings, None, parts)
     mask = filters.mask(snap.rows)
@@ -214,7 +217,6 @@ def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) 
         vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
     for p in parts:
         if p.kind == "image":
-            assert coll is not None
             vectors[id(p)] = _image_vector(settings, coll, p)
     total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
     norm = float(np.linalg.norm(total))
@@ -239,7 +241,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def _image_vector(settings: Settings, coll: Collection, part: Part) -> np.ndarray:
+def _image_vector(settings: Settings, coll: Collection | None, part: Part) -> np.ndarray:
     path = part.value
     is_video = kind_of(path) == "video"
     if is_video and part.at is None:
@@ -253,7 +255,7 @@ def _image_vector(settings: Settings, coll: Collection, part: Part) -> np.ndarra
 
             at = part.at
             return _embed_picture(settings, path, lambda size: frame_at(path, at, size))
-        stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns)
+        stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns) if coll else None
         if stored is not None:
             return stored
         from mmsearch.extract.image import load_image

@@ -103,6 +103,11 @@ class Snapshot:
     vectors: np.ndarray  # (n, dim) float32, memory-mapped: scores equal LanceDB's
     has_text: bool
 
+    def holds(self, path: str) -> bool:
+        import pyarrow.compute as pc
+
+        return bool(pc.any(pc.equal(self.rows["path"], path)).as_py())
+
     def search(
         self, vector: np.ndarray, limit: int, mask: np.ndarray | None
     ) -> list[dict[str, Any]]:

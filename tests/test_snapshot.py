@@ -72,6 +72,17 @@ def test_snapshot_and_lancedb_give_the_same_answers(library: Path, args: list[st
     assert np.allclose([r["score"] for r in fast], [r["score"] for r in slow], atol=1e-5)
 
 
+def test_an_outside_image_is_answered_by_the_snapshot_like_by_lancedb(
+    library: Path, tmp_path: Path
+) -> None:
+    outside = make_image(tmp_path / "outside.png", seed=3)  # same picture as an indexed one
+    fast = json.loads(run("similar", str(outside), "--json", "-n", "5").stdout)
+    shutil.rmtree(snapshot_dir())
+    slow = json.loads(run("similar", str(outside), "--json", "-n", "5").stdout)
+    assert [r["path"] for r in fast] == [r["path"] for r in slow]
+    assert fast[0]["score"] == pytest.approx(1.0, abs=1e-3)  # the indexed copy is a JPEG
+
+
 def test_a_change_made_after_the_snapshot_is_seen(library: Path) -> None:
     from mmsearch.store import Store
 
