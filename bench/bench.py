@@ -318,7 +318,7 @@ def rclip_side_by_side(folder: Path, runs: int) -> dict[str, float] | None:
     image = re.search(r"image : ([\d.]+) s  \(peak RSS (\d+) MiB\)", out)
     if not (index and text and image):
         sys.exit(f"cannot read rclip's numbers:\n{out}")
-    version = re.search(r"^rclip (\S+)", out, re.M)
+    version = re.search(r"^rclip ([^\s,]+)", out, re.M)
     return {
         "version": version.group(1) if version else "?",
         "index_wall_s": float(index.group(1)),

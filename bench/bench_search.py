@@ -183,7 +183,7 @@ def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: i
     warm.sort()
     return {
         "items": n,
-        "search": "snapshot (exact)" if (db / "snapshots").exists() else "IVF_PQ",
+        "search": "snapshot (exact)" if (db / "snapshots").exists() else "IVF_FLAT",
         "build_s": round(build_s, 1),
         "recall_at_10": round(recall10, 4),
         "search_only_ms": round(direct_ms, 2),
