@@ -232,7 +232,8 @@ class _Failed:
 @dataclass
 class _Reused:
     entry: FileEntry
-    items: list[Item]
+    items: list[Item]  # the OCR pass's words among them
+    ocr: str | None  # so a renamed or copied picture is not read again
 
 
 @dataclass
@@ -262,9 +263,9 @@ class _Writer:
         self.last_flush = time.monotonic()
         self.wrote = False
 
-    def ok(self, entry: FileEntry, digest: str, items: list[Item]) -> None:
+    def ok(self, entry: FileEntry, digest: str, items: list[Item], ocr: str | None = None) -> None:
         self.items.extend(items)
-        self.files.append(self._row(entry, digest, "ok", "", len(items)))
+        self.files.append({**self._row(entry, digest, "ok", "", len(items)), "ocr": ocr})
         self._maybe_flush()
 
     def fail(
@@ -380,7 +381,7 @@ def _embed_all(
             writer.fail(p.entry, p.reason, digest=p.content_hash, status=p.status)
         else:
             report.reused += 1
-            writer.ok(p.entry, p.items[0].content_hash, p.items)
+            writer.ok(p.entry, p.items[0].content_hash, p.items, p.ocr)
         if progress:
             progress.advance()
     batcher.finish()
@@ -441,6 +442,7 @@ def _prepare(
             batch = entries[start : start + chunk]
             reads = list(pool.map(read_file, batch))
             known = coll.items_for_hashes([r.digest for r in reads if r.digest and not r.error])
+            read_by_ocr = coll.ocr_outcomes(sorted({i[0].path for i in known.values()}))
             decoding = []
             for entry, r in zip(batch, reads, strict=True):
                 if r.error or not r.digest:
@@ -450,7 +452,10 @@ def _prepare(
                     items = [
                         replace(i, path=entry.path, ext=ext_of(entry.path)) for i in known[r.digest]
                     ]
-                    yield _Reused(entry, items)
+                    source = known[r.digest][0].path
+                    # A touched file is read again, as before; a renamed or copied one is not.
+                    ocr = read_by_ocr.get(source) if source != entry.path else None
+                    yield _Reused(entry, items, ocr)
                 else:
                     future = pool.submit(_decode, entry, r.digest, r.data, embedder, options)
                     decoding.append((entry, r.digest, future))

@@ -329,7 +329,8 @@ class Collection:
 
     @_guarded
     def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
-        """Stored embeddings of these contents, so a moved or copied file is not re-embedded.
+        """Stored embeddings of these contents, so a moved or copied file is not re-embedded;
+        each item keeps the path it was read from.
 
         The same content can be indexed at several paths (copies, or a rename that a killed
         run left half done): the items of one path only, or the file would get them twice."""
@@ -362,7 +363,7 @@ class Collection:
                     continue
                 found.setdefault(r["content_hash"], []).append(
                     Item(
-                        path="",
+                        path=r["path"],
                         kind=r["kind"],
                         content_hash=r["content_hash"],
                         vector=np.asarray(r["vector"], np.float32),
@@ -388,6 +389,15 @@ class Collection:
         rows = self.items.search().where(f"path = {sql_str(path)}").select(["vector"]).limit(1)
         rows = rows.to_arrow()["vector"].to_pylist()
         return np.asarray(rows[0], np.float32) if rows else None
+
+    @_guarded
+    def ocr_outcomes(self, paths: Sequence[str]) -> dict[str, str | None]:
+        """What the OCR pass concluded for these files (None: not read yet)."""
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(list(paths)):
+            rows = self.files.search().where(_in("path", chunk)).select(["path", "ocr"])
+            found.update({r["path"]: r["ocr"] for r in rows.limit(None).to_arrow().to_pylist()})
+        return found
 
     @_guarded
     def write(self, items: Sequence[Item], files: Sequence[dict[str, Any]]) -> None:

@@ -66,6 +66,15 @@ def test_the_selector_reads_screenshots_and_skips_photos(mixed: Path) -> None:
     assert status["ocr"] == {"text": 2, "skipped": 3}
 
 
+def test_a_renamed_screenshot_keeps_its_words_and_is_not_read_again(mixed: Path) -> None:
+    index(mixed)
+    (mixed / "error.png").rename(mixed / "renamed.png")
+    stderr = index(mixed)
+    assert "1 reused" in stderr and "OCR:" not in stderr  # nothing left for the pass to read
+    assert query_json("flamingo", "--mode", "text")[0]["path"] == str(mixed / "renamed.png")
+    assert "pending" not in json.loads(run("status", "--json").stdout)["ocr"]
+
+
 def test_always_reads_every_picture(mixed: Path) -> None:
     stderr = index(mixed, "--ocr", "always")
     assert "0 skipped" in stderr
