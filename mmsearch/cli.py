@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -290,16 +292,12 @@ def watch(
     file has settled; prints one line per batch of changes.
     Example: mmsearch watch ~/Photos ~/Videos
     """
-    import signal
-    import threading
-
     from mmsearch.index import IndexOptions
     from mmsearch.render import watch_line
     from mmsearch.watch import WatchOptions
     from mmsearch.watch import watch as follow
 
     err = _stderr()
-    stop = threading.Event()
 
     def on_batch(report: Any) -> None:
         line = watch_line(report)
@@ -310,8 +308,7 @@ def watch(
         if not quiet:
             err.print(f"mmsearch: {message}", markup=False, style="yellow")
 
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _until_signalled() as stop:
         follow(
             _settings(db, model, pretrained, runtime, precision),
             [str(p) for p in paths],
@@ -327,9 +324,6 @@ def watch(
             on_batch,
             on_notice,
         )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @app.command()
@@ -441,6 +435,21 @@ def similar(
     _show(results, fmt, preview)
 
 
+@contextlib.contextmanager
+def _until_signalled() -> Iterator[threading.Event]:
+    """An event SIGINT and SIGTERM set, so a long-running command finishes what it is doing
+    and exits 0; the previous handlers come back afterwards."""
+    import signal
+
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _search(
     settings: Settings, parts: list[Any], top: int, filters: Any, moments: bool, mode: str
 ) -> list[Any]:
@@ -535,22 +544,13 @@ def serve(
     `watch` serves too. The socket lives in a folder only you can enter.
     Example: mmsearch serve &
     """
-    import signal
-    import threading
-
     from mmsearch.serve import serving, warm_up
 
     settings = _settings(db, model, pretrained, runtime, precision)
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with serving(settings) as path:
-            warm_up(settings)
-            _stderr().print(f"serving {settings.db} on {path} (pid {os.getpid()})", markup=False)
-            stop.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with _until_signalled() as stop, serving(settings) as path:
+        warm_up(settings)
+        _stderr().print(f"serving {settings.db} on {path} (pid {os.getpid()})", markup=False)
+        stop.wait()
 
 
 @app.command()

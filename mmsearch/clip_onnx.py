@@ -13,23 +13,26 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from mmsearch.timings import phase
 from mmsearch.tokenizer import ClipTokenizer
 
+if TYPE_CHECKING:  # PIL stays out of text queries
+    from PIL import Image
+
 META = "meta.json"
 VISUAL, TEXTUAL, VOCAB = "visual.onnx", "textual.onnx", "bpe_simple_vocab_16e6.txt.gz"
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
 
 def preprocess(image: Image.Image, size: int, meta: dict[str, Any]) -> np.ndarray:
     """open_clip's transform in PIL + numpy: shortest side to `size` (PIL's own resampling,
     as torchvision uses for PIL input), centre crop, scale and normalise; CHW float32."""
-    resample = _RESAMPLE[meta["interpolation"]]
+    from PIL import Image  # loaded already: `image` is one
+
+    resample = getattr(Image.Resampling, meta["interpolation"].upper())
     w, h = image.size
     if meta["resize_mode"] == "squash":
         image = image.resize((size, size), resample)
