@@ -419,7 +419,7 @@ def similar(
       mmsearch similar holiday.mp4 --at 83.5
     """
     from mmsearch.grammar import Part
-    from mmsearch.scan import normalize
+    from mmsearch.paths import normalize
 
     query_parts = [
         Part("image", normalize(image), 1.0, at),

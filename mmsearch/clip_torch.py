@@ -16,8 +16,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from mmsearch.errors import ModelUnavailable
-from mmsearch.scan import one_line
+from mmsearch.errors import ModelUnavailable, one_line
 
 _HF_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 

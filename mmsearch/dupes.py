@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmsearch.config import Settings
-from mmsearch.scan import normalize
+from mmsearch.paths import normalize
 from mmsearch.sql import subtree_filter
 from mmsearch.store import open_collection
 

@@ -14,8 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmsearch.config import Settings, cache_root
-from mmsearch.errors import ModelUnavailable, UsageError
-from mmsearch.scan import one_line
+from mmsearch.errors import ModelUnavailable, UsageError, one_line
 
 RUNTIMES = ("auto", "onnx", "torch")
 PRECISIONS = ("auto", "fp32", "int8", "bf16", "fp16")

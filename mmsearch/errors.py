@@ -37,3 +37,10 @@ class ModelMismatch(MmsearchError):
 
 class ExtractError(Exception):
     """One file could not be turned into pixels; recorded as that file's failure reason."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message folded onto one line of at most 200 characters: the form every
+    reason and error takes."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mmsearch.errors import UsageError
-from mmsearch.scan import normalize
+from mmsearch.paths import normalize
 
 _OPERATOR = re.compile(r"\s+([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d+)?):(.+)$", re.DOTALL)

@@ -20,18 +20,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mmsearch.config import DocumentOptions, Settings, VideoOptions, is_local_uri
-from mmsearch.errors import ExtractError, ModelMismatch
+from mmsearch.errors import ExtractError, ModelMismatch, one_line
+from mmsearch.formats import ext_of
 from mmsearch.ocr import OcrReport, ocr_pass
-from mmsearch.scan import (
-    FileEntry,
-    ext_of,
-    is_within,
-    normalize,
-    one_line,
-    outermost,
-    read_file,
-    scan,
-)
+from mmsearch.paths import is_within, normalize, outermost
+from mmsearch.reading import read_file
+from mmsearch.scan import FileEntry, scan
 from mmsearch.store import Collection, Item, Store
 from mmsearch.timings import phase
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.errors import MmsearchError
-from mmsearch.scan import ext_of, one_line
+from mmsearch.errors import MmsearchError, one_line
+from mmsearch.formats import ext_of
 
 if TYPE_CHECKING:
     from mmsearch.embed import Embedder

@@ -20,7 +20,7 @@ from PIL import Image
 
 from mmsearch.clip_onnx import META, TEXTUAL, VISUAL, VOCAB, OnnxEmbedder, int8_name
 from mmsearch.config import Settings
-from mmsearch.scan import one_line
+from mmsearch.errors import one_line
 
 UNSUPPORTED = "unsupported.txt"
 MIN_COSINE = 0.9999  # fp32 ONNX against torch: the same computation

@@ -13,8 +13,9 @@ import numpy as np
 
 from mmsearch.config import Settings
 from mmsearch.errors import ExtractError, MmsearchError, UsageError
+from mmsearch.formats import kind_of
 from mmsearch.grammar import Part
-from mmsearch.scan import kind_of, normalize
+from mmsearch.paths import normalize
 from mmsearch.sql import sql_str, subtree_filter
 from mmsearch.timings import phase
 

@@ -17,7 +17,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from mmsearch.scan import is_within
+from mmsearch.paths import is_within
 
 if TYPE_CHECKING:
     from mmsearch.dupes import Group

@@ -24,8 +24,7 @@ from filelock import FileLock, Timeout
 
 from mmsearch import snapshot
 from mmsearch.config import Settings, is_local_uri
-from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError
-from mmsearch.scan import one_line
+from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.sql import sql_str, subtree_filter
 
 MODELS = "models"

@@ -15,7 +15,7 @@ from typing import Any
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import StoreBusy
 from mmsearch.index import IndexOptions, IndexReport, merge_roots, sync
-from mmsearch.scan import is_within, normalize, outermost
+from mmsearch.paths import is_within, normalize, outermost
 from mmsearch.store import Store
 
 INOTIFY_HINT = (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmsearch.scan import content_hash, is_within, normalize, scan
+from mmsearch.paths import is_within, normalize
+from mmsearch.reading import content_hash
+from mmsearch.scan import scan
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -117,7 +119,7 @@ def test_content_hash_depends_only_on_bytes() -> None:
 def test_sampled_hash_reads_at_most_three_mebibytes_and_sees_the_middle(tmp_path: Path) -> None:
     import io
 
-    from mmsearch.scan import sampled_hash
+    from mmsearch.reading import sampled_hash
 
     size = 10 << 20
     data = bytearray(size)

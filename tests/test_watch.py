@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import file_rows, item_paths, make_image, run
 
-from mmsearch.scan import content_hash
+from mmsearch.reading import content_hash
 
 SETTLE_TIMEOUT = 90
 

@@ -17,8 +17,7 @@ from html.parser import HTMLParser
 from PIL import Image
 
 from mmsearch.config import DocumentOptions
-from mmsearch.errors import ExtractError
-from mmsearch.scan import one_line
+from mmsearch.errors import ExtractError, one_line
 
 _PDFIUM = threading.Lock()
 _EMPTY_PAGE_TREE = re.compile(rb"/Count\s*0\s*/Kids\s*\[\s*\]|/Kids\s*\[\s*\]\s*/Count\s*0\b")

@@ -10,8 +10,7 @@ from datetime import datetime
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from mmsearch.errors import ExtractError
-from mmsearch.scan import one_line
+from mmsearch.errors import ExtractError, one_line
 
 register_heif_opener()
 
