@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mmsearch import snapshot
 from mmsearch.config import DocumentOptions, Settings, VideoOptions, is_local_uri
 from mmsearch.errors import ExtractError, ModelMismatch, one_line
 from mmsearch.formats import ext_of
@@ -186,10 +187,8 @@ def sync(
         coll, list(paths), embedder, options.ocr, options.ocr_video_frames, progress
     )
     with phase("optimize"):
-        if optimize and (writer.wrote or vanished or report.ocr.text):
-            coll.optimize()
-        elif optimize:
-            coll.ensure_snapshot()
+        if optimize:
+            snapshot.refresh(coll, bool(writer.wrote or vanished or report.ocr.text))
     report.seconds = time.monotonic() - started
     return report
 
@@ -550,5 +549,5 @@ def forget_paths(settings: Settings, paths: Iterable[str]) -> ForgetReport:
         roots = [r for r in coll.info["roots"] if not any(is_within(r, t) for t in targets)]
         coll.set_roots(roots)
         if files or items:
-            coll.optimize()
+            snapshot.refresh(coll, changed=True)
     return ForgetReport(files, items)

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch.config import is_local_uri
+from mmsearch.store import ANN_MIN_ITEMS as MAX_ITEMS  # past it, the store's ANN index
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from mmsearch.store import Collection
 
-# Beyond this many items a scan reads 400+ MB per query: the store's ANN index does better.
-MAX_ITEMS = 200_000
 COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "ext", "taken"]
 META, VECTORS, ROWS = "meta.json", "vectors.npy", "rows.arrow"
 
@@ -129,6 +128,16 @@ class Snapshot:
 
 
 _opened: dict[tuple[str, str], tuple[tuple[Any, ...], Snapshot]] = {}  # a server keeps its maps
+
+
+def refresh(coll: Collection, changed: bool) -> None:
+    """After a run: compact a changed collection and snapshot it; give an unchanged one a
+    snapshot if it has none (or an old one)."""
+    if changed:
+        coll.optimize()
+        write(coll)
+    elif open_fresh(coll.store.uri, coll.info["key"]) is None:
+        write(coll)
 
 
 def open_fresh(db: str, key: str) -> Snapshot | None:

@@ -17,12 +17,10 @@ from typing import Any, TypeVar
 
 os.environ.setdefault("RUST_LOG", "error")  # lance logs routine warnings to stderr otherwise
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
-from mmsearch import snapshot
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.sql import sql_str, subtree_filter
@@ -37,7 +35,7 @@ RETENTION = timedelta(minutes=10)
 # is exact and fast enough). Full vectors in sqrt(N) partitions, 20 probed: at 1M clustered
 # items 12 ms and recall@10 1.0, where IVF_PQ (64 sub-vectors) needed 60x re-ranking and
 # 127 ms for 0.98 and IVF_SQ 23 ms for 0.97 (bench/bench_search.py measures it).
-ANN_MIN_ITEMS = snapshot.MAX_ITEMS
+ANN_MIN_ITEMS = 200_000
 ANN_NPROBES = 20
 _RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text"]
 _held_locks: set[str] = set()  # writer locks this process holds
@@ -149,6 +147,8 @@ class Store:
         if self._db is None:
             self._make_local_dir()
             try:
+                import lancedb  # here, not at import: snapshot checks must stay cheap
+
                 self._db = lancedb.connect(self.uri)
             except Exception as e:
                 raise StoreError(f"cannot open store {self.uri}: {one_line(e)}") from None
@@ -580,8 +580,7 @@ class Collection:
 
     @_guarded
     def optimize(self) -> None:
-        """Compact the many small versions a run leaves behind (they slow every search),
-        then snapshot the result for one-shot queries."""
+        """Compact the many small versions a run leaves behind (they slow every search)."""
         for table in (self.items, self.files):
             table.optimize(cleanup_older_than=RETENTION)  # also folds new rows into indices
         if not self._has_vector_index() and self.items.count_rows() > ANN_MIN_ITEMS:
@@ -590,10 +589,3 @@ class Collection:
             partitions = round(self.items.count_rows() ** 0.5)
             config = IvfFlat(distance_type="dot", num_partitions=partitions)
             self.items.create_index("vector", config=config)
-        snapshot.write(self)
-
-    @_guarded
-    def ensure_snapshot(self) -> None:
-        """Snapshot an index that a run left unchanged but has none (or an old one)."""
-        if snapshot.open_fresh(self.store.uri, self.info["key"]) is None:
-            snapshot.write(self)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mmsearch import snapshot
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import StoreBusy
 from mmsearch.index import IndexOptions, IndexReport, merge_roots, sync
@@ -165,7 +166,7 @@ def _follow(
 def _optimize(store: Store, settings: Settings) -> None:
     coll = store.collection(settings)
     if coll is not None:
-        coll.optimize()
+        snapshot.refresh(coll, changed=True)
 
 
 def _start_observer(

@@ -80,7 +80,7 @@ def test_an_outside_image_is_answered_by_the_snapshot_like_by_lancedb(
     shutil.rmtree(snapshot_dir())
     slow = json.loads(run("similar", str(outside), "--json", "-n", "5").stdout)
     assert [r["path"] for r in fast] == [r["path"] for r in slow]
-    assert fast[0]["score"] == pytest.approx(1.0, abs=1e-3)  # the indexed copy is a JPEG
+    assert fast[0]["score"] == pytest.approx(1.0, abs=5e-3)  # the indexed copy is a JPEG
 
 
 def test_a_change_made_after_the_snapshot_is_seen(library: Path) -> None:
