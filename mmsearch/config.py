@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,28 +52,59 @@ class Settings:
             object.__setattr__(self, "pretrained", None)
 
     @property
+    def checkpoint(self) -> str | None:
+        """The weights on disk (a `local-dir:` folder or a checkpoint file), absolute; None
+        when the weights are named by a pretrained tag or come with an hf-hub model."""
+        if self.model.startswith("local-dir:"):
+            return str(Path(self.model.removeprefix("local-dir:")).expanduser().absolute())
+        if self.pretrained and os.path.isfile(self.pretrained):
+            return str(Path(self.pretrained).expanduser().absolute())
+        return None
+
+    @property
+    def weights(self) -> str:
+        """What the weights are: the hash of their whole content when they are on disk (so a
+        checkpoint retrained in place is a different model), else the pretrained tag."""
+        checkpoint = self.checkpoint
+        if checkpoint is not None:
+            return "sha256:" + weights_digest(Path(checkpoint))
+        return self.pretrained or ""
+
+    @property
     def model_key(self) -> str:
-        """Names this model's tables: vectors of different models never share one."""
-        model = self.model
-        if model.startswith("local-dir:"):
-            folder = Path(model.removeprefix("local-dir:")).expanduser().absolute()
-            model = f"local-dir:{folder}"
-            weights = _weights_fingerprint(folder)
-        elif self.pretrained and os.path.isfile(self.pretrained):
-            weights = _weights_fingerprint(Path(self.pretrained))
-        else:
-            weights = self.pretrained or ""
-        digest = hashlib.sha1(f"{model}\0{weights}".encode()).hexdigest()[:10]
-        readable = re.sub(r"[^A-Za-z0-9]+", "-", self.model.rsplit("/", 1)[-1]).strip("-")[:40]
-        return f"{readable}-{digest}"
+        """Names this model's tables and derived caches (ONNX export, query vectors): vectors
+        of different weights never share one. For a pretrained tag it equals the legacy key."""
+        return _key(self.model, self._model_id(), self.weights)
+
+    @property
+    def legacy_model_key(self) -> str:
+        """The key stores of schema 1 named tables by: a checkpoint's name, size and first
+        MiB only. Kept so those tables are still found (and adopted), never to name new ones."""
+        checkpoint = self.checkpoint
+        weights = self.pretrained or ""
+        if checkpoint is not None:
+            weights = _legacy_fingerprint(Path(checkpoint))
+        return _key(self.model, self._model_id(), weights)
+
+    def _model_id(self) -> str:
+        if self.model.startswith("local-dir:"):
+            return f"local-dir:{self.checkpoint}"
+        return self.model
+
+
+def _key(model: str, model_id: str, weights: str) -> str:
+    digest = hashlib.sha1(f"{model_id}\0{weights}".encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", model.rsplit("/", 1)[-1]).strip("-")[:40]
+    return f"{readable}-{digest}"
 
 
 def is_local_uri(uri: str) -> bool:
     return "://" not in uri
 
 
-def _weights_fingerprint(path: Path) -> str:
-    """Cheap identity of a checkpoint file (or folder): name, size and the first MiB."""
+def _legacy_fingerprint(path: Path) -> str:
+    """Schema 1's identity of a checkpoint file (or folder): name, size and the first MiB.
+    Two checkpoints that differ only later shared tables under it: see `weights_digest`."""
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     h = hashlib.sha1()
     for f in files:
@@ -79,6 +115,88 @@ def _weights_fingerprint(path: Path) -> str:
         except OSError:
             h.update(f.name.encode())
     return h.hexdigest()
+
+
+# Whole-content hashes of checkpoint files by (absolute path, size, mtime_ns): hashing a
+# 600 MB checkpoint takes about a second, and a one-shot query needs the key to find its
+# snapshot, so each file is hashed once and remembered here and in `weights.json`. A file
+# changed in the last seconds is not remembered: a rewrite within the file system's
+# timestamp tick (2 s on FAT) would keep its size and mtime, and so the old hash.
+RACY_NS = 3_000_000_000
+_digests: dict[tuple[str, int, int], str] = {}
+_digests_lock = threading.Lock()
+DIGEST_CACHE = "weights.json"
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 over a checkpoint file's whole content, or over every file directly inside a
+    `local-dir:` folder (names and contents). A file that cannot be read counts by its name
+    (as before): loading the model then says what is wrong."""
+    if not path.is_dir():
+        return _file_digest(path) or hashlib.sha256(path.name.encode()).hexdigest()
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        h.update(f"{f.name}\0{_file_digest(f) or ''}\0".encode())
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    name = str(path.absolute())
+    key = (name, st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        if key in _digests:
+            return _digests[key]
+    cached = _read_digest_cache().get(name)
+    if isinstance(cached, dict) and [cached.get("size"), cached.get("mtime_ns")] == list(key[1:]):
+        digest = cached.get("sha256")
+        if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
+            with _digests_lock:
+                _digests[key] = digest
+            return digest
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+    if time.time_ns() - st.st_mtime_ns < RACY_NS:
+        return digest
+    with _digests_lock:
+        _digests[key] = digest
+    _remember_digest(name, st.st_size, st.st_mtime_ns, digest)
+    return digest
+
+
+def _read_digest_cache() -> dict[str, object]:
+    """The cache file's entries; a missing, unreadable or corrupt file is an empty cache."""
+    try:
+        data = json.loads((cache_root() / DIGEST_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_digest(name: str, size: int, mtime_ns: int, digest: str) -> None:
+    """Add one entry to the cache file, atomically (readers never see half a file) and
+    private (mode 0600); a cache that cannot be written only costs hashing again."""
+    entries = _read_digest_cache()
+    entries[name] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
+    folder = cache_root()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{DIGEST_CACHE}.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as f:  # mkstemp made it 0600
+            json.dump(entries, f)
+        os.replace(tmp, folder / DIGEST_CACHE)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 @dataclass(frozen=True)

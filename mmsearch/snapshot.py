@@ -2,13 +2,16 @@
 
 Written after each run that changes the index, it lets a one-shot vector query answer with
 numpy alone: importing LanceDB costs ~1.4 s of CPU, more than the whole query. It is used
-only while it matches the items table's current version (a directory listing tells), so a
-stale or missing snapshot just sends the query to LanceDB as before.
+only while it matches the items table's current version and the store's schema (the store's
+`version_token` tells, from directory listings), so a stale or missing snapshot just sends
+the query to LanceDB as before, where the store checks its schema.
+
+A snapshot is named by the model's key (what a query knows) and records the key of the
+tables it shows (they differ for a collection adopted from an older store).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +23,7 @@ import numpy as np
 
 from mmsearch.config import is_local_uri
 from mmsearch.store import ANN_MIN_ITEMS as MAX_ITEMS  # past it, the store's ANN index
+from mmsearch.store import SCHEMA_VERSION, version_token
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,37 +38,28 @@ def folder(db: str, key: str) -> Path:
     return Path(db) / "snapshots" / key
 
 
-def signature(db: str, key: str) -> str | None:
-    """Names the items table's versions: any commit adds a manifest, so any change shows."""
-    try:
-        names = sorted(os.listdir(Path(db) / f"items_{key}.lance" / "_versions"))
-    except OSError:
-        return None
-    return hashlib.sha1("\0".join(n for n in names if n.endswith(".manifest")).encode()).hexdigest()
-
-
 def write(coll: Collection) -> None:
     """Snapshot the collection as it is now, or remove a snapshot that can no longer be made
     (too many items, a full disk): queries then simply go to LanceDB."""
-    db, key = coll.store.uri, coll.info["key"]
+    db, key = coll.store.uri, coll.model_key
     if not is_local_uri(db):
         return
     target = folder(db, key)
     work = target.parent / f".{key}.{os.getpid()}"
     try:
-        _write(coll, db, key, target, work)
+        _write(coll, db, target, work)
     except OSError:
         shutil.rmtree(target, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write(coll: Collection, db: str, key: str, target: Path, work: Path) -> None:
+def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
     """Streamed batch by batch: memory stays flat however large the index."""
     import pyarrow as pa
 
-    before = signature(db, key)
-    count = coll.items.count_rows()
+    before = version_token(db, coll.key)
+    count = coll.item_count()
     if before is None or count > MAX_ITEMS:
         shutil.rmtree(target, ignore_errors=True)
         return
@@ -73,7 +68,7 @@ def _write(coll: Collection, db: str, key: str, target: Path, work: Path) -> Non
     vectors = np.lib.format.open_memmap(
         work / VECTORS, mode="w+", dtype=np.float32, shape=(count, coll.dim)
     )
-    batches = coll.items.search().select([*COLUMNS, "vector"]).limit(None).to_batches(8192)
+    batches = coll.batches([*COLUMNS, "vector"], 8192)
     rows_schema = batches.schema.remove(batches.schema.get_field_index("vector"))
     done, texts = 0, 0
     with pa.OSFile(str(work / ROWS), "wb") as sink, pa.ipc.new_file(sink, rows_schema) as out:
@@ -85,11 +80,18 @@ def _write(coll: Collection, db: str, key: str, target: Path, work: Path) -> Non
             texts += batch.num_rows - batch["text"].null_count
     vectors.flush()
     del vectors
-    meta = {"signature": before, "count": done, "dim": coll.dim, "has_text": texts > 0}
+    meta = {
+        "signature": before,
+        "table": coll.key,
+        "schema": SCHEMA_VERSION,
+        "count": done,
+        "dim": coll.dim,
+        "has_text": texts > 0,
+    }
     (work / META).write_text(json.dumps(meta))
-    if done != count or signature(db, key) != before:  # a commit landed meanwhile
+    if done != count or version_token(db, coll.key) != before:  # a commit landed meanwhile
         return
-    old = target.parent / f".{key}.old.{os.getpid()}"
+    old = target.parent / f".{coll.model_key}.old.{os.getpid()}"
     if target.exists():
         target.rename(old)  # readers keep their open maps of the old files
     work.rename(target)
@@ -127,7 +129,15 @@ class Snapshot:
         return found
 
 
-_opened: dict[tuple[str, str], tuple[tuple[Any, ...], Snapshot]] = {}  # a server keeps its maps
+@dataclass
+class _Opened:
+    stamp: tuple[int, int, int]  # the vectors file's inode, size and mtime
+    table: str
+    token: str
+    snapshot: Snapshot
+
+
+_opened: dict[tuple[str, str], _Opened] = {}  # a server keeps its maps
 
 
 def refresh(coll: Collection, changed: bool) -> None:
@@ -136,12 +146,13 @@ def refresh(coll: Collection, changed: bool) -> None:
     if changed:
         coll.optimize()
         write(coll)
-    elif open_fresh(coll.store.uri, coll.info["key"]) is None:
+    elif open_fresh(coll.store.uri, coll.model_key) is None:
         write(coll)
 
 
 def open_fresh(db: str, key: str) -> Snapshot | None:
-    """The snapshot, if it shows the items table as it is now."""
+    """The snapshot of model `key`, if it shows its items table as it is now, written by
+    this schema of the store."""
     if not is_local_uri(db):
         return None
     where = folder(db, key)
@@ -149,19 +160,24 @@ def open_fresh(db: str, key: str) -> Snapshot | None:
         st = os.stat(where / VECTORS)
     except OSError:
         return None
-    current = (signature(db, key), st.st_ino, st.st_size, st.st_mtime_ns)
-    if (db, key) in _opened and _opened[db, key][0] == current:
-        return _opened[db, key][1]
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _opened.get((db, key))
+    if known is not None and known.stamp == stamp:
+        return known.snapshot if version_token(db, known.table) == known.token else None
     try:
         meta = json.loads((where / META).read_text())
-        if current[0] is None or meta["signature"] != current[0]:
+        if meta.get("schema") != SCHEMA_VERSION:
+            return None
+        table = str(meta["table"])
+        token = version_token(db, table)
+        if token is None or meta["signature"] != token:
             return None
         import pyarrow as pa
 
         vectors = np.load(where / VECTORS, mmap_mode="r")
         rows = pa.ipc.open_file(pa.memory_map(str(where / ROWS))).read_all()
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     snap = Snapshot(rows, vectors, bool(meta["has_text"]))
-    _opened[db, key] = (current, snap)
+    _opened[db, key] = _Opened(stamp, table, token, snap)
     return snap

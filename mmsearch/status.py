@@ -29,6 +29,7 @@ class StatusReport:
     ocr: dict[str, int] = field(default_factory=dict)  # files by OCR outcome
     ocr_available: bool = False
     problem: str | None = None  # why the store could not be read in full
+    schema_version: int | None = None  # the store's layout (None: no store yet)
 
 
 def status(settings: Settings) -> StatusReport:
@@ -50,9 +51,11 @@ def _fill(report: StatusReport, settings: Settings) -> None:
     report.size_bytes = store.size_bytes()
     if not store.exists():
         return
-    key = settings.model_key
-    report.other_models = [_describe(m) for m in store.models() if m["key"] != key]
-    coll = store.collection(settings)
+    report.schema_version = store.schema_version()  # shown even when newer than this code
+    coll = store.collection(settings)  # refuses a newer layout, upgrades an older one
+    report.schema_version = store.schema_version()
+    mine = coll.key if coll is not None else None
+    report.other_models = [_describe(m) for m in store.models() if m["key"] != mine]
     if coll is None:
         return
     counts = coll.counts()

@@ -1,6 +1,9 @@
-"""The LanceDB store: one `files` and one `items` table per model, plus a `models` registry.
+"""The LanceDB store: one `files` and one `items` table per model, a `models` registry and
+a `schema` record of the layout's version.
 
-Only this module talks to LanceDB. Writers hold the store's advisory lock; readers never lock.
+Only this module talks to LanceDB or knows how its tables lie on disk. Writers hold the
+store's advisory lock; readers never wait for it (they take it only to upgrade an old layout,
+and only when it is free).
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 os.environ.setdefault("RUST_LOG", "error")  # lance logs routine warnings to stderr otherwise
@@ -24,9 +29,15 @@ from filelock import FileLock, Timeout
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.sql import sql_str, subtree_filter
+from mmsearch.vocab import FileStatus, Kind
 
 MODELS = "models"
-KINDS = ("image", "video", "document")
+SCHEMA = "schema"
+# The layout this code writes. 1: `models`, `files_<key>`, `items_<key>` (no `schema` table).
+# 2: the `schema` record; `models` gains `weights` and `checkpoint` (the key of a checkpoint
+# on disk comes from its whole content, no longer from its first MiB).
+SCHEMA_VERSION = 2
+KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 # Old versions are kept this long after a compaction, so a query that opened the table
 # just before it still finds its files.
@@ -38,7 +49,19 @@ RETENTION = timedelta(minutes=10)
 ANN_MIN_ITEMS = 200_000
 ANN_NPROBES = 20
 _RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text"]
-_held_locks: set[str] = set()  # writer locks this process holds
+_OK = f"status = {sql_str(FileStatus.OK)}"
+
+
+@dataclass(slots=True)
+class _Holder:
+    thread: int
+    owner: str  # "mmsearch index (pid N)"
+
+
+# Writer locks this process holds, by lock file, and which thread holds each: the lock is
+# re-entrant for that thread only, so two threads of one process never both write.
+_holders: dict[str, _Holder] = {}
+_holders_lock = threading.Lock()
 
 MODELS_SCHEMA = pa.schema(
     [
@@ -49,8 +72,18 @@ MODELS_SCHEMA = pa.schema(
         ("roots", pa.list_(pa.string())),
         ("created", pa.float64()),
         ("updated", pa.float64()),
+        # Since schema 2. `weights`: the content identity of the weights (Settings.weights);
+        # null on a row of schema 1 until a run with those weights adopts it. `checkpoint`:
+        # where the weights were read from, if from disk.
+        ("weights", pa.string()),
+        ("checkpoint", pa.string()),
     ]
 )
+# The version lives in a table of its own, not in a column of `models`: it describes the
+# whole layout (every table), it must be read before `models` can be read the right way, a
+# store of schema 1 is exactly a store without it, and writing it last makes an upgrade that
+# was cut short simply run again.
+SCHEMA_SCHEMA = pa.schema([("version", pa.int32()), ("updated", pa.float64())])
 FILES_SCHEMA = pa.schema(
     [
         ("path", pa.string()),
@@ -58,7 +91,7 @@ FILES_SCHEMA = pa.schema(
         ("size", pa.int64()),
         ("mtime_ns", pa.int64()),
         ("content_hash", pa.string()),
-        ("status", pa.string()),  # "ok", "error" (bad file) or "unreadable" (retried)
+        ("status", pa.string()),  # a FileStatus: ok, error (bad file), unreadable (retried)
         ("reason", pa.string()),
         ("items", pa.int32()),
         ("indexed_at", pa.float64()),
@@ -121,6 +154,26 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[i : i + _IN_CHUNK]
 
 
+def version_token(db: str, key: str) -> str | None:
+    """Names the current version of collection `key`'s items table and of the layout record,
+    from two directory listings (no LanceDB import: one-shot queries stay cheap). Any commit
+    adds a manifest, so any change to the items or to the schema shows. None when the table
+    is not on local disk."""
+    if not is_local_uri(db):
+        return None
+    try:
+        items = sorted(os.listdir(Path(db) / f"items_{key}.lance" / "_versions"))
+    except OSError:
+        return None
+    try:
+        layout = sorted(os.listdir(Path(db) / f"{SCHEMA}.lance" / "_versions"))
+    except OSError:
+        layout = []
+    names = [n for n in items if n.endswith(".manifest")]
+    names += ["schema"] + [n for n in layout if n.endswith(".manifest")]
+    return hashlib.sha1("\0".join(names).encode()).hexdigest()
+
+
 def open_collection(settings: Settings) -> Collection:
     """The collection of `settings`' model, or a NoIndex error that says what to do."""
     store = Store(settings.db)
@@ -141,6 +194,7 @@ class Store:
     def __init__(self, uri: str):
         self.uri = uri
         self._db: Any = None
+        self._version: int | None = None  # once checked: the layout as it is read
 
     @property
     def db(self) -> Any:
@@ -176,27 +230,45 @@ class Store:
     @contextmanager
     def writer_lock(self, purpose: str = "index") -> Iterator[None]:
         """Hold the one-writer lock, or fail at once saying who holds it. Re-entrant within
-        a process, so `watch` can hold it for its lifetime and sync batch after batch."""
+        one thread, so `watch` can hold it for its lifetime and sync batch after batch; any
+        other thread, of this process or another, is refused like another process."""
         lock_path = self._lock_path()
-        if lock_path in _held_locks:
+        me = threading.get_ident()
+        with _holders_lock:
+            held = _holders.get(lock_path)
+            if held is not None and held.thread != me:
+                raise self._busy(held.owner)
+        if held is not None:  # this thread holds it already: the outermost hold releases it
             yield
             return
         lock = FileLock(lock_path, timeout=0)
         try:
             lock.acquire()
         except Timeout:
-            raise StoreBusy(
-                f"{self._lock_owner(lock_path)} is writing to {self.uri}; "
-                "wait for it to finish (or stop it) and try again"
-            ) from None
-        _held_locks.add(lock_path)
+            with _holders_lock:
+                other = _holders.get(lock_path)
+            raise self._busy(other.owner if other else self._lock_owner(lock_path)) from None
+        owner = f"mmsearch {purpose} (pid {os.getpid()})"
+        with _holders_lock:
+            _holders[lock_path] = _Holder(me, owner)
         try:
             with open(lock_path + ".owner", "w") as f:
-                f.write(f"mmsearch {purpose} (pid {os.getpid()})")
+                f.write(owner)
             yield
         finally:
-            _held_locks.discard(lock_path)
+            with _holders_lock:
+                del _holders[lock_path]
             lock.release()
+
+    def _busy(self, owner: str) -> StoreBusy:
+        return StoreBusy(
+            f"{owner} is writing to {self.uri}; wait for it to finish (or stop it) and try again"
+        )
+
+    def _holds_writer_lock(self) -> bool:
+        with _holders_lock:
+            held = _holders.get(self._lock_path())
+        return held is not None and held.thread == threading.get_ident()
 
     def _lock_path(self) -> str:
         if is_local_uri(self.uri):
@@ -216,25 +288,138 @@ class Store:
         except OSError:
             return "another mmsearch process"
 
-    def models(self) -> list[dict[str, Any]]:
-        if not self.exists():
-            return []
-        table = self._open(MODELS)
+    def schema_version(self) -> int | None:
+        """The layout version the store is read as: its record, 1 for a store older than the
+        record, None when there is no store."""
+        if self._version is not None:
+            return self._version
+        if is_local_uri(self.uri) and not os.path.isdir(self.uri):
+            return None
+        names = self._table_names()
+        if MODELS not in names:
+            return None
+        if SCHEMA not in names:
+            return 1
         try:
-            return table.to_arrow().to_pylist()
+            versions = self._open(SCHEMA).to_arrow()["version"].to_pylist()
+        except MmsearchError:
+            raise
         except Exception as e:
             raise damaged(self.uri, e) from None
+        if not versions or versions[0] is None:
+            raise damaged(self.uri, ValueError("the schema record is empty"))
+        return int(versions[0])
+
+    def _check_schema(self) -> None:
+        """Once per Store: refuse a layout newer than this code; upgrade an older one in
+        place, under the writer lock (taken here only if free: a reader never waits); if the
+        lock is busy, read the old layout as it is."""
+        if self._version is not None:
+            return
+        version = self.schema_version()
+        if version is None:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.uri} was written by a newer mmsearch (schema {version}; "
+                f"this one reads up to {SCHEMA_VERSION}): upgrade mmsearch"
+            )
+        if version < SCHEMA_VERSION:
+            writer = self._holds_writer_lock()
+            try:
+                with self.writer_lock("upgrade"):
+                    version = self._upgrade()
+            except StoreBusy:
+                pass  # someone else writes; it upgrades (or already has): read as it is
+            except Exception as e:
+                if writer:
+                    raise StoreError(
+                        f"cannot upgrade the store {self.uri} to schema {SCHEMA_VERSION}: "
+                        f"{one_line(e)}"
+                    ) from None
+                # A reader that cannot write here (a read-only store) reads it as it is.
+        self._version = version
+
+    def _upgrade(self) -> int:
+        """Bring the layout to SCHEMA_VERSION in place, under the writer lock: every row is
+        kept, nothing is re-embedded, no table is renamed. Each step can run twice, and the
+        version is written last, so an upgrade cut short simply runs again."""
+        version = self.schema_version()  # again: another writer may have just done it
+        assert version is not None
+        if version >= SCHEMA_VERSION:
+            return version
+        models = self._open(MODELS)
+        add_missing_columns(models, MODELS_SCHEMA)
+        names = set(self._table_names())
+        for info in models.to_arrow().to_pylist():
+            if f"files_{info['key']}" in names:
+                add_missing_columns(self._open(f"files_{info['key']}"), FILES_SCHEMA)
+            if f"items_{info['key']}" in names:
+                add_missing_columns(self._open(f"items_{info['key']}"), items_schema(info["dim"]))
+        record = pa.Table.from_pylist(
+            [{"version": SCHEMA_VERSION, "updated": time.time()}], schema=SCHEMA_SCHEMA
+        )
+        mode = "overwrite" if SCHEMA in names else "create"
+        self.db.create_table(SCHEMA, data=record, mode=mode)
+        return SCHEMA_VERSION
+
+    def models(self) -> list[dict[str, Any]]:
+        """The registry's rows; columns an old layout lacks read as null."""
+        if not self.exists():
+            return []
+        self._check_schema()
+        table = self._open(MODELS)
+        try:
+            rows = table.to_arrow().to_pylist()
+        except Exception as e:
+            raise damaged(self.uri, e) from None
+        return [{name: r.get(name) for name in MODELS_SCHEMA.names} for r in rows]
 
     def collection(self, settings: Settings) -> Collection | None:
-        """The tables of `settings`' model, or None if it has indexed nothing here."""
+        """The tables of `settings`' model, or None if it has indexed nothing here.
+
+        A row names the model by `key`. A store of schema 1 keyed a checkpoint by its first
+        MiB only: a row under that legacy key whose `weights` are unknown is adopted (its
+        weights recorded) by the first run that looks for it, and found by key and weights
+        from then on; its tables keep their names."""
         key = settings.model_key
-        info = next((m for m in self.models() if m["key"] == key), None)
+        rows = self.models()
+        info = next((m for m in rows if m["key"] == key), None)
+        if info is None and key != (legacy := settings.legacy_model_key):
+            weights = settings.weights
+            info = next(
+                (m for m in rows if m["key"] == legacy and m["weights"] in (None, weights)), None
+            )
         if info is None:
             return None
-        return Collection(self, info)
+        if info["weights"] is None:
+            info = self._adopt(info, settings)
+        return Collection(self, info, model_key=key)
+
+    def _adopt(self, info: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """Record the weights on an old row, under the writer lock when it is free; when it
+        is not (or the layout could not be upgraded), the row is used as it is, in memory."""
+        info = {**info, "weights": settings.weights, "checkpoint": settings.checkpoint}
+        if self._version != SCHEMA_VERSION:
+            return info
+        writer = self._holds_writer_lock()
+        try:
+            with self.writer_lock("upgrade"):
+                _upsert_model(self._open(MODELS), info)
+        except StoreBusy:
+            pass
+        except Exception as e:
+            if writer:
+                raise StoreError(f"cannot update the store {self.uri}: {one_line(e)}") from None
+        return info
 
     def create_collection(self, settings: Settings, dim: int) -> Collection:
-        models = self.db.create_table(MODELS, schema=MODELS_SCHEMA, exist_ok=True)
+        """New, empty tables for `settings`' model; the caller holds the writer lock."""
+        if not self.exists():
+            self.db.create_table(MODELS, schema=MODELS_SCHEMA, exist_ok=True)
+            self._version = None
+        self._check_schema()  # a new store gets its record; an old one is upgraded first
+        models = self._open(MODELS)
         now = time.time()
         info = {
             "key": settings.model_key,
@@ -244,12 +429,14 @@ class Store:
             "roots": [],
             "created": now,
             "updated": now,
+            "weights": settings.weights,
+            "checkpoint": settings.checkpoint,
         }
         key = info["key"]
         self.db.create_table(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
         self.db.create_table(f"items_{key}", schema=items_schema(dim), exist_ok=True)
         models.add(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
-        return Collection(self, info)
+        return Collection(self, info, model_key=key)
 
     def _open(self, name: str) -> Any:
         try:
@@ -266,6 +453,25 @@ class Store:
                 with suppress(OSError):
                     total += os.lstat(os.path.join(folder, name)).st_size
         return total
+
+
+def add_missing_columns(table: Any, schema: pa.Schema) -> list[str]:
+    """Add to `table` every nullable column of `schema` it lacks, all null: how a table of
+    an older layout gains a column a newer one reads. Returns the names added."""
+    have = set(table.schema.names)
+    missing = [f for f in schema if f.name not in have and f.nullable]
+    if missing:
+        table.add_columns(missing)
+    return [f.name for f in missing]
+
+
+def _upsert_model(models: Any, info: dict[str, Any]) -> None:
+    (
+        models.merge_insert("key")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
+    )
 
 
 def damaged(uri: str, error: BaseException) -> StoreError:
@@ -297,16 +503,31 @@ def _guarded(method: F) -> F:
 class Collection:
     """One model's view of the store: which files are indexed and their embeddings."""
 
-    def __init__(self, store: Store, info: dict[str, Any]):
+    def __init__(self, store: Store, info: dict[str, Any], model_key: str | None = None):
         self.store = store
         self.info = info
-        self.files = store._open(f"files_{info['key']}")
-        self.items = store._open(f"items_{info['key']}")
+        self.key: str = info["key"]  # names the tables
+        # Names what is derived from the model (snapshot, caches): the key of its weights
+        # now, which differs from `key` only for a collection adopted from schema 1.
+        self.model_key: str = model_key or self.key
+        self.files = store._open(f"files_{self.key}")
+        self.items = store._open(f"items_{self.key}")
         self._text_index: bool | None = None
 
     @property
     def dim(self) -> int:
         return int(self.info["dim"])
+
+    @_guarded
+    def item_count(self) -> int:
+        return int(self.items.count_rows())
+
+    @_guarded
+    def batches(self, columns: list[str], batch_rows: int) -> pa.RecordBatchReader:
+        """Every item's `columns`, streamed `batch_rows` at a time: memory stays flat however
+        large the index."""
+        query = self.items.search().select(columns).limit(None)
+        return query.to_batches(batch_rows)
 
     @_guarded
     def records_under(self, roots: Sequence[str]) -> dict[str, FileRecord]:
@@ -381,7 +602,7 @@ class Collection:
         """The embedding of an indexed, unchanged single-item file (an image), if any."""
         current = self.files.count_rows(
             f"path = {sql_str(path)} AND size = {size} AND mtime_ns = {mtime_ns} "
-            "AND status = 'ok' AND items = 1"
+            f"AND {_OK} AND items = 1"
         )
         if not current:
             return None
@@ -512,7 +733,7 @@ class Collection:
     def ocr_pending(self, paths: Sequence[str], kinds: Sequence[str]) -> list[dict[str, Any]]:
         """Indexed files under `paths` the OCR pass has not looked at yet."""
         where = (
-            f"{subtree_filter(paths)} AND status = 'ok' AND ocr IS NULL AND "
+            f"{subtree_filter(paths)} AND {_OK} AND ocr IS NULL AND "
             f"kind IN ({', '.join(sql_str(k) for k in kinds)})"
         )
         rows = self.files.search().where(where)
@@ -543,7 +764,7 @@ class Collection:
 
     @_guarded
     def ocr_counts(self) -> dict[str, int]:
-        rows = self.files.search().where("status = 'ok'").select(["ocr"]).limit(None)
+        rows = self.files.search().where(_OK).select(["ocr"]).limit(None)
         counts: dict[str, int] = {}
         for value in rows.to_arrow()["ocr"].to_pylist():
             key = "pending" if value is None else "failed" if value.startswith("error") else value
@@ -553,24 +774,19 @@ class Collection:
     @_guarded
     def set_roots(self, roots: Sequence[str]) -> None:
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
-        models = self.store._open(MODELS)
-        (
-            models.merge_insert("key")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
-        )
+        _upsert_model(self.store._open(MODELS), info)
         self.info = info
 
     @_guarded
     def failures(self) -> list[dict[str, str]]:
-        table = self.files.search().where("status != 'ok'").select(["path", "reason"])
+        table = self.files.search().where(f"status != {sql_str(FileStatus.OK)}")
+        table = table.select(["path", "reason"])
         return sorted(table.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
 
     @_guarded
     def counts(self) -> dict[str, Any]:
         items = {k: self.items.count_rows(f"kind = {sql_str(k)}") for k in KINDS}
-        files = {k: self.files.count_rows(f"kind = {sql_str(k)} AND status = 'ok'") for k in KINDS}
+        files = {k: self.files.count_rows(f"kind = {sql_str(k)} AND {_OK}") for k in KINDS}
         return {
             "files_indexed": sum(files.values()),
             "files_by_kind": {k: n for k, n in files.items() if n},

@@ -49,6 +49,23 @@ def test_a_query_answered_by_the_snapshot_never_imports_lancedb(library: Path) -
     assert out.stderr.strip().splitlines()[-1] == "False"
 
 
+def test_importing_the_snapshot_loads_no_lancedb() -> None:
+    code = "import sys, mmsearch.snapshot; print('lancedb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_snapshot_of_an_older_schema_is_not_used(library: Path) -> None:
+    settings = env_settings()
+    assert snapshot.open_fresh(settings.db, settings.model_key) is not None
+    meta_file = snapshot_dir() / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    assert (meta["table"], meta["schema"]) == (settings.model_key, store.SCHEMA_VERSION)
+    meta_file.write_text(json.dumps({**meta, "schema": 1}))
+    snapshot._opened.clear()
+    assert snapshot.open_fresh(settings.db, settings.model_key) is None
+
+
 @pytest.mark.parametrize(
     "args",
     [
