@@ -89,24 +89,21 @@ def main() -> None:
             )
             truth[word] = str(folder / f"scan {i}.jpg")
 
-        from mmsearch.config import Settings
-        from mmsearch.grammar import Part
-        from mmsearch.index import index_paths
-        from mmsearch.query import search
+        from mmsearch import IndexOptions, Library, Settings
 
         settings = Settings(
             db=str(work / "store"),
             model="ViT-B-32-256",
             pretrained=random_checkpoint("ViT-B-32-256"),
         )
-        report = index_paths(settings, [str(folder)], ocr="auto")
+        lib = Library(settings, ask_server=False)
+        report = lib.index([str(folder)], IndexOptions(ocr="auto"))
         o = report.ocr
         total = args.photos + args.screens + args.scans
         hits = sum(
             1
             for word, path in truth.items()
-            if [h.path for h in search(settings, [Part("text", word, 1.0)], top=1, mode="text")]
-            == [path]
+            if [h.path for h in lib.search(word, top=1, mode="text")] == [path]
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -81,7 +81,7 @@ def build(db: Path, settings, n: int) -> tuple[float, np.ndarray]:
 
 def recall(settings, vectors: np.ndarray, queries: int = 200) -> tuple[float, float]:
     """(recall@10, median ms) of the path a query takes against exact top 10."""
-    from mmsearch.query import Filters
+    from mmsearch.filters import Filters
     from mmsearch.snapshot import open_fresh
     from mmsearch.store import open_collection
 

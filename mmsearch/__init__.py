@@ -1,10 +1,11 @@
 """mmsearch: search your own photos, videos and documents with CLIP, from Python or the
-`mmsearch` command.
+`mmsearch` command. Everything the command does is a method of `Library`:
 
-    from mmsearch import Settings, index_paths, search_text
-    index_paths(Settings(), ["~/Photos"])
-    for hit in search_text(Settings(), "red car at night"):
-        print(hit.score, hit.path)
+    from mmsearch import Library
+    lib = Library()
+    lib.index(["~/Photos"])
+    for hit in lib.search("red car at night", top=5):
+        print(f"{hit.score:.3f} {hit.path}")
 
 Names are imported on first use, so `import mmsearch` stays cheap.
 """
@@ -15,21 +16,27 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Library": "mmsearch.library",
     "Settings": "mmsearch.config",
-    "index_paths": "mmsearch.index",
-    "forget_paths": "mmsearch.index",
+    "VideoOptions": "mmsearch.config",
+    "DocumentOptions": "mmsearch.config",
+    "IndexOptions": "mmsearch.index",
     "IndexReport": "mmsearch.index",
-    "search": "mmsearch.query",
-    "search_text": "mmsearch.query",
-    "search_image": "mmsearch.query",
-    "Filters": "mmsearch.query",
-    "Hit": "mmsearch.query",
+    "WatchOptions": "mmsearch.watch",
+    "Filters": "mmsearch.filters",
+    "Hit": "mmsearch.ranking",
+    "Part": "mmsearch.grammar",
     "parse": "mmsearch.grammar",
-    "find_dupes": "mmsearch.dupes",
-    "watch": "mmsearch.watch",
-    "status": "mmsearch.status",
     "StatusReport": "mmsearch.status",
+    "Kind": "mmsearch.vocab",
+    "Mode": "mmsearch.vocab",
+    "OcrMode": "mmsearch.vocab",
+    "FileStatus": "mmsearch.vocab",
+    "Runtime": "mmsearch.vocab",
+    "Precision": "mmsearch.vocab",
     "MmsearchError": "mmsearch.errors",
+    "UsageError": "mmsearch.errors",
+    "StoreBusy": "mmsearch.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -1,6 +1,6 @@
 """Ask a running `mmsearch serve` (or `watch`) instead of loading the model here.
 
-Kept to the standard library: this is the fast path of every query."""
+Light on imports: this is the fast path of every query."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PROTOCOL = 1
+from mmsearch.protocol import VERSION as PROTOCOL
+
 CONNECT_TIMEOUT = 0.5  # a live server accepts at once; anything slower is not worth waiting on
 ANSWER_TIMEOUT = 120.0  # the first query may load a model
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mmsearch.config import Settings
+from mmsearch.filters import subtree_sql
 from mmsearch.paths import normalize
-from mmsearch.sql import subtree_filter
 from mmsearch.store import open_collection
 
 BLOCK = 512  # rows compared at a time: bounds memory at BLOCK * items floats
@@ -38,7 +38,7 @@ def find_dupes(
     coll = open_collection(settings)
     where = "kind IN ('image', 'video')"
     if within:
-        where += " AND " + subtree_filter([normalize(w) for w in within])
+        where += " AND " + subtree_sql([normalize(w) for w in within])
     rows, vectors = coll.vectors(where)
     parent = list(range(len(rows)))
 

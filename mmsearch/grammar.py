@@ -87,6 +87,17 @@ def _part(text: str, sign: float) -> Part:
     return Part("text", text, sign * weight, phrase=phrase)
 
 
+def similar_parts(
+    path: str, at: float | None = None, plus: Sequence[str] = (), minus: Sequence[str] = ()
+) -> list[Part]:
+    """`similar PATH --plus T --minus U` as a query: the picture, then its texts."""
+    return [
+        Part("image", normalize(path), 1.0, at),
+        *(Part("text", t, 1.0) for t in plus),
+        *(Part("text", t, -1.0) for t in minus),
+    ]
+
+
 _DATE_FORMATS = (
     "%Y",
     "%Y-%m",

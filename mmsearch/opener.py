@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mmsearch.errors import MmsearchError, UsageError
 
 if TYPE_CHECKING:
-    from mmsearch.query import Hit
+    from mmsearch.ranking import Hit
 
 
 def _last_results() -> Path:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -17,12 +16,13 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mmsearch import thumbnails
 from mmsearch.paths import is_within
 
 if TYPE_CHECKING:
     from mmsearch.dupes import Group
     from mmsearch.index import IndexReport
-    from mmsearch.query import Hit
+    from mmsearch.ranking import Hit
     from mmsearch.status import StatusReport
 
 
@@ -59,7 +59,7 @@ def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
     if not results:
         console.print("no results", style="dim")
         return
-    protocol = image_protocol(os.environ) if preview else None
+    protocol = thumbnails.image_protocol(os.environ) if preview else None
     if preview and protocol is None:
         Console(stderr=True).print(
             "mmsearch: this terminal shows no inline images (kitty, iTerm2 and WezTerm do)",
@@ -84,7 +84,7 @@ def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
         )
         if protocol:
             console.print(table)
-            out.write(thumbnail_escape(h, protocol) + "\n")
+            out.write(thumbnails.escape(h, protocol) + "\n")
             table = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
             for column in ("#", "score", "kind", "when", "path"):
                 table.add_column(column, no_wrap=True)
@@ -115,53 +115,6 @@ def _path_cell(hit: Hit, width: int) -> Text:
         cell.append("\n")
         cell.append_text(snippet)
     return cell
-
-
-def image_protocol(env: Mapping[str, str]) -> str | None:
-    """ "kitty" or "iterm" when the terminal shows inline images that way, else None."""
-    if env.get("KITTY_WINDOW_ID") or env.get("TERM") == "xterm-kitty":
-        return "kitty"
-    if env.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm") or env.get("LC_TERMINAL") == "iTerm2":
-        return "iterm"
-    return None
-
-
-def thumbnail_escape(hit: Hit, protocol: str, rows: int = 6) -> str:
-    """An inline thumbnail of the hit (its moment, for a video), or "" if none can be made."""
-    try:
-        png = _thumbnail_png(hit)
-    except Exception:  # a missing or unreadable file just gets no thumbnail
-        return ""
-    data = base64.b64encode(png).decode("ascii")
-    if protocol == "iterm":
-        return f"\x1b]1337;File=inline=1;height={rows};preserveAspectRatio=1:{data}\x07"
-    chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
-    escapes = []
-    for i, chunk in enumerate(chunks):
-        more = 1 if i < len(chunks) - 1 else 0
-        head = f"a=T,f=100,r={rows}," if i == 0 else ""
-        escapes.append(f"\x1b_G{head}m={more};{chunk}\x1b\\")
-    return "".join(escapes)
-
-
-def _thumbnail_png(hit: Hit) -> bytes:
-    import io
-
-    from PIL import Image
-
-    if hit.kind == "video":
-        from mmsearch.extract.video import frame_at
-
-        picture = frame_at(hit.path, hit.t or 0.0, 256)
-    else:
-        from mmsearch.extract.image import load_image
-
-        with open(hit.path, "rb") as f:
-            picture = load_image(f.read(), 256)
-    picture.thumbnail((256, 256), Image.BILINEAR)
-    buf = io.BytesIO()
-    picture.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _plain(hit: Hit) -> str:

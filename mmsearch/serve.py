@@ -1,10 +1,9 @@
 """The warm path: one process per store keeps the model loaded and the index open, and
-answers `query`/`similar` over a Unix socket that only its user can reach."""
+answers searches over a Unix socket that only its user can reach."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import socket
@@ -12,38 +11,28 @@ import socketserver
 import struct
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmsearch.client import PROTOCOL, ask, socket_path
-from mmsearch.config import Settings
+from mmsearch.client import ask, socket_path
 from mmsearch.errors import MmsearchError, StoreBusy
-from mmsearch.grammar import Part
-from mmsearch.query import Filters, search
+from mmsearch.protocol import VERSION, SearchRequest, error_reply, hits_reply
+
+if TYPE_CHECKING:
+    from mmsearch.library import Library
 
 MAX_REQUEST = 1 << 20
 
 
-def answer(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
+def answer(library: Library, request: dict[str, Any]) -> dict[str, Any]:
     """What `ask` gets back: hits, or the error a one-shot run would have raised."""
-    if request.get("v") != PROTOCOL or request.get("db") != settings.db:
-        return {"v": PROTOCOL, "refused": "another protocol or store"}
+    if request.get("v") != VERSION or request.get("db") != library.settings.db:
+        return {"v": VERSION, "refused": "another protocol or store"}
     if request.get("ping"):
-        return {"v": PROTOCOL, "pid": os.getpid()}
+        return {"v": VERSION, "pid": os.getpid()}
     try:
-        asked = dataclasses.replace(
-            settings, model=request["model"], pretrained=request.get("pretrained")
-        )
-        hits = search(
-            asked,
-            [Part(**p) for p in request["parts"]],
-            top=int(request["top"]),
-            filters=Filters(**request["filters"]),
-            moments=bool(request["moments"]),
-            mode=str(request["mode"]),
-        )
+        return hits_reply(library.search_here(SearchRequest.from_wire(request)))
     except MmsearchError as e:
-        return {"v": PROTOCOL, "error": str(e), "exit_code": e.exit_code}
-    return {"v": PROTOCOL, "hits": [dataclasses.asdict(h) for h in hits]}
+        return error_reply(e)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -55,19 +44,19 @@ class _Handler(socketserver.StreamRequestHandler):
         line = self.rfile.readline(MAX_REQUEST)
         try:
             request = json.loads(line)
-            reply = answer(self.server.settings, request)
+            reply = answer(self.server.library, request)
         except (ValueError, KeyError, TypeError) as e:
-            reply = {"v": PROTOCOL, "refused": f"bad request: {e}"}
+            reply = {"v": VERSION, "refused": f"bad request: {e}"}
         except Exception as e:  # one bad query must not take the server down
-            reply = {"v": PROTOCOL, "refused": f"{type(e).__name__}: {e}"}
+            reply = {"v": VERSION, "refused": f"{type(e).__name__}: {e}"}
         self.wfile.write(json.dumps(reply).encode())
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: str, settings: Settings):
-        self.settings = settings
+    def __init__(self, path: str, library: Library):
+        self.library = library
         super().__init__(path, _Handler)
 
 
@@ -79,22 +68,24 @@ def _peer_uid(conn: socket.socket) -> int | None:
 
 
 @contextlib.contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """Listen for this store in a background thread until the block ends; yields the socket
-    path. Fails with StoreBusy when another live server already answers for the store."""
-    path = socket_path(settings.db)
+def serving(library: Library) -> Iterator[str]:
+    """Listen for the library's store in a background thread until the block ends; yields
+    the socket path. Fails with StoreBusy when another live server already answers."""
+    from mmsearch.library import Library
+
+    db = library.settings.db
+    local = Library(library.settings, ask_server=False)  # a server never asks itself
+    path = socket_path(db)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.parent.chmod(0o700)
-    running = ask(settings.db, {"ping": True})
+    running = ask(db, {"ping": True})
     if running is not None:
-        raise StoreBusy(
-            f"mmsearch (pid {running.get('pid')}) already answers queries for {settings.db}"
-        )
+        raise StoreBusy(f"mmsearch (pid {running.get('pid')}) already answers queries for {db}")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # left by a server that was killed
     old_umask = os.umask(0o177)
     try:
-        server = _Server(str(path), settings)
+        server = _Server(str(path), local)
     finally:
         os.umask(old_umask)
     thread = threading.Thread(target=server.serve_forever, name="mmsearch-serve", daemon=True)
@@ -108,10 +99,9 @@ def serving(settings: Settings) -> Iterator[str]:
             path.unlink()
 
 
-def warm_up(settings: Settings) -> None:
+def warm_up(library: Library) -> None:
     """Load what the first query would: the text tower and the index."""
-    from mmsearch.embed import load_embedder
     from mmsearch.snapshot import open_fresh
 
-    load_embedder(settings).embed_texts(["warm up"])
-    open_fresh(settings.db, settings.model_key)
+    library.embedder().embed_texts(["warm up"])
+    open_fresh(library.settings.db, library.settings.model_key)

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from mmsearch import snapshot
 from mmsearch.config import Settings, is_local_uri
-from mmsearch.errors import StoreBusy
 from mmsearch.index import IndexOptions, IndexReport, merge_roots, sync
 from mmsearch.paths import is_within, normalize, outermost
 from mmsearch.store import Store
@@ -101,7 +99,7 @@ def watch(
     batch in flight always finishes."""
     roots = outermost(normalize(p) for p in paths)
     store = Store(settings.db)
-    with store.writer_lock("watch"), _serving(settings, on_notice):
+    with store.writer_lock("watch"):
         changes = ChangeSet(skip=[store.uri] if is_local_uri(store.uri) else [])
         observer = _start_observer(roots, changes, watch_options, on_notice)
         try:
@@ -109,19 +107,6 @@ def watch(
         finally:
             observer.stop()
             observer.join(timeout=10)
-
-
-@contextlib.contextmanager
-def _serving(settings: Settings, on_notice: Callable[[str], None]) -> Iterator[None]:
-    """Answer queries while watching: the model is loaded anyway."""
-    from mmsearch.serve import serving
-
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(serving(settings))
-        except StoreBusy as e:
-            on_notice(f"not serving queries: {e}")
-        yield
 
 
 def _follow(

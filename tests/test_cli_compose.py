@@ -21,7 +21,7 @@ def indexed(photos: Path) -> Path:
 
 
 def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
-    from mmsearch.query import compose
+    from mmsearch.compose import compose
 
     parts = [
         Part("image", str(indexed / "chelsea.jpg"), 1.0),
@@ -33,8 +33,8 @@ def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
 
 
 def test_composition_is_the_normalised_weighted_sum(indexed: Path) -> None:
+    from mmsearch.compose import compose
     from mmsearch.embed import load_embedder
-    from mmsearch.query import compose
 
     coll = open_collection(env_settings())
     a, b = load_embedder(env_settings()).embed_texts(["sunset", "people"])

@@ -12,8 +12,10 @@ import pytest
 from helpers import make_video, query_json, run
 from rich.console import Console
 
-from mmsearch.query import Hit
-from mmsearch.render import hits, image_protocol, thumbnail_escape
+from mmsearch.ranking import Hit
+from mmsearch.render import hits
+from mmsearch.thumbnails import escape as thumbnail_escape
+from mmsearch.thumbnails import image_protocol
 
 
 def table(results: list[Hit], width: int = 80, preview: bool = False) -> str:

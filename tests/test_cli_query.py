@@ -104,7 +104,7 @@ def test_query_before_any_index_says_what_to_do() -> None:
 def test_query_results_in_a_table_on_a_terminal(indexed: Path, monkeypatch) -> None:
     import io
 
-    from mmsearch.query import Hit
+    from mmsearch.ranking import Hit
     from mmsearch.render import hits
 
     out = io.StringIO()

@@ -31,7 +31,7 @@ def test_similar_finds_the_indexed_original_of_an_outside_copy(
     outside = shutil.copy(indexed / "chelsea.jpg", tmp_path / "query.jpg")
     best = similar(str(outside))[0]
     assert best["path"] == str(indexed / "chelsea.jpg")
-    assert best["score"] == pytest.approx(1.0, abs=1e-4)
+    assert best["score"] == pytest.approx(1.0, abs=1e-3)  # int8 ranges per batch
 
 
 def test_similar_leaves_out_the_query_file(indexed: Path) -> None:
@@ -49,9 +49,9 @@ def test_similar_finds_a_copy_inside_the_index(indexed: Path) -> None:
 
 def test_similar_of_an_indexed_image_does_not_load_the_model(indexed: Path) -> None:
     code = (
-        "import os, sys; from mmsearch import Settings, search_image; "
+        "import os, sys; from mmsearch import Library, Settings; "
         "s = Settings(db=os.environ['MMSEARCH_DB'], model=os.environ['MMSEARCH_MODEL']); "
-        f"hits = search_image(s, {str(indexed / 'chelsea.jpg')!r}); "
+        f"hits = Library(s).similar({str(indexed / 'chelsea.jpg')!r}); "
         "assert hits; print('torch' in sys.modules)"
     )
     out = subprocess.run(

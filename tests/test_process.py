@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import file_rows, item_paths, make_image, run, run_process
 
-from mmsearch.cli import EXIT_BUSY, EXIT_INTERRUPTED
+from mmsearch.cli import ExitStatus
 
 
 def test_importing_the_cli_loads_neither_torch_nor_lancedb() -> None:
@@ -60,14 +60,14 @@ def lock_held_elsewhere(purpose: str) -> Iterator[subprocess.Popen[str]]:
 def test_a_second_writer_is_refused_and_told_who_writes(photos: Path) -> None:
     with lock_held_elsewhere("watch") as holder:
         result = run("index", str(photos))
-    assert result.exit_code == EXIT_BUSY
+    assert result.exit_code == ExitStatus.BUSY
     assert f"mmsearch watch (pid {holder.pid}) is writing to" in result.stderr
 
 
 def test_forget_is_refused_while_another_process_writes(photos: Path) -> None:
     run("index", "-q", str(photos))
     with lock_held_elsewhere("watch"):
-        assert run("forget", str(photos)).exit_code == EXIT_BUSY
+        assert run("forget", str(photos)).exit_code == ExitStatus.BUSY
     assert len(file_rows()) == 7
 
 
@@ -141,7 +141,7 @@ def test_ctrl_c_exits_130_and_keeps_committed_work(many_images: Path) -> None:
     assert _wait_for_first_commit(proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == EXIT_INTERRUPTED
+    assert proc.returncode == ExitStatus.INTERRUPTED
     assert "interrupted" in stderr and "Traceback" not in stderr
     kept = len(file_rows())
     assert kept > 0

@@ -17,6 +17,7 @@ import pytest
 from helpers import env_settings, make_image, query_json, run
 
 from mmsearch.client import ask, socket_path
+from mmsearch.library import Library
 from mmsearch.serve import serving
 
 
@@ -28,7 +29,7 @@ def indexed(photos: Path) -> Path:
 
 @pytest.fixture
 def server(indexed: Path) -> Iterator[Path]:
-    with serving(env_settings()) as path:
+    with serving(Library(env_settings())) as path:
         yield Path(path)
 
 
@@ -94,7 +95,7 @@ def test_a_dead_servers_socket_is_ignored_and_replaced(indexed: Path) -> None:
     dead.bind(str(path))
     dead.close()  # bound, never listening: a killed server's leftover
     assert query_json("x", "-n", "2") != []
-    with serving(env_settings()):
+    with serving(Library(env_settings())):
         assert ask(env_settings().db, {"ping": True}) is not None
 
 
@@ -123,14 +124,9 @@ def test_serve_stops_on_sigterm_and_removes_its_socket(indexed: Path) -> None:
 
 
 def test_watch_answers_queries_while_it_runs(indexed: Path) -> None:
-    from mmsearch.index import IndexOptions
-    from mmsearch.watch import WatchOptions, watch
-
     stop = threading.Event()
     thread = threading.Thread(
-        target=watch,
-        args=(env_settings(), [str(indexed)], IndexOptions(), WatchOptions(), stop, lambda r: None),
-        kwargs={"on_notice": lambda m: None},
+        target=Library(env_settings()).watch, args=([str(indexed)], stop), daemon=True
     )
     thread.start()
     try:

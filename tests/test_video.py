@@ -247,7 +247,7 @@ def test_a_video_cut_mid_stream_keeps_what_was_decodable(tmp_path: Path) -> None
 
 def test_a_slow_video_is_stopped_by_the_timeout(segments_video: Path, tmp_path: Path) -> None:
     from mmsearch.config import Settings, VideoOptions
-    from mmsearch.index import index_paths
+    from mmsearch.index import IndexOptions, index_paths
 
     folder = tmp_path / "slow"
     folder.mkdir()
@@ -255,7 +255,7 @@ def test_a_slow_video_is_stopped_by_the_timeout(segments_video: Path, tmp_path: 
     import os
 
     settings = Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"])
-    report = index_paths(settings, [str(folder)], video=VideoOptions(timeout=0.001))
+    report = index_paths(settings, [str(folder)], IndexOptions(video=VideoOptions(timeout=0.001)))
     assert report.failed == 1
     assert "longer than" in report.failures[0][1]
 

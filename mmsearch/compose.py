@@ -1,0 +1,95 @@
+"""The query vector: each part embedded (text through the query-vector cache, pictures
+from their stored vector when indexed and unchanged), weighted, summed, normalised."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmsearch.config import Settings
+from mmsearch.errors import ExtractError, MmsearchError, UsageError
+from mmsearch.formats import kind_of
+from mmsearch.grammar import Part
+from mmsearch.timings import phase
+from mmsearch.vocab import Kind
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from mmsearch.store import Collection
+
+
+def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) -> np.ndarray:
+    texts = [p for p in parts if p.kind == "text"]
+    vectors: dict[int, np.ndarray] = {}
+    if texts:
+        from mmsearch.query_cache import text_vectors
+
+        embedded = text_vectors(settings, [p.value for p in texts], _text_embedder(settings))
+        vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
+    for p in parts:
+        if p.kind == "image":
+            vectors[id(p)] = _image_vector(settings, coll, p)
+    total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise UsageError("the query's parts cancel each other out")
+    return (total / norm).astype(np.float32)
+
+
+def _text_embedder(settings: Settings) -> Callable[[list[str]], np.ndarray]:
+    def embed(texts: list[str]) -> np.ndarray:
+        from mmsearch.embed import load_embedder
+
+        with phase("model load"):
+            embedder = load_embedder(settings)
+        with phase("encode"):
+            return embedder.embed_texts(texts)
+
+    return embed
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _image_vector(settings: Settings, coll: Collection | None, part: Part) -> np.ndarray:
+    path = part.value
+    is_video = kind_of(path) == Kind.VIDEO
+    if is_video and part.at is None:
+        raise UsageError(f"{path} is a video: pass --at SECONDS to choose the frame to match")
+    if part.at is not None and not is_video:
+        raise UsageError("--at picks a moment of a video; the query is not a video")
+    try:
+        st = os.stat(path)
+        if part.at is not None:
+            from mmsearch.extract.video import frame_at
+
+            at = part.at
+            return _embed_picture(settings, path, lambda size: frame_at(path, at, size))
+        stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns) if coll else None
+        if stored is not None:
+            return stored
+        from mmsearch.extract.image import load_image
+
+        with open(path, "rb") as f:
+            data = f.read()
+        return _embed_picture(settings, path, lambda size: load_image(data, size))
+    except OSError as e:
+        raise MmsearchError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _embed_picture(
+    settings: Settings, name: str, picture: Callable[[int], Image.Image]
+) -> np.ndarray:
+    from mmsearch.embed import load_embedder
+
+    embedder = load_embedder(settings)
+    try:
+        pixels = embedder.preprocess(picture(embedder.image_size))
+    except ExtractError as e:
+        raise MmsearchError(f"{name}: {e}") from None
+    return embedder.embed_images([pixels])[0]

@@ -1,0 +1,228 @@
+"""The library object: one store and one model, and everything mmsearch does with them.
+
+Every front door (the CLI, a Python caller, the server) goes through it. It holds the
+settings, opens the store and loads the model only when a call needs them, and asks a
+running `mmsearch serve`/`watch` for searches by itself, so every caller gets the warm path.
+
+    from mmsearch import Library
+    lib = Library()                               # the default store and model
+    lib.index(["~/Photos"])
+    for hit in lib.search("red car at night", top=5):
+        print(f"{hit.score:.3f} {hit.path}")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from mmsearch.config import Settings
+from mmsearch.errors import StoreBusy, UsageError
+from mmsearch.filters import Filters
+from mmsearch.grammar import Part, parse, similar_parts
+from mmsearch.protocol import SearchRequest, hits_from
+from mmsearch.ranking import Hit
+from mmsearch.timings import phase
+from mmsearch.vocab import Mode, choose
+
+if TYPE_CHECKING:
+    from mmsearch.dupes import Group
+    from mmsearch.embed import Embedder
+    from mmsearch.index import ForgetReport, IndexOptions, IndexReport, Progress
+    from mmsearch.status import StatusReport
+    from mmsearch.store import Store
+    from mmsearch.watch import WatchOptions
+
+Query = str | Sequence[str] | Sequence[Part]
+
+
+class Library:
+    """A store and a model. `ask_server=False` answers every search in this process (the
+    server itself does, and so can a caller that wants no socket traffic)."""
+
+    def __init__(self, settings: Settings | None = None, *, ask_server: bool = True):
+        self.settings = settings or Settings()
+        self.ask_server = ask_server
+        self._store: Store | None = None
+
+    def with_model(self, model: str, pretrained: str | None) -> Library:
+        """The same store seen through another model."""
+        if (model, pretrained) == (self.settings.model, self.settings.pretrained):
+            return self
+        settings = dataclasses.replace(self.settings, model=model, pretrained=pretrained)
+        return Library(settings, ask_server=self.ask_server)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from mmsearch.store import Store
+
+            self._store = Store(self.settings.db)
+        return self._store
+
+    def embedder(self) -> Embedder:
+        """The model, loaded once per process."""
+        from mmsearch.embed import load_embedder
+
+        return load_embedder(self.settings)
+
+    # Writing ------------------------------------------------------------------------
+
+    def index(
+        self,
+        paths: Sequence[str],
+        options: IndexOptions | None = None,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Bring the index of `paths` up to date with the disk; they become indexed roots."""
+        from mmsearch.index import IndexOptions, index_paths
+
+        return index_paths(self.settings, paths, options or IndexOptions(), progress)
+
+    def watch(
+        self,
+        paths: Sequence[str],
+        stop: threading.Event,
+        *,
+        options: IndexOptions | None = None,
+        watch_options: WatchOptions | None = None,
+        on_batch: Callable[[IndexReport], None] = lambda report: None,
+        on_notice: Callable[[str], None] = lambda message: None,
+        serve: bool = True,
+    ) -> None:
+        """Keep the index of `paths` exact until `stop` is set, answering searches for the
+        store meanwhile (the model is loaded anyway) unless another server already does."""
+        from mmsearch.index import IndexOptions
+        from mmsearch.watch import WatchOptions, watch
+
+        with self.store.writer_lock("watch"), self._serving_if_free(serve, on_notice):
+            watch(
+                self.settings,
+                paths,
+                options or IndexOptions(),
+                watch_options or WatchOptions(),
+                stop,
+                on_batch,
+                on_notice,
+            )
+
+    def forget(self, paths: Sequence[str]) -> ForgetReport:
+        """Remove everything at or beneath `paths` from the index (the files stay on disk)."""
+        from mmsearch.index import forget_paths
+
+        return forget_paths(self.settings, paths)
+
+    # Reading ------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: Query,
+        *,
+        top: int = 10,
+        filters: Filters | None = None,
+        moments: bool = False,
+        mode: Mode | str = Mode.AUTO,
+    ) -> list[Hit]:
+        """The best hits for a query: a string in the CLI's grammar ("./beach.jpg + sunset"),
+        its words as a list (as a shell splits them), or parsed parts."""
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        request = SearchRequest(
+            model=self.settings.model,
+            pretrained=self.settings.pretrained,
+            parts=tuple(_parts(query)),
+            top=top,
+            filters=filters or Filters(),
+            moments=bool(moments),
+            mode=choose(Mode, mode, "--mode"),
+        )
+        if self.ask_server:
+            from mmsearch.client import ask
+
+            with phase("server"):
+                reply = ask(self.settings.db, request.to_wire())
+            if reply is not None:
+                return hits_from(reply)
+        return self.search_here(request)
+
+    def search_here(self, request: SearchRequest) -> list[Hit]:
+        """Answer in this process, whatever servers run."""
+        from mmsearch.search import search
+
+        return search(
+            self.with_model(request.model, request.pretrained).settings,
+            request.parts,
+            top=request.top,
+            filters=request.filters,
+            moments=request.moments,
+            mode=request.mode,
+        )
+
+    def similar(
+        self,
+        path: str,
+        *,
+        at: float | None = None,
+        plus: Sequence[str] = (),
+        minus: Sequence[str] = (),
+        top: int = 10,
+        filters: Filters | None = None,
+        moments: bool = False,
+        mode: Mode | str = Mode.AUTO,
+    ) -> list[Hit]:
+        """Hits that look like the picture at `path` (or the frame at `at` seconds of a
+        video), moved toward the `plus` texts and away from the `minus` ones; the query file
+        itself is never among them."""
+        parts = similar_parts(path, at, plus, minus)
+        return self.search(parts, top=top, filters=filters, moments=moments, mode=mode)
+
+    def dupes(self, within: Sequence[str] = (), threshold: float = 0.95) -> list[Group]:
+        """Groups of near-duplicate pictures, biggest first."""
+        from mmsearch.dupes import find_dupes
+
+        return find_dupes(self.settings, within, threshold)
+
+    def status(self) -> StatusReport:
+        """What the store holds for this model; never raises for a damaged store (the
+        report's `problem` says what is wrong)."""
+        from mmsearch.status import status
+
+        return status(self.settings)
+
+    # Serving ------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event, on_ready: Callable[[str], None] = print) -> None:
+        """Answer searches for this store over its socket until `stop` is set, with the
+        model and the index warm. Raises StoreBusy when another server answers already."""
+        from mmsearch.serve import serving, warm_up
+
+        with serving(self) as path:
+            warm_up(self)
+            on_ready(path)
+            stop.wait()
+
+    @contextlib.contextmanager
+    def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[None]:
+        from mmsearch.serve import serving
+
+        with contextlib.ExitStack() as stack:
+            if serve:
+                try:
+                    stack.enter_context(serving(self))
+                except StoreBusy as e:
+                    on_notice(f"not serving queries: {e}")
+            yield
+
+
+def _parts(query: Query) -> list[Part]:
+    if isinstance(query, str):
+        return parse([query])
+    items = list(query)
+    if items and all(isinstance(p, Part) for p in items):
+        return items  # type: ignore[return-value]
+    if all(isinstance(p, str) for p in items):
+        return parse(items)  # type: ignore[arg-type]
+    raise UsageError("a query is a string, a list of words, or a list of parts")
