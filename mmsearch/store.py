@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
-from mmsearch.sql import sql_str, subtree_filter
+from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.vocab import FileStatus, Kind
 
 MODELS = "models"
@@ -533,7 +533,7 @@ class Collection:
     def records_under(self, roots: Sequence[str]) -> dict[str, FileRecord]:
         table = (
             self.files.search()
-            .where(subtree_filter(roots))
+            .where(subtree_sql(roots))
             .select(["path", "size", "mtime_ns", "content_hash", "status"])
             .limit(None)
             .to_arrow()
@@ -544,7 +544,7 @@ class Collection:
 
     @_guarded
     def item_paths_under(self, paths: Sequence[str]) -> set[str]:
-        rows = self.items.search().where(subtree_filter(paths)).select(["path"]).limit(None)
+        rows = self.items.search().where(subtree_sql(paths)).select(["path"]).limit(None)
         return set(rows.to_arrow()["path"].to_pylist())
 
     @_guarded
@@ -667,7 +667,7 @@ class Collection:
     @_guarded
     def remove_subtrees(self, paths: Sequence[str]) -> tuple[int, int]:
         """Forget everything at or beneath `paths`; returns (files, items) removed."""
-        where = subtree_filter(paths)
+        where = subtree_sql(paths)
         counts = self.files.count_rows(where), self.items.count_rows(where)
         self.items.delete(where)
         self.files.delete(where)
@@ -733,7 +733,7 @@ class Collection:
     def ocr_pending(self, paths: Sequence[str], kinds: Sequence[str]) -> list[dict[str, Any]]:
         """Indexed files under `paths` the OCR pass has not looked at yet."""
         where = (
-            f"{subtree_filter(paths)} AND {_OK} AND ocr IS NULL AND "
+            f"{subtree_sql(paths)} AND {_OK} AND ocr IS NULL AND "
             f"kind IN ({', '.join(sql_str(k) for k in kinds)})"
         )
         rows = self.files.search().where(where)

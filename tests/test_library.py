@@ -1,0 +1,67 @@
+"""The library object: the README's Python example runs, and bad vocabulary is refused."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from mmsearch import Filters, IndexOptions, Library, Mode, Settings, UsageError
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_readme_python_example_runs(photos: Path, capsys: pytest.CaptureFixture) -> None:
+    block = re.search(r"## Python API.*?```python\n(.*?)```", README.read_text(), re.S)
+    assert block
+    code = (
+        block[1]
+        .replace("~/Pictures/beach.jpg", str(photos / "chelsea.jpg"))
+        .replace("~/Pictures", str(photos))
+        .replace(
+            "Settings()",
+            f"Settings(db={os.environ['MMSEARCH_DB']!r}, model={os.environ['MMSEARCH_MODEL']!r})",
+        )
+    )
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5 + 3 + 1 and out[-1].endswith(" items")
+
+
+def test_a_search_mode_outside_the_vocabulary_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="auto, vector, text, hybrid"):
+        Library(Settings(db="/nonexistent")).search("x", mode="bogus")
+
+
+def test_an_ocr_mode_outside_the_vocabulary_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="auto, always, never"):
+        IndexOptions(ocr="sometimes")
+
+
+def test_a_kind_outside_the_vocabulary_is_a_usage_error_with_a_hint() -> None:
+    with pytest.raises(UsageError, match=r"did you mean image\?"):
+        Filters(kinds=["imag"])
+
+
+def test_modes_are_an_enum_shared_with_the_cli() -> None:
+    assert Mode("hybrid") is Mode.HYBRID
+
+
+@pytest.mark.parametrize(
+    ("given", "means"),
+    [
+        ("jpeg", {".jpg", ".jpeg", ".jpe", ".jfif"}),
+        ("jpg", {".jpg", ".jpeg", ".jpe", ".jfif"}),
+        (".TIF", {".tif", ".tiff"}),
+        ("htm", {".html", ".htm"}),
+    ],
+)
+def test_every_spelling_of_an_extension_means_the_same_files(given: str, means: set) -> None:
+    assert set(Filters(exts=[given]).exts) == means
+
+
+def test_an_extension_mmsearch_never_indexes_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"\.xyz"):
+        Filters(exts=["xyz"])
