@@ -65,3 +65,21 @@ def test_every_spelling_of_an_extension_means_the_same_files(given: str, means: 
 def test_an_extension_mmsearch_never_indexes_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"\.xyz"):
         Filters(exts=["xyz"])
+
+
+@pytest.mark.parametrize(
+    ("args", "listed"),
+    [
+        (["--type", "photo"], "image, video, document"),
+        (["--type", "images"], "did you mean image?"),
+        (["--mode", "bogus"], "auto, vector, text, hybrid"),
+        (["--ext", "jpgg"], ".jpgg"),
+    ],
+)
+def test_cli_values_outside_a_vocabulary_exit_2_naming_the_valid_ones(
+    args: list[str], listed: str
+) -> None:
+    from helpers import run
+
+    result = run("query", "x", *args)
+    assert result.exit_code == 2 and listed in result.stderr
