@@ -9,8 +9,10 @@ cold text/image queries with their breakdown, side by side with rclip when its h
 shared/peers/rclip is set up), precision (bf16 autocast against fp32 on real photos), media
 (video keyframes, PDF pages, DOCX/TXT), search (synthetic 10k/100k/1M-item stores: cold and
 warm query latency, recall@10, server RSS; see bench_search.py), scale (peak RSS indexing 1k
-and 10k photos). With no --pretrained, a random-weight checkpoint of the model's architecture
-is made: speed does not depend on the weight values, and nothing is downloaded.
+and 10k photos), memory (peak RSS indexing 20 videos that each keep 200 frames, photos mixed
+in: what the pipeline's byte budget bounds). With no --pretrained, a random-weight
+checkpoint of the model's architecture is made: speed does not depend on the weight values,
+and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -117,6 +119,26 @@ def make_video(path: Path, seconds: int) -> None:
             str(path),
         ],
         check=True,
+    )
+
+
+def many_frames_video(path: Path, frames: int, seed: int) -> None:
+    """`frames` frames that all survive keyframe and scene selection: each a keyframe, the
+    brightness jumping past the scene threshold every frame; 8 fps keeps the stream times
+    exact, so the even spacing passes `--min-gap 0`'s minimum gap."""
+    if path.exists():
+        return
+    from mmsearch.extract.video import ffmpeg_binary
+
+    levels = "if(eq(mod(N,4),1),40,if(eq(mod(N,4),2),240,if(eq(mod(N,4),3),200,0)))"
+    luma = levels.replace(",", "\\,")  # differences alternate 40 and 200: all scene changes
+    chroma = f"cb='128+50*sin(N+{seed})':cr='128+50*cos(N*1.3+{seed})'"
+    graph = f"color=black:s=640x360:r=8:d={frames / 8},geq=lum='{luma}':{chroma}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "1", "-pix_fmt", "yuv420p"]
+    quiet = ["-nostdin", "-loglevel", "error", "-y"]
+    subprocess.run(
+        [ffmpeg_binary(), *quiet, "-f", "lavfi", "-i", graph, *encode, str(path)], check=True
     )
 
 
@@ -345,7 +367,7 @@ def median(values: Any) -> float:
     return statistics.median(list(values))
 
 
-SECTIONS = ("index", "precision", "media", "search", "scale")
+SECTIONS = ("index", "precision", "media", "search", "scale", "memory")
 
 
 def main() -> None:
@@ -363,6 +385,8 @@ def main() -> None:
     ap.add_argument("--text-files", type=int, default=100, help="DOCX and TXT files each")
     ap.add_argument("--search-sizes", default="10000,100000,1000000")
     ap.add_argument("--scale-sizes", default="1000,10000", help="images for the RSS-growth row")
+    ap.add_argument("--videos", type=int, default=20, help="200-frame videos for the memory row")
+    ap.add_argument("--mixed-photos", type=int, default=40, help="photos among those videos")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "results.json")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
@@ -399,6 +423,8 @@ def main() -> None:
             ]
         if "scale" in sections:
             result["scale"] = bench_scale(args, env, cli, folder)
+        if "memory" in sections:
+            result["memory"] = bench_memory(args, env, cli, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -511,6 +537,32 @@ def bench_scale(args: Any, env: dict, cli: list[str], folder: Path) -> list[dict
     return rows
 
 
+def bench_memory(args: Any, env: dict, cli: list[str], folder: Path) -> dict:
+    """Peak RSS indexing videos that each keep 200 frames (0.75 MiB each at 256 px), photos
+    between them: bounded by the pipeline's byte budget, not by how many files are queued."""
+    frames = 200
+    photos_src = HERE / "out" / "mixed-photos"
+    make_photos(photos_src, args.mixed_photos, 2000, 1500)
+    corpus = folder / "mixed"
+    corpus.mkdir()
+    for i in range(args.videos):
+        clip = HERE / "out" / f"frames{frames}" / f"clip_{i:02d}.mp4"
+        many_frames_video(clip, frames, seed=i)
+        shutil.copy(clip, corpus / f"{i:02d}-clip.mp4")
+    for j, p in enumerate(sorted(photos_src.glob("photo_*.jpg"))[: args.mixed_photos]):
+        shutil.copy(p, corpus / f"{j % max(1, args.videos):02d}-{p.name}")  # between videos
+    cmd = [*cli, "index", str(corpus), "--min-gap", "0", "--ocr", "never"]
+    ((wall, rss, _rate),) = index_runs(cmd, env, folder / "mixed-store", 1)
+    shutil.rmtree(corpus)
+    return {
+        "videos": args.videos,
+        "frames_per_video": frames,
+        "photos": args.mixed_photos,
+        "peak_rss_mib": round(rss),
+        "wall_s": round(wall, 1),
+    }
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"mmsearch benchmark — {result['machine']}, model {result['model']}", ""]
 
@@ -606,6 +658,13 @@ def table(result: dict[str, Any]) -> str:
             f"index {row['images']} photos 640x480: peak RSS (MiB)",
             row["peak_rss_mib"],
             f"{row['images_per_s']} images/s",
+        )
+    if "memory" in result:
+        m = result["memory"]
+        add(
+            f"index {m['videos']} videos x {m['frames_per_video']} frames + {m['photos']} photos",
+            m["peak_rss_mib"],
+            f"peak RSS (MiB), {m['wall_s']} s",
         )
     return "\n".join(lines)
 
