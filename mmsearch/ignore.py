@@ -54,19 +54,41 @@ def ignored(path: str, is_dir: bool, rules: Rules) -> bool:
     return False
 
 
-def rules_down_to(
-    path: str, root: str, rules: Rules, skip: set[str], on_problem: OnProblem
-) -> Rules | None:
-    """The rules in force at `path` below `root`, or None if something on the way down (a
-    junk or ignored folder, the store) hides it."""
-    if path == root:
-        return rules
-    folder = root
-    parts = os.path.relpath(path, root).split(os.sep)
-    for i, name in enumerate(parts):
-        rules = with_ignore_file(folder, rules, on_problem)
-        folder = os.path.join(folder, name)
-        is_dir = i < len(parts) - 1 or os.path.isdir(folder)
-        if is_junk(name) or folder in skip or ignored(folder, is_dir, rules):
+class RulesBelow:
+    """The rules in force at paths below `root`, each folder's worked out once: a burst of
+    thousands of new files in one folder reads that folder's ignore files once, not once a
+    file."""
+
+    def __init__(self, root: str, rules: Rules, skip: set[str], on_problem: OnProblem):
+        self._root, self._skip, self._on_problem = root, skip, on_problem
+        self._inside: dict[str, Rules | None] = {root: with_ignore_file(root, rules, on_problem)}
+        self._top = rules
+
+    def at(self, path: str) -> Rules | None:
+        """The rules `path` obeys (its own ignore file aside), or None if something on the
+        way down (a junk or ignored folder, the store) hides it."""
+        if path == self._root:
+            return self._top
+        inside = self._folder(os.path.dirname(path))
+        if inside is None or self._hidden(path, os.path.isdir(path), inside):
             return None
-    return rules
+        return inside
+
+    def _folder(self, folder: str) -> Rules | None:
+        """The rules inside `folder`, its own ignore file included."""
+        pending = []
+        while folder not in self._inside:
+            pending.append(folder)
+            folder = os.path.dirname(folder)
+        rules = self._inside[folder]
+        for below in reversed(pending):
+            if rules is not None and not self._hidden(below, True, rules):
+                rules = with_ignore_file(below, rules, self._on_problem)
+            else:
+                rules = None
+            self._inside[below] = rules
+        return rules
+
+    def _hidden(self, path: str, is_dir: bool, rules: Rules) -> bool:
+        name = os.path.basename(path)
+        return is_junk(name) or path in self._skip or ignored(path, is_dir, rules)

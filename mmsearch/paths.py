@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterable
 
@@ -25,6 +26,34 @@ def outermost(paths: Iterable[str]) -> list[str]:
         if not kept or not is_within(p, kept[-1]):
             kept.append(p)
     return sorted(kept)
+
+
+class PathSet:
+    """Paths and everything beneath them: membership in O(log n), where a chain of n
+    subtree tests (or an SQL filter with n ranges) costs O(n) per path asked about."""
+
+    def __init__(self, paths: Iterable[str]):
+        # In component order a path comes right after its nearest ancestor among non-nested
+        # paths, so the one entry before it is the only candidate.
+        self._keys = sorted(_components(p) for p in outermost(paths))
+
+    def __contains__(self, path: str) -> bool:
+        key = _components(path)
+        i = bisect.bisect_right(self._keys, key)
+        return i > 0 and key[: len(self._keys[i - 1])] == self._keys[i - 1]
+
+
+def cover(paths: Iterable[str], limit: int) -> list[str]:
+    """At most `limit` folders (or the paths themselves) holding every one of `paths`: a
+    coarse filter a store can apply cheaply before PathSet decides exactly."""
+    kept = outermost(paths)
+    while len(kept) > limit:
+        kept = outermost(os.path.dirname(p) for p in kept)
+    return kept
+
+
+def _components(path: str) -> list[str]:
+    return path.rstrip("/").split("/")
 
 
 def display_path(path: str) -> str:

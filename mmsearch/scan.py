@@ -51,10 +51,13 @@ def scan(
     globs = list(excludes)
     skip_set = {normalize(s) for s in skip}
     outer = [normalize(r) for r in roots]
+    below: dict[str, ignore.RulesBelow] = {}
     for start in outermost(map(normalize, paths)):
         root = next((r for r in outer if is_within(start, r)), start)
-        top = ignore.from_globs(root, globs)
-        rules = ignore.rules_down_to(start, root, top, skip_set, result.problem)
+        if root not in below:
+            top = ignore.from_globs(root, globs)
+            below[root] = ignore.RulesBelow(root, top, skip_set, result.problem)
+        rules = below[root].at(start)
         if rules is None:
             continue
         for path, st in _walk(start, rules, skip_set, result):

@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
+from mmsearch.paths import PathSet, cover, outermost
 from mmsearch.vocab import FileStatus, Kind
 
 MODELS = "models"
@@ -39,6 +40,7 @@ SCHEMA = "schema"
 SCHEMA_VERSION = 2
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
+SUBTREE_RANGES = 64  # path ranges one SQL filter may test on every row
 # Old versions are kept this long after a compaction, so a query that opened the table
 # just before it still finds its files.
 RETENTION = timedelta(minutes=10)
@@ -147,6 +149,16 @@ class Item:
 
 def _in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def _under(paths: Sequence[str]) -> tuple[str, PathSet | None]:
+    """A filter for rows at or beneath `paths`, and the exact test it still needs: every
+    range in an SQL filter is tested on every row, so a burst of thousands of paths is asked
+    for by the folders that hold them and then sorted out in O(log n) per row."""
+    exact = outermost(paths)
+    if len(exact) <= SUBTREE_RANGES:
+        return subtree_sql(exact), None
+    return subtree_sql(cover(exact, SUBTREE_RANGES)), PathSet(exact)
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -531,21 +543,27 @@ class Collection:
 
     @_guarded
     def records_under(self, roots: Sequence[str]) -> dict[str, FileRecord]:
+        where, exact = _under(roots)
         table = (
             self.files.search()
-            .where(subtree_sql(roots))
+            .where(where)
             .select(["path", "size", "mtime_ns", "content_hash", "status"])
             .limit(None)
             .to_arrow()
         )
         names = ("path", "size", "mtime_ns", "content_hash", "status")
         cols = [table[c].to_pylist() for c in names]
-        return {p: FileRecord(s, m, h, st) for p, s, m, h, st in zip(*cols, strict=True)}
+        return {
+            p: FileRecord(s, m, h, st)
+            for p, s, m, h, st in zip(*cols, strict=True)
+            if exact is None or p in exact
+        }
 
     @_guarded
     def item_paths_under(self, paths: Sequence[str]) -> set[str]:
-        rows = self.items.search().where(subtree_sql(paths)).select(["path"]).limit(None)
-        return set(rows.to_arrow()["path"].to_pylist())
+        where, exact = _under(paths)
+        rows = self.items.search().where(where).select(["path"]).limit(None)
+        return {p for p in rows.to_arrow()["path"].to_pylist() if exact is None or p in exact}
 
     @_guarded
     def items_for_hashes(self, hashes: Sequence[str]) -> dict[str, list[Item]]:
@@ -732,13 +750,15 @@ class Collection:
     @_guarded
     def ocr_pending(self, paths: Sequence[str], kinds: Sequence[str]) -> list[dict[str, Any]]:
         """Indexed files under `paths` the OCR pass has not looked at yet."""
+        under, exact = _under(paths)
         where = (
-            f"{subtree_sql(paths)} AND {_OK} AND ocr IS NULL AND "
+            f"{under} AND {_OK} AND ocr IS NULL AND "
             f"kind IN ({', '.join(sql_str(k) for k in kinds)})"
         )
         rows = self.files.search().where(where)
-        rows = rows.select(["path", "kind", "mtime_ns", "content_hash"])
-        return sorted(rows.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
+        rows = rows.select(["path", "kind", "mtime_ns", "content_hash"]).limit(None)
+        found = [r for r in rows.to_arrow().to_pylist() if exact is None or r["path"] in exact]
+        return sorted(found, key=lambda r: r["path"])
 
     @_guarded
     def pictures_of(self, path: str) -> list[dict[str, Any]]:
