@@ -44,6 +44,7 @@ class IndexReport:
     failed: int = 0
     unsupported: int = 0
     frames: int = 0  # video frames embedded
+    first_look_skips: int = 0  # pictures the OCR selector passed over while decoding them
     ocr: OcrReport = field(default_factory=OcrReport)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -173,6 +174,7 @@ def sync(
     report.ocr = ocr_pass(
         coll, list(paths), embedder, options.ocr, options.ocr_video_frames, progress
     )
+    report.ocr.skipped += report.first_look_skips
     with phase("optimize"):
         if optimize:
             snapshot.refresh(coll, bool(writer.wrote or vanished or report.ocr.text))

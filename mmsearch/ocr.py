@@ -4,8 +4,9 @@ signs with RapidOCR (the optional `mmsearch[ocr]` extra) into the full-text inde
 It runs after embedding, so it never holds up the visual index; files it has not looked at
 yet carry no outcome and are picked up by the next run. In `auto` mode a cheap look at each
 picture (a flat background and sharp strokes: screenshots, scans, slides) decides whether
-the OCR engine is worth its second per picture; PDF pages without a text layer are always
-read; video frames only when asked for (`video_frames`), a bounded sample per video.
+the OCR engine is worth its second per picture: the indexing pipeline takes that look while
+it decodes a picture and stores the verdict, and PDF pages without a text layer get it from
+a small render; video frames only when asked for (`video_frames`), a bounded sample per video.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from PIL import Image
 
 from mmsearch.errors import MmsearchError, one_line
 from mmsearch.formats import ext_of
+from mmsearch.vocab import OcrOutcome
 
 if TYPE_CHECKING:
     from mmsearch.embed import Embedder
     from mmsearch.store import Collection, Item
 
 MODES = ("auto", "always", "never")
+SELECTOR_SIDE = 256  # the selector's view: strokes still show, a JPEG decodes at 1/8 scale
 MAX_SIDE = 1600  # pictures are shrunk to this before OCR: bounds its time and memory
 MIN_CONFIDENCE = 0.5  # lines read with less confidence (scripts the model lacks) are dropped
 PAGE_TEXT_LAYER = 20  # a PDF page with fewer extracted characters is treated as a scan
@@ -112,7 +115,7 @@ def ocr_pass(
             outcomes[row["path"]] = found
         else:
             items += _items(row, found, embedder)
-            outcomes[row["path"]] = "text" if found else "none"
+            outcomes[row["path"]] = OcrOutcome.TEXT if found else OcrOutcome.NONE
         key = outcomes[row["path"]]
         key = "failed" if key.startswith("error") else key
         setattr(report, key, getattr(report, key) + 1)
@@ -139,17 +142,17 @@ def _read_file(coll: Collection, row: dict[str, Any], mode: str, video_frames: i
         with open(path, "rb") as f:
             picture = load_image(f.read(), MAX_SIDE)
         if mode == "auto" and not looks_like_text(picture):
-            return "skipped"
+            return OcrOutcome.SKIPPED
         words = read_words(picture)
         return [(None, None, words)] if words else []
     if kind == "document" and ext_of(path) == ".pdf":
-        return _read_scanned_pages(coll, path)
+        return _read_scanned_pages(coll, path, mode)
     if kind == "video" and video_frames > 0:
         return _read_video(coll, path, mode, video_frames)
-    return "skipped"
+    return OcrOutcome.SKIPPED
 
 
-def _read_scanned_pages(coll: Collection, path: str) -> Found | str:
+def _read_scanned_pages(coll: Collection, path: str, mode: str) -> Found | str:
     rows = coll.pictures_of(path)
     pages = {r["page"] for r in rows if r["page"] is not None}
     text_length: dict[int, int] = {}
@@ -158,17 +161,23 @@ def _read_scanned_pages(coll: Collection, path: str) -> Found | str:
             text_length[r["page"]] = text_length.get(r["page"], 0) + len(r["text"])
     scans = sorted(p for p in pages if text_length.get(p, 0) < PAGE_TEXT_LAYER)
     if not scans:
-        return "skipped"
+        return OcrOutcome.SKIPPED
     from mmsearch.extract.document import render_page
 
     with open(path, "rb") as f:
         data = f.read()
     found: Found = []
+    looked = 0
     for page in scans:
+        # A page without a text layer may be a scan or may be blank (a divider, a photo):
+        # a small render shows which, for a fraction of what reading it costs.
+        if mode == "auto" and not looks_like_text(render_page(data, page, SELECTOR_SIDE * 2)):
+            continue
+        looked += 1
         words = read_words(render_page(data, page, MAX_SIDE))
         if words:
             found.append((None, page, words))
-    return found
+    return found if looked else OcrOutcome.SKIPPED
 
 
 def _read_video(coll: Collection, path: str, mode: str, limit: int) -> Found | str:
@@ -187,7 +196,7 @@ def _read_video(coll: Collection, path: str, mode: str, limit: int) -> Found | s
         words = read_words(picture)
         if words:
             found.append((t, None, words))
-    return found if looked else "skipped"
+    return found if looked else OcrOutcome.SKIPPED
 
 
 def _items(row: dict[str, Any], found: Found, embedder: Callable[[], Embedder]) -> list[Item]:

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mmsearch import ocr
 from mmsearch.errors import ExtractError, UsageError, one_line
 from mmsearch.formats import ext_of
 from mmsearch.reading import MAX_FILE_BYTES, FileRead, read_file
 from mmsearch.scan import FileEntry
 from mmsearch.store import Collection, Item
 from mmsearch.timings import phase
-from mmsearch.vocab import FileStatus, Kind
+from mmsearch.vocab import FileStatus, Kind, OcrMode, OcrOutcome
 
 if TYPE_CHECKING:
     from mmsearch.config import DocumentOptions, VideoOptions
@@ -125,6 +126,8 @@ class Options(Protocol):
     def video(self) -> VideoOptions: ...
     @property
     def documents(self) -> DocumentOptions: ...
+    @property
+    def ocr(self) -> OcrMode: ...
 
 
 class Tally(Protocol):
@@ -136,6 +139,7 @@ class Tally(Protocol):
     failed: int
     frames: int
     failures: list[tuple[str, str]]
+    first_look_skips: int
 
 
 @dataclass
@@ -169,6 +173,7 @@ class Pixels:
     frames: list[Frame]
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
     held: int = 0  # bytes of the budget it holds until its frames are with the batcher
+    ocr: str | None = None  # "skipped": the OCR selector saw no sign of text at decoding
 
 
 class Writer:
@@ -292,7 +297,9 @@ def embed_all(
             report.new += 1
         if p.entry.kind == Kind.VIDEO:
             report.frames += len(items)
-        writer.ok(p.entry, p.content_hash, items)
+        if p.ocr == OcrOutcome.SKIPPED:
+            report.first_look_skips += 1
+        writer.ok(p.entry, p.content_hash, items, p.ocr)
         if advance:
             advance()
 
@@ -516,8 +523,12 @@ def _decode(
 
     embedder = model()
     size = embedder.image_size
+    # The OCR selector judges a picture while it is in memory, so the OCR pass never opens
+    # a photo again only to skip it; it needs a few hundred pixels a side to see strokes.
+    judge = entry.kind == Kind.IMAGE and options.ocr == OcrMode.AUTO and ocr.available()
+    decode_side = max(size, ocr.SELECTOR_SIDE) if judge else size
     try:
-        loaded = load(entry.kind, entry.path, data, size, options.video, options.documents)
+        loaded = load(entry.kind, entry.path, data, decode_side, options.video, options.documents)
     except ExtractError:
         raise
     except Exception as e:  # a decoder's bug on one hostile file must not end the run
@@ -529,7 +540,10 @@ def _decode(
         ]
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
-    return Pixels(entry, digest, frames, loaded.texts)
+    verdict = None
+    if judge and not ocr.looks_like_text(loaded.frames[0].image):
+        verdict = OcrOutcome.SKIPPED
+    return Pixels(entry, digest, frames, loaded.texts, ocr=verdict)
 
 
 _DONE = object()

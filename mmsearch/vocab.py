@@ -44,6 +44,14 @@ class OcrMode(StrEnum):
     NEVER = "never"
 
 
+class OcrOutcome(StrEnum):
+    """What the OCR pass made of a file (null: not looked at yet; "error: …": it failed)."""
+
+    TEXT = "text"  # words were read
+    NONE = "none"  # read, no words found
+    SKIPPED = "skipped"  # the selector saw no sign of text
+
+
 class Runtime(StrEnum):
     AUTO = "auto"  # ONNX Runtime on CPUs, torch on GPUs
     ONNX = "onnx"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import ffmpeg, file_rows, make_pdf, query_json, run
+from helpers import env_settings, ffmpeg, file_rows, make_pdf, query_json, run
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
@@ -87,6 +87,38 @@ def test_never_leaves_pictures_unread_and_a_later_run_resumes(mixed: Path) -> No
     stderr = index(mixed)
     assert "0 new, 0 updated, 0 reused, 5 unchanged" in stderr
     assert query_json("flamingo", "--mode", "text")[0]["path"] == str(mixed / "error.png")
+
+
+class Labels:
+    """A progress that remembers each phase it was started with, and for how many files."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, int] = {}
+
+    def start(self, total: int, label: str = "indexing") -> None:
+        self.started[label] = total
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def test_photos_are_judged_while_decoded_and_the_ocr_pass_opens_only_the_screenshots(
+    mixed: Path,
+) -> None:
+    from mmsearch.index import index_paths
+
+    progress = Labels()
+    report = index_paths(env_settings(), [str(mixed)], progress=progress)
+    assert progress.started == {"indexing": 5, "reading words": 2}
+    assert (report.ocr.text, report.ocr.skipped) == (2, 3)
+    outcomes = {Path(p).name: r["ocr"] for p, r in file_rows().items()}
+    assert outcomes["chelsea.jpg"] == "skipped" and outcomes["error.png"] == "text"
+
+
+def test_blank_pdf_pages_without_a_text_layer_are_not_read(tmp_path: Path) -> None:
+    make_pdf(tmp_path / "docs" / "dividers.pdf", ["", "", "", ""])
+    index(tmp_path / "docs")
+    assert json.loads(run("status", "--json").stdout)["ocr"] == {"skipped": 1}
 
 
 def test_a_scanned_pdf_page_is_read(tmp_path: Path) -> None:
