@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pathspec
 
+from mmsearch.paths import is_within
+
 JUNK_NAMES = frozenset(
     {"Thumbs.db", "desktop.ini", "@eaDir", "node_modules", "$RECYCLE.BIN", "__pycache__"}
 )
@@ -20,7 +22,7 @@ OnProblem = Callable[[str, BaseException], None]
 
 
 def from_globs(root: str, globs: list[str]) -> Rules:
-    return [(root, pathspec.GitIgnoreSpec.from_lines(globs))]
+    return [(root, pathspec.GitIgnoreSpec.from_lines(globs))] if globs else []
 
 
 def is_junk(name: str) -> bool:
@@ -48,7 +50,12 @@ def with_ignore_file(folder: str, rules: Rules, on_problem: OnProblem) -> Rules:
 
 def ignored(path: str, is_dir: bool, rules: Rules) -> bool:
     for base, spec in rules:
-        rel = os.path.relpath(path, base)
+        # Rules apply beneath their folder: the relative path is a slice, not a relpath().
+        rel = (
+            path[len(base.rstrip("/")) + 1 :]
+            if is_within(path, base)
+            else os.path.relpath(path, base)
+        )
         if spec.match_file(rel + "/" if is_dir else rel):
             return True
     return False
@@ -60,9 +67,8 @@ class RulesBelow:
     file."""
 
     def __init__(self, root: str, rules: Rules, skip: set[str], on_problem: OnProblem):
-        self._root, self._skip, self._on_problem = root, skip, on_problem
-        self._inside: dict[str, Rules | None] = {root: with_ignore_file(root, rules, on_problem)}
-        self._top = rules
+        self._root, self._top, self._skip, self._on_problem = root, rules, skip, on_problem
+        self._inside: dict[str, Rules | None] = {}  # a root that is a file has no inside
 
     def at(self, path: str) -> Rules | None:
         """The rules `path` obeys (its own ignore file aside), or None if something on the
@@ -70,16 +76,18 @@ class RulesBelow:
         if path == self._root:
             return self._top
         inside = self._folder(os.path.dirname(path))
-        if inside is None or self._hidden(path, os.path.isdir(path), inside):
+        if inside is None or self._hidden(path, None, inside):
             return None
         return inside
 
     def _folder(self, folder: str) -> Rules | None:
         """The rules inside `folder`, its own ignore file included."""
         pending = []
-        while folder not in self._inside:
+        while folder not in self._inside and folder != self._root:
             pending.append(folder)
             folder = os.path.dirname(folder)
+        if folder not in self._inside:
+            self._inside[folder] = with_ignore_file(folder, self._top, self._on_problem)
         rules = self._inside[folder]
         for below in reversed(pending):
             if rules is not None and not self._hidden(below, True, rules):
@@ -89,6 +97,10 @@ class RulesBelow:
             self._inside[below] = rules
         return rules
 
-    def _hidden(self, path: str, is_dir: bool, rules: Rules) -> bool:
-        name = os.path.basename(path)
-        return is_junk(name) or path in self._skip or ignored(path, is_dir, rules)
+    def _hidden(self, path: str, is_dir: bool | None, rules: Rules) -> bool:
+        """Whether a junk name, the store or a rule hides `path`; `is_dir` None: look."""
+        if is_junk(os.path.basename(path)) or path in self._skip:
+            return True
+        if not rules:  # no rule to apply: no need to ask the disk what `path` is
+            return False
+        return ignored(path, os.path.isdir(path) if is_dir is None else is_dir, rules)
