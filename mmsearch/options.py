@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 import typer
 
 from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DocumentOptions, VideoOptions
+from mmsearch.formats import extensions
 from mmsearch.vocab import Kind, Mode, OcrMode, Precision, Runtime
 
 
@@ -154,6 +155,7 @@ class SearchOptions:
         typer.Option(
             "--ext",
             metavar="EXT",
+            autocompletion=lambda: [e.lstrip(".") for e in extensions()],
             help="File extensions, e.g. jpg,png (repeatable); every spelling of a format "
             "counts (jpg = jpeg).",
         ),
