@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmsearch.errors import ExtractError, UsageError, one_line
+from mmsearch.errors import ExtractError, NothingInside, UsageError, one_line
 from mmsearch.formats import ext_of
 from mmsearch.reading import MAX_FILE_BYTES, FileRead, read_file
 from mmsearch.scan import FileEntry
@@ -134,7 +134,9 @@ class Tally(Protocol):
     updated: int
     reused: int
     failed: int
+    empty: int
     frames: int
+    video_seconds: float
     failures: list[tuple[str, str]]
 
 
@@ -169,6 +171,7 @@ class Pixels:
     frames: list[Frame]
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
     held: int = 0  # bytes of the budget it holds until its frames are with the batcher
+    seconds: float = 0.0  # spent decoding it
 
 
 class Writer:
@@ -194,8 +197,11 @@ class Writer:
         digest: str = "",
         status: FileStatus = FileStatus.ERROR,
     ) -> None:
-        self.report.failed += 1
-        self.report.failures.append((entry.path, reason))
+        if status == FileStatus.EMPTY:
+            self.report.empty += 1
+        else:
+            self.report.failed += 1
+            self.report.failures.append((entry.path, reason))
         self.files.append(self._row(entry, digest, status, reason, 0, kind))
         self._maybe_flush()
 
@@ -292,6 +298,7 @@ def embed_all(
             report.new += 1
         if p.entry.kind == Kind.VIDEO:
             report.frames += len(items)
+            report.video_seconds += p.seconds
         writer.ok(p.entry, p.content_hash, items)
         if advance:
             advance()
@@ -441,6 +448,7 @@ def _prepare(
                 budget.give(raw)
                 if r.error or not r.digest:
                     status = FileStatus.ERROR if r.digest else FileStatus.UNREADABLE
+                    status = FileStatus.EMPTY if r.empty else status
                     yield _Failed(entry, r.error or FileStatus.UNREADABLE, r.digest, status)
                 else:
                     items = [
@@ -478,6 +486,8 @@ def _prepare(
 def _collect(entry: FileEntry, digest: str, future: Future[Pixels]) -> Pixels | _Failed:
     try:
         return future.result()
+    except NothingInside as e:
+        return _Failed(entry, str(e), digest, FileStatus.EMPTY)
     except ExtractError as e:
         return _Failed(entry, str(e), digest)
 
@@ -516,6 +526,7 @@ def _decode(
 
     embedder = model()
     size = embedder.image_size
+    started = time.monotonic()
     try:
         loaded = load(entry.kind, entry.path, data, size, options.video, options.documents)
     except ExtractError:
@@ -529,7 +540,7 @@ def _decode(
         ]
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
-    return Pixels(entry, digest, frames, loaded.texts)
+    return Pixels(entry, digest, frames, loaded.texts, seconds=time.monotonic() - started)
 
 
 _DONE = object()

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from mmsearch.errors import ExtractError, one_line
+from mmsearch.errors import ExtractError, NothingInside, one_line
 from mmsearch.extract.quiet import decoder_stderr
 from mmsearch.formats import format_of
 
@@ -40,6 +40,8 @@ def load_image(data: bytes, min_side: int, name: str = "") -> Image.Image:
     """Decode `data` (named `name`, whose extension picks camera raw) into RGB whose short
     side is at least `min_side` where the file is that large, so the model's later resize
     loses nothing."""
+    if not data:
+        raise NothingInside("empty file (0 bytes)")
     fmt = format_of(name) if name else None
     said: list[str] = []
     try:
