@@ -22,6 +22,11 @@ def _words(vocabulary: type) -> Callable[[], list[str]]:
     return lambda: [m.value for m in vocabulary]
 
 
+def _extension_words() -> list[str]:
+    """`--ext` completes from formats.py's table."""
+    return [e.lstrip(".") for e in extensions()]
+
+
 @dataclasses.dataclass
 class StoreOptions:
     """Which store, which model: every command."""
@@ -155,7 +160,7 @@ class SearchOptions:
         typer.Option(
             "--ext",
             metavar="EXT",
-            autocompletion=lambda: [e.lstrip(".") for e in extensions()],
+            autocompletion=_extension_words,
             help="File extensions, e.g. jpg,png (repeatable); every spelling of a format "
             "counts (jpg = jpeg).",
         ),

@@ -313,3 +313,20 @@ def test_empty_outcomes_are_shown_apart_from_failures(corpus: Path) -> None:
     assert not any(Path(f["path"]).name == "title only.html" for f in report["failures"])
     again = run("index", str(corpus))
     assert re.search(r"0 new, 0 updated, 0 reused, \d+ unchanged", again.stderr)
+
+
+def test_ext_completion_offers_the_tables_extensions() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "_MMSEARCH_COMPLETE": "complete_bash",
+        "COMP_WORDS": "mmsearch query x --ext dn",
+        "COMP_CWORD": "4",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "mmsearch"], env=env, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["dng"]
