@@ -330,3 +330,27 @@ def test_ext_completion_offers_the_tables_extensions() -> None:
         [sys.executable, "-m", "mmsearch"], env=env, capture_output=True, text=True
     )
     assert out.stdout.split() == ["dng"]
+
+
+def _similar_reason(query: Path) -> str:
+    result = run("similar", str(query))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+def test_similar_names_a_document_for_what_it_is(corpus: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n")
+    assert "is a document, not an image" in _similar_reason(pdf)
+
+
+def test_similar_and_index_give_the_same_reason(corpus: Path, tmp_path: Path) -> None:
+    query = tmp_path / "empty.png"
+    query.write_bytes(b"")
+    assert "empty file (0 bytes)" in _similar_reason(query)
+
+
+def test_similar_beyond_a_videos_end_says_how_long_it_is(corpus: Path) -> None:
+    result = run("similar", str(corpus / "clip.ts"), "--at", "100")
+    assert result.exit_code == 1
+    assert "the video is 2 s long" in result.stderr
