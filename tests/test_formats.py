@@ -4,6 +4,7 @@ format table is the code's."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from format_corpus import (
     CODE_PAGES,
     PICTURES,
+    as_8bit,
     dng,
     docx,
     docx_of_a_picture,
@@ -354,3 +356,21 @@ def test_similar_beyond_a_videos_end_says_how_long_it_is(corpus: Path) -> None:
     result = run("similar", str(corpus / "clip.ts"), "--at", "100")
     assert result.exit_code == 1
     assert "the video is 2 s long" in result.stderr
+
+
+def test_a_cut_picture_is_called_cut_not_named_by_a_decoder_constant() -> None:
+    whole = PICTURES["palette.png"][0](reference())
+    with pytest.raises(ExtractError) as e:
+        load_image(whole[: len(whole) // 2], 32, "cut.png")
+    assert str(e.value) == "cannot decode image: the file is cut short or damaged"
+
+
+def test_a_large_heic_decodes_from_its_embedded_thumbnail() -> None:
+    import pillow_heif
+
+    picture = Image.fromarray(as_8bit(reference(260, 220))).resize((2600, 2200))
+    out = io.BytesIO()
+    pillow_heif.from_pillow(picture).save(out, quality=60, thumbnails=[1300])
+    decoded = load_image(out.getvalue(), 224, "phone.heic")
+    assert decoded.size == (1300, 1100)
+    assert mean_difference(decoded, as_8bit(reference(260, 220))) <= 8

@@ -294,7 +294,8 @@ def _not_an_image(data: bytes) -> str:
     return "not a readable image (corrupt, or not what its name says)"
 
 
-_LIBRARY_NOISE = re.compile(r"\b(?:[A-Z][A-Z0-9_]{3,}|0x[0-9a-f]+|<[^>]*>)\b")
+_LIBRARY_CONSTANT = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|\b0x[0-9a-fA-F]+\b|<[^>]*>")
+_DAMAGED = re.compile(r"truncated|broken data|decoder error|premature end|corrupt", re.IGNORECASE)
 
 
 def _reason(e: BaseException) -> str:
@@ -302,10 +303,10 @@ def _reason(e: BaseException) -> str:
     text = one_line(e)
     if "point operation not supported" in text or "unrecognized image mode" in text.lower():
         return "unsupported pixel format"
-    if isinstance(e, (EOFError, SyntaxError)) or "truncated" in text.lower():
+    if isinstance(e, (EOFError, SyntaxError)) or _DAMAGED.search(text):
         return "the file is cut short or damaged"
-    text = _LIBRARY_NOISE.sub("", text)
-    return re.sub(r"\s+", " ", text).strip(" :") or "damaged data"
+    text = _LIBRARY_CONSTANT.sub("", text)
+    return re.sub(r"\s+", " ", text).strip(" :()") or "damaged data"
 
 
 _EXIF_IFD, _DATETIME_ORIGINAL, _OFFSET_ORIGINAL, _DATETIME = 0x8769, 0x9003, 0x9011, 0x0132
