@@ -55,27 +55,38 @@ def psd(ref: np.ndarray) -> bytes:
     return header + empty * 3 + struct.pack(">H", 0) + planes
 
 
-def dng(ref: np.ndarray) -> bytes:
-    """A camera raw file as a camera writes it: a DNG holding a 12-bit RGGB Bayer mosaic."""
+def dng(ref: np.ndarray, preview: np.ndarray | None = None) -> bytes:
+    """A camera raw file as a camera writes it: a DNG holding a 12-bit RGGB Bayer mosaic,
+    and with `preview` an 8-bit RGB preview as its first picture (the mosaic a sub-IFD)."""
+    import tifffile
 
     r, g, b = (ref[:, :, c] * 4000 for c in range(3))
     cfa = np.zeros(ref.shape[:2], np.uint16)
     cfa[0::2, 0::2], cfa[0::2, 1::2] = r[0::2, 0::2], g[0::2, 1::2]
     cfa[1::2, 0::2], cfa[1::2, 1::2] = g[1::2, 0::2], b[1::2, 1::2]
     identity = (1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1)
-    tags = [
+    camera = [
         (271, "s", 0, "mmsearch", True),
         (272, "s", 0, "test camera", True),
-        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
         (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
         (50708, "s", 0, "mmsearch test camera", True),  # UniqueCameraModel
-        (50717, "I", 1, 4095, True),  # WhiteLevel
         (50721, "2i", 9, identity, True),  # ColorMatrix1
         (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
     ]
-    return _tiff(cfa, photometric=32803, extratags=tags, subfiletype=0)
+    mosaic = [
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
+        (50717, "I", 1, 4095, True),  # WhiteLevel
+    ]
+    out = io.BytesIO()
+    with tifffile.TiffWriter(out) as tiff:
+        if preview is None:
+            tiff.write(cfa, photometric=32803, subfiletype=0, extratags=camera + mosaic)
+        else:
+            tiff.write(preview, photometric="rgb", subfiletype=1, subifds=1, extratags=camera)
+            tiff.write(cfa, photometric=32803, subfiletype=0, extratags=mosaic)
+    return out.getvalue()
 
 
 def _two_frames(ref: np.ndarray) -> tuple[Image.Image, Image.Image]:

@@ -67,6 +67,13 @@ def test_a_camera_raw_file_is_developed_with_its_colours() -> None:
     assert bottom_left.argmax() == 2  # blue
 
 
+def test_a_camera_raw_file_with_a_large_preview_is_read_from_the_preview() -> None:
+    preview = as_8bit(1 - reference(1536, 1024))  # inverted: tells the preview from the raw
+    decoded = load_image(dng(reference(192, 128), preview), 224, "camera.dng")
+    assert decoded.size == (1536, 1024)
+    assert mean_difference(decoded, preview) <= 1
+
+
 def test_a_large_tiff_is_read_reduced_within_600_mb(tmp_path: Path) -> None:
     """200 megapixels of RGB (600 MB decoded) stream through in strips: peak RSS measured in
     a fresh process."""
