@@ -381,3 +381,15 @@ def test_a_large_heic_decodes_from_its_embedded_thumbnail() -> None:
     decoded = load_image(out.getvalue(), 224, "phone.heic")
     assert decoded.size == (1300, 1100)
     assert mean_difference(decoded, as_8bit(reference(260, 220))) <= 8
+
+
+def test_the_summarys_frame_rate_is_over_the_time_spent_on_video() -> None:
+    from rich.console import Console
+
+    from mmsearch.index import IndexReport
+    from mmsearch.render import index_summary
+
+    out = io.StringIO()
+    report = IndexReport(new=2, frames=10, seconds=300.0, video_seconds=2.0)
+    index_summary(report, Console(file=out, width=200))
+    assert "10 video frames at 5.0 frames/s" in out.getvalue()
