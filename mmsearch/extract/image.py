@@ -96,9 +96,15 @@ def _halvings(side: int, keep: int) -> int:
 
 
 def _deep(img: Image.Image) -> bool:
-    bits = img.tag_v2.get(258, (8,)) if hasattr(img, "tag_v2") else (8,)  # type: ignore[attr-defined]
-    bits = bits if isinstance(bits, tuple) else (bits,)
-    return max(bits) > 8 or img.mode in ("F", "I") or img.tag_v2.get(339, 1) not in (1, (1,))  # type: ignore[attr-defined]
+    """More than 8 bits a sample, or samples that are not unsigned integers: Pillow would
+    truncate them (16-bit RGB by 1/256) or refuse them."""
+    tags = getattr(img, "tag_v2", {})
+
+    def values(tag: int, default: int) -> tuple[int, ...]:
+        v = tags.get(tag, default)
+        return v if isinstance(v, tuple) else (v,)
+
+    return max(values(258, 8)) > 8 or set(values(339, 1)) != {1}  # BitsPerSample, SampleFormat
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -177,6 +183,8 @@ def _tiff(data: bytes, min_side: int, fallback: bool = True) -> Image.Image | No
             return None
         if page.dtype is None or page.dtype.kind == "c":
             raise ExtractError(f"unsupported pixel format: {_describe(page)}")
+        if h * w > MAX_PIXELS:
+            raise ExtractError(f"image too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
         f = max(1, min(h, w) // max(min_side, WORKING_SIDE))
         ho, wo = -(-h // f), -(-w // f)
         sums = np.zeros((ho, wo, samples), np.float64)
