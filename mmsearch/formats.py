@@ -144,9 +144,8 @@ FORMATS = (
     Format("plain text", _DOC, (".txt", ".text"), "text", "decoded text", _WHOLE),
     Format("Markdown", _DOC, (".md", ".markdown"), "text", "decoded text", _WHOLE),
     Format("reStructuredText", _DOC, (".rst",), "text", "decoded text", _WHOLE),
-    Format(
-        "HTML / XHTML", _DOC, (".html", ".htm", ".xhtml", ".xht"), "text", "visible text", _WHOLE
-    ),
+    Format("HTML", _DOC, (".html", ".htm"), "text", "visible text", _WHOLE),
+    Format("XHTML", _DOC, (".xhtml", ".xht"), "'<?xml' / text", "visible text", _WHOLE),
 )
 _BY_EXT = {ext: f for f in FORMATS for ext in f.extensions}
 
