@@ -63,6 +63,8 @@ def _image_vector(settings: Settings, coll: Collection | None, part: Part) -> np
         raise UsageError(f"{path} is a video: pass --at SECONDS to choose the frame to match")
     if part.at is not None and not is_video:
         raise UsageError("--at picks a moment of a video; the query is not a video")
+    if kind_of(path) == Kind.DOCUMENT:
+        raise MmsearchError(f"{path} is a document, not an image")
     try:
         st = os.stat(path)
         if part.at is not None:
@@ -77,7 +79,7 @@ def _image_vector(settings: Settings, coll: Collection | None, part: Part) -> np
 
         with open(path, "rb") as f:
             data = f.read()
-        return _embed_picture(settings, path, lambda size: load_image(data, size))
+        return _embed_picture(settings, path, lambda size: load_image(data, size, path))
     except OSError as e:
         raise MmsearchError(f"cannot read {path}: {e.strerror or e}") from None
 

@@ -39,6 +39,11 @@ class ExtractError(Exception):
     """One file could not be turned into pixels; recorded as that file's failure reason."""
 
 
+class NothingInside(ExtractError):
+    """The file is fine but holds nothing to index (no bytes, no text, no pictures): its
+    outcome is "empty", not a failure, and it is not read again until it changes."""
+
+
 def one_line(e: BaseException) -> str:
     """An exception's message folded onto one line of at most 200 characters: the form every
     reason and error takes."""

@@ -42,16 +42,18 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     failed: int = 0
+    empty: int = 0  # read fine, nothing inside to index (not failures)
     unsupported: int = 0
     frames: int = 0  # video frames embedded
     first_look_skips: int = 0  # pictures the OCR selector passed over while decoding them
+    video_seconds: float = 0.0  # spent decoding videos (summed over decode threads)
     ocr: OcrReport = field(default_factory=OcrReport)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def processed(self) -> int:
-        return self.new + self.updated + self.reused + self.failed
+        return self.new + self.updated + self.reused + self.failed + self.empty
 
 
 def default_workers() -> int:

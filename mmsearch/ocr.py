@@ -140,7 +140,7 @@ def _read_file(coll: Collection, row: dict[str, Any], mode: str, video_frames: i
         from mmsearch.extract.image import load_image
 
         with open(path, "rb") as f:
-            picture = load_image(f.read(), MAX_SIDE)
+            picture = load_image(f.read(), MAX_SIDE, path)
         if mode == "auto" and not looks_like_text(picture):
             return OcrOutcome.SKIPPED
         words = read_words(picture)

@@ -14,11 +14,17 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 import typer
 
 from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DocumentOptions, VideoOptions
+from mmsearch.formats import extensions
 from mmsearch.vocab import Kind, Mode, OcrMode, Precision, Runtime
 
 
 def _words(vocabulary: type) -> Callable[[], list[str]]:
     return lambda: [m.value for m in vocabulary]
+
+
+def _extension_words() -> list[str]:
+    """`--ext` completes from formats.py's table."""
+    return [e.lstrip(".") for e in extensions()]
 
 
 @dataclasses.dataclass
@@ -154,6 +160,7 @@ class SearchOptions:
         typer.Option(
             "--ext",
             metavar="EXT",
+            autocompletion=_extension_words,
             help="File extensions, e.g. jpg,png (repeatable); every spelling of a format "
             "counts (jpg = jpeg).",
         ),

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mmsearch import ocr
-from mmsearch.errors import ExtractError, UsageError, one_line
+from mmsearch.errors import ExtractError, NothingInside, UsageError, one_line
 from mmsearch.formats import ext_of
 from mmsearch.reading import MAX_FILE_BYTES, FileRead, read_file
 from mmsearch.scan import FileEntry
@@ -137,7 +137,9 @@ class Tally(Protocol):
     updated: int
     reused: int
     failed: int
+    empty: int
     frames: int
+    video_seconds: float
     failures: list[tuple[str, str]]
     first_look_skips: int
 
@@ -174,6 +176,7 @@ class Pixels:
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
     held: int = 0  # bytes of the budget it holds until its frames are with the batcher
     ocr: str | None = None  # "skipped": the OCR selector saw no sign of text at decoding
+    seconds: float = 0.0  # spent decoding it
 
 
 class Writer:
@@ -199,8 +202,11 @@ class Writer:
         digest: str = "",
         status: FileStatus = FileStatus.ERROR,
     ) -> None:
-        self.report.failed += 1
-        self.report.failures.append((entry.path, reason))
+        if status == FileStatus.EMPTY:
+            self.report.empty += 1
+        else:
+            self.report.failed += 1
+            self.report.failures.append((entry.path, reason))
         self.files.append(self._row(entry, digest, status, reason, 0, kind))
         self._maybe_flush()
 
@@ -297,6 +303,7 @@ def embed_all(
             report.new += 1
         if p.entry.kind == Kind.VIDEO:
             report.frames += len(items)
+            report.video_seconds += p.seconds
         if p.ocr == OcrOutcome.SKIPPED:
             report.first_look_skips += 1
         writer.ok(p.entry, p.content_hash, items, p.ocr)
@@ -448,6 +455,7 @@ def _prepare(
                 budget.give(raw)
                 if r.error or not r.digest:
                     status = FileStatus.ERROR if r.digest else FileStatus.UNREADABLE
+                    status = FileStatus.EMPTY if r.empty else status
                     yield _Failed(entry, r.error or FileStatus.UNREADABLE, r.digest, status)
                 else:
                     items = [
@@ -485,6 +493,8 @@ def _prepare(
 def _collect(entry: FileEntry, digest: str, future: Future[Pixels]) -> Pixels | _Failed:
     try:
         return future.result()
+    except NothingInside as e:
+        return _Failed(entry, str(e), digest, FileStatus.EMPTY)
     except ExtractError as e:
         return _Failed(entry, str(e), digest)
 
@@ -527,6 +537,7 @@ def _decode(
     # a photo again only to skip it; it needs a few hundred pixels a side to see strokes.
     judge = entry.kind == Kind.IMAGE and options.ocr == OcrMode.AUTO and ocr.available()
     decode_side = max(size, ocr.SELECTOR_SIDE) if judge else size
+    started = time.monotonic()
     try:
         loaded = load(entry.kind, entry.path, data, decode_side, options.video, options.documents)
     except ExtractError:
@@ -543,7 +554,8 @@ def _decode(
     verdict = None
     if judge and not ocr.looks_like_text(loaded.frames[0].image):
         verdict = OcrOutcome.SKIPPED
-    return Pixels(entry, digest, frames, loaded.texts, ocr=verdict)
+    seconds = time.monotonic() - started
+    return Pixels(entry, digest, frames, loaded.texts, seconds=seconds, ocr=verdict)
 
 
 _DONE = object()

@@ -46,6 +46,7 @@ class FileRead:
     data: bytes | None = None
     digest: str = ""
     error: str = ""
+    empty: bool = False  # no bytes at all: the outcome "empty", not a failure
 
 
 def read_file(entry: FileEntry) -> FileRead:
@@ -57,7 +58,7 @@ def read_file(entry: FileEntry) -> FileRead:
             if not stat.S_ISREG(st.st_mode):
                 return FileRead(error="not a regular file")
             if st.st_size == 0:
-                return FileRead(digest=content_hash(b""), error="empty file (0 bytes)")
+                return FileRead(digest=content_hash(b""), error="empty file (0 bytes)", empty=True)
             if entry.kind == Kind.VIDEO:
                 return FileRead(digest=sampled_hash(f, st.st_size))
             if st.st_size > MAX_FILE_BYTES:

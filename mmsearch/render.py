@@ -164,12 +164,14 @@ def index_summary(report: IndexReport, console: Console) -> None:
     rate = ""
     if r.processed and r.seconds:
         rate = f"{r.processed / r.seconds:.1f} files/s"
-        if r.frames:
-            rate += f", {r.frames} video frames at {r.frames / r.seconds:.1f} frames/s"
+        if r.frames and r.video_seconds:
+            rate += f", {r.frames} video frames at {r.frames / r.video_seconds:.1f} frames/s"
         rate = f" ({rate})"
     console.print(
         f"{r.new} new, {r.updated} updated, {r.reused} reused, {r.unchanged} unchanged, "
-        f"{r.removed} removed, {r.failed} failed, {r.unsupported} unsupported "
+        f"{r.removed} removed, {r.failed} failed, "
+        + (f"{r.empty} empty, " if r.empty else "")
+        + f"{r.unsupported} unsupported "
         f"in {r.seconds:.1f} s{rate}",
         markup=False,
     )
@@ -223,7 +225,8 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
             (
                 "files",
                 f"{report.files_indexed} indexed{_by_kind(report.files_by_kind)}, "
-                f"{report.files_failed} failed",
+                f"{report.files_failed} failed"
+                + (f", {report.files_empty} empty" if report.files_empty else ""),
             ),
             ("items", f"{report.items}{_by_kind(report.items_by_kind)}"),
             ("updated", _iso(report.last_update, sep=" ") or "-"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from mmsearch import ignore
 from mmsearch.errors import one_line
-from mmsearch.formats import kind_of
+from mmsearch.formats import kind_of_file
 from mmsearch.paths import display_path, is_within, normalize, outermost
 from mmsearch.vocab import Kind
 
@@ -61,7 +61,7 @@ def scan(
         if rules is None:
             continue
         for path, st in _walk(start, rules, skip_set, result):
-            kind = kind_of(path)
+            kind = kind_of_file(path)
             if kind is None:
                 result.unsupported += 1
                 continue

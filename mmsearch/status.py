@@ -19,6 +19,7 @@ class StatusReport:
     roots: list[str] = field(default_factory=list)
     files_indexed: int = 0
     files_failed: int = 0
+    files_empty: int = 0  # read fine, nothing inside to index: not failures
     files_by_kind: dict[str, int] = field(default_factory=dict)
     items: int = 0
     items_by_kind: dict[str, int] = field(default_factory=dict)
@@ -66,6 +67,7 @@ def _fill(report: StatusReport, settings: Settings) -> None:
     report.items = counts["items"]
     report.items_by_kind = counts["items_by_kind"]
     report.files_by_kind = counts["files_by_kind"]
+    report.files_empty = counts["files_empty"]
     report.failures = failures
     report.files_failed = len(failures)
     report.last_update = coll.info["updated"]

@@ -799,7 +799,8 @@ class Collection:
 
     @_guarded
     def failures(self) -> list[dict[str, str]]:
-        table = self.files.search().where(f"status != {sql_str(FileStatus.OK)}")
+        settled = f"({sql_str(FileStatus.OK)}, {sql_str(FileStatus.EMPTY)})"
+        table = self.files.search().where(f"status NOT IN {settled}")
         table = table.select(["path", "reason"])
         return sorted(table.limit(None).to_arrow().to_pylist(), key=lambda r: r["path"])
 
@@ -812,6 +813,7 @@ class Collection:
             "files_by_kind": {k: n for k, n in files.items() if n},
             "items": sum(items.values()),
             "items_by_kind": {k: n for k, n in items.items() if n},
+            "files_empty": self.files.count_rows(f"status = {sql_str(FileStatus.EMPTY)}"),
         }
 
     @_guarded

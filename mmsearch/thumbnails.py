@@ -53,7 +53,7 @@ def png_of(hit: Hit) -> bytes:
         from mmsearch.extract.image import load_image
 
         with open(hit.path, "rb") as f:
-            picture = load_image(f.read(), 256)
+            picture = load_image(f.read(), 256, hit.path)
     picture.thumbnail((256, 256), Image.BILINEAR)
     buf = io.BytesIO()
     picture.save(buf, "PNG")

@@ -34,6 +34,7 @@ class FileStatus(StrEnum):
     OK = "ok"
     ERROR = "error"  # the file itself is bad: not retried until it changes
     UNREADABLE = "unreadable"  # could not be read (permissions, vanished): retried
+    EMPTY = "empty"  # nothing to index (no bytes, no text, no pictures): not a failure
 
 
 class OcrMode(StrEnum):

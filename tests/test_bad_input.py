@@ -48,9 +48,10 @@ def test_broken_files_are_recorded_and_the_rest_indexed(photos: Path) -> None:
     (photos / "bomb.png").write_bytes(png_declaring(100_000, 100_000))
     (photos / "noise.webp").write_bytes(os.urandom(4096))
     stderr = index_ok(photos)
-    assert "7 new" in stderr and "5 failed" in stderr
+    assert "7 new" in stderr and "4 failed, 1 empty" in stderr
     why = reasons()
     assert why[str(photos / "empty.png")] == "empty file (0 bytes)"
+    assert file_rows()[str(photos / "empty.png")]["status"] == "empty"  # not a failure
     assert "too large: 100000x100000" in why[str(photos / "bomb.png")]
     assert "not a readable image" in why[str(photos / "text.jpg")]
     assert why[str(photos / "truncated.jpg")].startswith("cannot decode image")

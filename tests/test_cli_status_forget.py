@@ -29,11 +29,13 @@ def test_status_json_reports_counts_failures_and_model(photos: Path, tiny_model:
 
 
 def test_status_text_lists_failed_files_with_reasons(photos: Path) -> None:
+    (photos / "text.png").write_text("not a picture")
     (photos / "empty.png").write_bytes(b"")
     run("index", "-q", str(photos))
     out = run("status").stdout
-    assert f"{photos / 'empty.png'}: empty file (0 bytes)" in out
-    assert "7 indexed (image 7), 1 failed" in out
+    assert f"{photos / 'text.png'}: not a readable image" in out
+    assert "7 indexed (image 7), 1 failed, 1 empty" in out
+    assert "empty.png" not in out  # empty is an outcome, not a failure
 
 
 def test_status_before_any_index_says_so() -> None:

@@ -34,7 +34,7 @@ def load(
         return Loaded(keyframes(path, size, video))
     assert data is not None
     if kind == "document":
-        from mmsearch.errors import ExtractError
+        from mmsearch.errors import NothingInside
         from mmsearch.extract.document import chunks, load_document
 
         pages = load_document(path, data, size, documents)
@@ -42,8 +42,8 @@ def load(
         frames = [Frame(None, None, p.image, page=p.number) for p in pages if p.image]
         texts = [(p.number, f"{title}: {c}") for p in pages for c in chunks(p.text)]
         if not frames and not texts:
-            raise ExtractError("no text in this document")
+            raise NothingInside("no text and no pictures in this document")
         return Loaded(frames, texts)
     from mmsearch.extract.image import capture_time, load_image
 
-    return Loaded([Frame(None, None, load_image(data, size), capture_time(data))])
+    return Loaded([Frame(None, None, load_image(data, size, path), capture_time(data))])

@@ -1,27 +1,26 @@
-"""Documents: the text of each page (or of the whole file) and, for PDFs, each page's look.
+"""Documents: the text of each page, slide, sheet or chapter (or of the whole file) and,
+for PDFs, each page's look; a document without text is indexed by its pictures.
 
 PDFs go through pypdfium2 (text and rendering; it is not thread-safe, so every call holds
-one lock); DOCX through python-docx (paragraphs and table cells); plain text, Markdown and
-reStructuredText as decoded text; HTML as its visible text.
+one lock); office formats through `office`, HTML, XHTML, EPUB and RTF through `markup`,
+plain text through `encoding`. Which reader a file gets is formats.py's table.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import threading
-import zipfile
 from dataclasses import dataclass
-from html.parser import HTMLParser
 
 from PIL import Image
 
 from mmsearch.config import DocumentOptions
 from mmsearch.errors import ExtractError, one_line
+from mmsearch.extract.encoding import decode_text
+from mmsearch.formats import ext_of
 
 _PDFIUM = threading.Lock()
 _EMPTY_PAGE_TREE = re.compile(rb"/Count\s*0\s*/Kids\s*\[\s*\]|/Kids\s*\[\s*\]\s*/Count\s*0\b")
-MAX_DOCX_XML = 64 << 20  # uncompressed bytes of the main part: more is a zip bomb
 CHUNK_WORDS, CHUNK_OVERLAP = 120, 20
 
 
@@ -33,14 +32,42 @@ class Page:
 
 
 def load_document(path: str, data: bytes, size: int, options: DocumentOptions) -> list[Page]:
-    ext = path[path.rfind(".") :].lower()
+    from mmsearch.extract import markup, office
+
+    ext = ext_of(path)
     if ext == ".pdf":
         return _pdf(data, size, options)
     if ext == ".docx":
-        return [Page(None, _docx(data))]
-    if ext in (".html", ".htm"):
-        return [Page(None, _html(decode_text(data)))]
+        text = office.docx(data)
+        return [Page(None, text)] if text.strip() else _pictures(office.word_pictures(data), size)
+    if ext == ".pptx":
+        pages = []
+        for n, text, pictures in office.pptx(data)[: options.max_pages]:
+            pages += [Page(n, text)] if text else _pictures(pictures, size, n)
+        return pages
+    if ext in (".odt", ".ods", ".odp"):
+        pages = [Page(n, t) for n, t in office.opendocument(data, ext) if t.strip()]
+        return pages or _pictures(office.opendocument_pictures(data), size)
+    if ext == ".epub":
+        return [Page(n, t) for n, t in markup.epub(data)[: options.max_pages] if t]
+    if ext == ".rtf":
+        return [Page(None, markup.rtf(data))]
+    if ext in (".html", ".htm", ".xhtml", ".xht"):
+        return [Page(None, markup.html(decode_text(data)))]
     return [Page(None, decode_text(data))]
+
+
+def _pictures(pictures: list[tuple[bytes, str]], size: int, page: int | None = None) -> list[Page]:
+    """A text-less document's pictures, each a page of its look; the broken ones left out."""
+    from mmsearch.extract.image import load_image
+
+    pages = []
+    for data, name in pictures:
+        try:
+            pages.append(Page(page, "", load_image(data, size, name)))
+        except ExtractError:
+            continue
+    return pages
 
 
 def chunks(text: str, words: int = CHUNK_WORDS, overlap: int = CHUNK_OVERLAP) -> list[str]:
@@ -51,27 +78,6 @@ def chunks(text: str, words: int = CHUNK_WORDS, overlap: int = CHUNK_OVERLAP) ->
         return []
     step = max(1, words - overlap)
     return [" ".join(tokens[i : i + words]) for i in range(0, max(1, len(tokens) - overlap), step)]
-
-
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with a BOM, else a guess; never fails on bytes."""
-    if b"\0" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ExtractError("binary data, not text")
-    for encoding in ("utf-8-sig", "utf-16"):
-        if encoding == "utf-16" and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            continue
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-    from charset_normalizer import from_bytes
-
-    # Short texts fit several code pages equally well; Windows-1252 is by far the most
-    # common legacy one, so it wins whenever it fits at all.
-    matches = from_bytes(data[: 1 << 20])
-    encodings = [m.encoding for m in matches]
-    chosen = "cp1252" if "cp1252" in encodings or not encodings else encodings[0]
-    return data.decode(chosen, errors="replace")
 
 
 def _pdf(data: bytes, size: int, options: DocumentOptions) -> list[Page]:
@@ -133,51 +139,3 @@ def _render(page: object, size: int) -> Image.Image:
     square = Image.new("RGB", (size, size), "white")
     square.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
     return square
-
-
-def _docx(data: bytes) -> str:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            info = z.getinfo("word/document.xml")
-            if info.file_size > MAX_DOCX_XML:
-                raise ExtractError("DOCX too large inside (a zip bomb?)")
-    except (zipfile.BadZipFile, KeyError):
-        raise ExtractError("not a DOCX file (not a zip with word/document.xml)") from None
-    import docx
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except Exception as e:
-        raise ExtractError(f"cannot read DOCX: {one_line(e)}") from None
-    lines = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" | ".join(cell.text for cell in row.cells))
-    return "\n".join(lines)
-
-
-class _VisibleText(HTMLParser):
-    _HIDDEN = frozenset({"script", "style", "noscript", "template", "head"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag in self._HIDDEN:
-            self.hidden += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN and self.hidden:
-            self.hidden -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
-
-
-def _html(text: str) -> str:
-    parser = _VisibleText()
-    parser.feed(text)
-    return re.sub(r"\s+", " ", " ".join(parser.parts)).strip()

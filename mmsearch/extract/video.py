@@ -56,6 +56,7 @@ def ffmpeg_binary() -> str:
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_TIME = re.compile(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _PTS_TIME = re.compile(r"pts_time:\s*(-?[\d.]+)")
 _PROBLEM = re.compile(
     r"error|invalid|moov atom not found|corrupt|truncat|no such file|permission denied",
@@ -92,7 +93,7 @@ def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
     info = probe(path)
     if not info.has_video:
         raise ExtractError("no video stream (audio only?)")
-    duration = info.duration
+    duration = info.duration or _stream_end(path, options.timeout)
     gap = options.min_gap
     if duration:
         gap = max(gap, duration / options.max_frames)
@@ -112,8 +113,23 @@ def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
     ]
 
 
+def _stream_end(path: str, timeout: float) -> float | None:
+    """The time of the last packet, for a container that records no duration (a WebM
+    written to a pipe): the streams are read without decoding them."""
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0"]
+    stderr = _run([*cmd, "-c", "copy", "-f", "null", "-"], timeout)
+    found = _TIME.findall(stderr)
+    if not found:
+        return None
+    hours, minutes, seconds = found[-1]
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds) or None
+
+
 def frame_at(path: str, t: float, size: int, timeout: float = 120.0) -> Image.Image:
     """One frame at `t` seconds (for `similar VIDEO --at T`)."""
+    length = probe(path).duration or _stream_end(path, timeout)
+    if length is not None and t > length:
+        raise ExtractError(f"--at {t:g} s is past its end: the video is {length:.3g} s long")
     cmd = [
         ffmpeg_binary(),
         "-hide_banner",
