@@ -419,6 +419,64 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
         lib.serve(stop, ready)
 
 
+@_command(store=StoreOptions, runtime=RuntimeOptions)
+def ui(
+    *,
+    store: StoreOptions,
+    runtime: RuntimeOptions,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, metavar="N", help="Port on 127.0.0.1 (0: any free one)."
+        ),
+    ] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
+) -> None:
+    """Search in a browser: a local web app on 127.0.0.1, its address (with a private token)
+    printed on stdout's first line. Needs mmsearch[ui]. Runs until Ctrl-C.
+
+    It answers `query` and `similar` too (the model stays warm), or uses a running
+    `serve`/`watch`. MMSEARCH_UI_TOKEN sets the token.
+
+    \b
+    Example:
+      mmsearch ui --port 8765
+    """
+    from mmsearch import ui as web
+
+    err = _stderr()
+
+    def ready(url: str) -> None:
+        typer.echo(url)
+        sys.stdout.flush()
+        if not no_open:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    web.run(
+        _library(store, runtime),
+        port,
+        web.token_from_env(),
+        ready,
+        lambda message: err.print(message, markup=False),
+    )
+
+
+@_command(store=StoreOptions, runtime=RuntimeOptions)
+def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
+    """Answer an agent's searches: a Model Context Protocol server on stdin/stdout, with the
+    tools search, similar and status. Needs mmsearch[mcp].
+
+    \b
+    Example (an agent's MCP configuration):
+      {"mcpServers": {"mmsearch": {"command": "mmsearch", "args": ["mcp"]}}}
+    """
+    from mmsearch.mcp_server import run
+
+    run(_library(store, runtime))
+
+
 @_command(store=StoreOptions)
 def dupes(
     paths: Annotated[
