@@ -472,8 +472,12 @@ def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
     Example (an agent's MCP configuration):
       {"mcpServers": {"mmsearch": {"command": "mmsearch", "args": ["mcp"]}}}
     """
-    from mmsearch.mcp_server import run
-
+    try:
+        from mmsearch.mcp_server import run
+    except ImportError as e:
+        raise MmsearchError(
+            f"the MCP server needs its extra: pip install 'mmsearch[mcp]' ({e.name} is missing)"
+        ) from None
     run(_library(store, runtime))
 
 

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult, ImageContent, TextContent
+
 from mmsearch.errors import MmsearchError, one_line
 
 if TYPE_CHECKING:
@@ -37,11 +40,8 @@ def hit_object(hit: Hit) -> dict[str, Any]:
     }
 
 
-def build(library: Library) -> Any:
+def build(library: Library) -> MCPServer:
     """The MCP server object with its three tools."""
-    from mcp.server.mcpserver import MCPServer
-    from mcp_types import CallToolResult, ImageContent, TextContent
-
     from mmsearch.filters import Filters
     from mmsearch.grammar import parse_date
 
@@ -156,10 +156,4 @@ def _thumbnail(hit: Hit) -> str | None:
 
 def run(library: Library) -> None:
     """Serve on stdin/stdout until the client closes them."""
-    try:
-        server = build(library)
-    except ImportError as e:
-        raise MmsearchError(
-            f"the MCP server needs its extra: pip install 'mmsearch[mcp]' ({e.name} is missing)"
-        ) from None
-    server.run("stdio")
+    build(library).run("stdio")
