@@ -468,9 +468,11 @@ def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
     """Answer an agent's searches: a Model Context Protocol server on stdin/stdout, with the
     tools search, similar and status. Needs mmsearch[mcp].
 
+    An agent starts it itself: name `mmsearch mcp` as a stdio server in its configuration.
+
     \b
-    Example (an agent's MCP configuration):
-      {"mcpServers": {"mmsearch": {"command": "mmsearch", "args": ["mcp"]}}}
+    Example:
+      mmsearch mcp --db ~/media-index
     """
     try:
         from mmsearch.mcp_server import run

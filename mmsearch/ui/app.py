@@ -372,7 +372,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         if name not in STATIC:
             raise Refused(404, "no such asset")
         data = files("mmsearch.ui").joinpath("static", name).read_bytes()
-        return Response(data, media_type=STATIC[name])
+        return Response(data, media_type=STATIC[name], headers=CACHEABLE)
 
     async def upload_route(request: Request) -> Response:
         try:
