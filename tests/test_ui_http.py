@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import env_settings, run
 from PIL import Image
 from ui_app import TOKEN, RunningUI, running_ui
+
+from mmsearch.library import Library
+from mmsearch.serve import serving
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -232,6 +240,36 @@ def test_open_runs_the_desktop_opener_at_the_moment(ui: RunningUI) -> None:
 def test_open_is_refused_without_the_token(ui: RunningUI) -> None:
     item = hashlib.blake2b(str(ui.media / "astronaut.png").encode(), digest_size=8).hexdigest()
     assert get(ui, f"/open/{item}", method="POST")[0] == 403
+
+
+def test_it_answers_query_and_similar_for_its_store_meanwhile(
+    ui: RunningUI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsearch.client import ask
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(Path(ui.db).parent / "run"))  # its socket's
+    assert ask(ui.db, {"ping": True}) == {"v": 1, "pid": ui.process.pid}
+
+
+def test_it_uses_a_running_server_instead(photos: Path) -> None:
+    assert run("index", "-q", str(photos)).exit_code == 0
+    with serving(Library(env_settings())):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mmsearch", "ui", "--no-open"],
+            env={**os.environ, "MMSEARCH_UI_TOKEN": TOKEN},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            url = process.stdout.readline().strip()
+            assert "using the running server" in process.stderr.readline()
+            with urllib.request.urlopen(url + "&q=" + quote(str(photos / "astronaut.png"))) as r:
+                assert r.status == 200 and "data-id=" in r.read().decode()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def test_no_traceback_reaches_the_log(ui: RunningUI) -> None:

@@ -29,6 +29,7 @@ with open(sys.argv[1], "a") as f:
 class RunningUI:
     url: str  # as printed on stdout's first line
     port: int
+    db: str
     media: Path
     opened: Path  # what the desktop opener was asked to open, one line per request
     process: subprocess.Popen[str]
@@ -113,7 +114,7 @@ def running_ui(root: Path, photo_library: Path, model: str, cache: Path) -> Iter
         assert process.stdout is not None and process.stderr is not None
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), (url, process.stderr.read())
-        ui = RunningUI(url, urlsplit(url).port or 0, media, opened, process)
+        ui = RunningUI(url, urlsplit(url).port or 0, env["MMSEARCH_DB"], media, opened, process)
         drain = threading.Thread(target=lambda: ui.stderr.extend(process.stderr), daemon=True)
         drain.start()
         yield ui
