@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmsearch.config import cache_root
-from mmsearch.errors import ExtractError
+from mmsearch.errors import ExtractError, one_line
 from mmsearch.vocab import Kind
 
 if TYPE_CHECKING:
@@ -38,7 +38,12 @@ def picture(path: str, kind: str, t: float | None, page: int | None, side: int) 
         return cached.read_bytes()
     except OSError:
         pass
-    data = _make(path, kind, t, page, side)
+    try:
+        data = _make(path, kind, t, page, side)
+    except ExtractError:
+        raise
+    except Exception as e:  # a page past the end, a file changed under us: no picture
+        raise ExtractError(f"no picture of {os.path.basename(path)}: {one_line(e)}") from None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")

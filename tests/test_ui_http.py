@@ -202,6 +202,13 @@ def test_a_bad_moment_or_page_is_a_400(ui: RunningUI) -> None:
     item = ids_of(search(ui, "x", "&kind=video"))[str(ui.media / "clips" / "patterns.mp4")]
     assert get(ui, f"/thumb/{item}?token={TOKEN}&t=soon")[0] == 400
     assert get(ui, f"/item/{item}?token={TOKEN}&page=-1")[0] == 400
+    assert get(ui, f"/item/{item}?token={TOKEN}&page=0")[0] == 400
+
+
+def test_a_page_past_the_end_is_a_404_not_a_crash(ui: RunningUI) -> None:
+    item = ids_of(search(ui, "zebra", "&mode=text"))[str(ui.media / "docs" / "zoo.pdf")]
+    status, _, page = get(ui, f"/thumb/{item}?token={TOKEN}&page=99")
+    assert status == 404 and "no picture" in alert(page)
 
 
 def test_an_upload_that_is_not_a_picture_is_a_415(ui: RunningUI) -> None:

@@ -11,9 +11,9 @@ import hashlib
 import hmac
 import io
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -122,24 +122,27 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, messa
     await response(scope, receive, send)
 
 
-@dataclass
 class Ids:
     """The files results have shown, by id: the only files the app ever reads. An id is a
     hash of the path, so the same result keeps its id across searches and restarts."""
 
-    known: OrderedDict[str, Hit]
+    def __init__(self) -> None:
+        self.known: OrderedDict[str, Hit] = OrderedDict()
+        self.lock = threading.Lock()  # requests run on a thread pool
 
     def add(self, hit: Hit) -> Shown:
         key = hashlib.blake2b(hit.path.encode("utf-8", "surrogateescape"), digest_size=8)
         shown = Shown(key.hexdigest(), hit)
-        self.known[shown.id] = hit
-        self.known.move_to_end(shown.id)
-        while len(self.known) > MAX_IDS:
-            self.known.popitem(last=False)
+        with self.lock:
+            self.known[shown.id] = hit
+            self.known.move_to_end(shown.id)
+            while len(self.known) > MAX_IDS:
+                self.known.popitem(last=False)
         return shown
 
     def get(self, item: str) -> Hit:
-        hit = self.known.get(item)
+        with self.lock:
+            hit = self.known.get(item)
         if hit is None:
             raise Refused(404, "unknown item (search again: the server forgets after a restart)")
         return hit
@@ -147,7 +150,7 @@ class Ids:
 
 def make_app(library: Library, token: str, port: int) -> ASGIApp:
     """The whole web UI, guarded; `port` is the one the server listens on (Host check)."""
-    ids = Ids(OrderedDict())
+    ids = Ids()
     uploads = cache_root() / "uploads"
 
     def handled(
@@ -250,8 +253,8 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         """The hit at the moment or page the URL names (a video's frame, a PDF's page)."""
         t = _number(request.query_params.get("t", ""), "t")
         page_text = request.query_params.get("page", "")
-        if page_text and not page_text.isdigit():
-            raise Refused(400, f"page must be a whole number, not {page_text!r}")
+        if page_text and (not page_text.isdigit() or int(page_text) < 1):
+            raise Refused(400, f"page must be a whole number from 1, not {page_text!r}")
         number = int(page_text) if page_text else None
         return Hit(hit.path, hit.kind, hit.score, t=t, page=number, snippet=hit.snippet)
 
