@@ -7,43 +7,31 @@ Skipped only where chromium is absent and CI is not set; in CI they must run."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from helpers import ffmpeg
-from ui_app import RunningUI, running_ui
+from ui_app import (
+    CHROMIUM,
+    RunningUI,
+    artefact_folder,
+    chromium,
+    make_media,
+    running_ui,
+    shown,
+    skip_without_chromium,
+    wait,
+)
 
 pytest.importorskip("starlette")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and not os.environ.get("CI"):
-    pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
+skip_without_chromium()
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--mute-audio",
-    "--window-size=1280,860",
-)
 
 
 @pytest.fixture(scope="module")
@@ -53,52 +41,21 @@ def ui(
     tiny_model: str,
     model_cache: Path,
 ) -> Iterator[RunningUI]:
-    with running_ui(tmp_path_factory.mktemp("ui"), photo_library, tiny_model, model_cache) as app:
+    root = tmp_path_factory.mktemp("ui")
+    media = make_media(root, photo_library)
+    with running_ui(root, media, tiny_model, model_cache) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="mmsearch-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(120)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = os.environ.get("MMSEARCH_TEST_ARTEFACTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def wait(driver: WebDriver, script: str, timeout: float = 60) -> object:
-    """Until the script returns something truthy; that value."""
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
-        lambda d: d.execute_script(script)
-    )
-
-
-def shown(driver: WebDriver) -> list[str]:
-    """The results' paths, in the order shown, once their visible thumbnails have loaded."""
-    wait(
-        driver,
-        "const imgs = [...document.querySelectorAll('#results img')].slice(0, 12);"
-        "return document.readyState === 'complete' && imgs.length > 0 &&"
-        " imgs.every(i => i.complete && i.naturalWidth > 0);",
-    )
-    return [a.get_attribute("title") for a in driver.find_elements(By.CSS_SELECTOR, "a.hit")]
+    return artefact_folder(tmp_path_factory)
 
 
 def search(driver: WebDriver, ui: RunningUI, words: str) -> list[str]:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from helpers import env_settings, run
 from PIL import Image
-from ui_app import TOKEN, RunningUI, running_ui
+from ui_app import TOKEN, RunningUI, make_media, running_ui
 
 from mmsearch.library import Library
 from mmsearch.serve import serving
@@ -36,7 +36,9 @@ def ui(
     tiny_model: str,
     model_cache: Path,
 ) -> Iterator[RunningUI]:
-    with running_ui(tmp_path_factory.mktemp("ui"), photo_library, tiny_model, model_cache) as app:
+    root = tmp_path_factory.mktemp("ui")
+    media = make_media(root, photo_library)
+    with running_ui(root, media, tiny_model, model_cache) as app:
         yield app
         assert app.process.poll() is None, "the UI died"
 

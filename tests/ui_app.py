@@ -1,6 +1,6 @@
 """A real `mmsearch ui` for the web UI's tests: a small indexed library (photos, one copied,
-a video of known scenes, a PDF with a picture page), the UI in its own process as a user
-starts it, and a plain HTTP client that can lie about the Host header."""
+a video of known scenes, a PDF with a picture page, or whatever a test brings), the UI in its
+own process as a user starts it, and a plain HTTP client that can lie about the Host header."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from helpers import make_pdf, make_video
@@ -77,9 +79,8 @@ def make_media(root: Path, photo_library: Path) -> Path:
 
 
 @contextmanager
-def running_ui(root: Path, photo_library: Path, model: str, cache: Path) -> Iterator[RunningUI]:
-    """Index a fresh library with the tiny model, then start `mmsearch ui` on it."""
-    media = make_media(root, photo_library)
+def running_ui(root: Path, media: Path, model: str, cache: Path) -> Iterator[RunningUI]:
+    """Index `media` into a fresh store with `model`, then start `mmsearch ui` on it."""
     opener = root / "opener.py"
     opener.write_text(OPENER)
     opened = root / "opened.txt"
@@ -125,3 +126,83 @@ def running_ui(root: Path, photo_library: Path, model: str, cache: Path) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# The browser: Debian's chromium and chromium-driver, driven by Selenium with no download.
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--mute-audio",
+    "--window-size=1280,860",
+)
+
+
+def skip_without_chromium() -> None:
+    """Skip the calling test module where chromium is absent, unless in CI (there it must
+    run: `.ci/run` installs it)."""
+    import pytest
+
+    present = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+    if not present and not os.environ.get("CI"):
+        pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium session with a new empty profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="mmsearch-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(driver: Any, script: str, timeout: float = 60) -> object:
+    """Until the script returns something truthy; that value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        lambda d: d.execute_script(script)
+    )
+
+
+def shown(driver: Any) -> list[str]:
+    """The results' paths, in the order shown, once their visible thumbnails have loaded."""
+    from selenium.webdriver.common.by import By
+
+    wait(
+        driver,
+        "const imgs = [...document.querySelectorAll('#results img')].slice(0, 12);"
+        "return document.readyState === 'complete' && imgs.length > 0 &&"
+        " imgs.every(i => i.complete && i.naturalWidth > 0);",
+    )
+    return [a.get_attribute("title") for a in driver.find_elements(By.CSS_SELECTOR, "a.hit")]
+
+
+def artefact_folder(factory: Any) -> Path:
+    """Where screenshots go: $MMSEARCH_TEST_ARTEFACTS, else a temporary folder."""
+    folder = os.environ.get("MMSEARCH_TEST_ARTEFACTS")
+    path = Path(folder) if folder else factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
