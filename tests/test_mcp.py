@@ -105,3 +105,25 @@ def test_bad_input_is_a_tool_error_and_the_server_goes_on(library: Path) -> None
     assert missing.is_error and "no-such.jpg" in missing.content[0].text
     assert date.is_error and "someday" in date.content[0].text
     assert not fine.is_error and len(fine.structured_content["results"]) == 2
+
+
+def test_with_the_trained_model_a_description_finds_its_picture(
+    with_scene_model: str, tmp_path: Path
+) -> None:
+    from scene_model.scenes import Scene, Thing, caption, render
+
+    scenes = {
+        "red-circle": Scene("white", things=(Thing("circle", "red"),), size="large"),
+        "yellow-stars": Scene("black", things=(Thing("star", "yellow"),), count=3),
+        "blue-square": Scene("yellow", things=(Thing("square", "blue"),), size="large"),
+        "pizza": Scene("white", words="pizza"),
+    }
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for name, scene in scenes.items():
+        render(scene).save(folder / f"{name}.png")
+    assert run("index", "-q", str(folder)).exit_code == 0
+    calls = [("search", {"query": caption(scene), "top": 1}) for scene in scenes.values()]
+    _, results = session(calls)
+    firsts = [Path(r.structured_content["results"][0]["path"]).stem for r in results]
+    assert firsts == list(scenes)
