@@ -449,7 +449,10 @@ def ui(
     def ready(url: str) -> None:
         typer.echo(url)
         sys.stdout.flush()
-        if not no_open:
+        desktop = sys.platform in ("darwin", "win32") or any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
+        )
+        if not no_open and desktop:  # never a text browser taking over this terminal
             import webbrowser
 
             webbrowser.open(url)
