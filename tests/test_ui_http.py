@@ -172,6 +172,22 @@ def test_filters_narrow_the_results(ui: RunningUI) -> None:
     )
 
 
+def test_sort_orders_the_best_results_by_date(ui: RunningUI) -> None:
+    best = list(ids_of(search(ui, "anything", "&kind=image")))
+    os.utime(best[-1], (2e9, 2e9))  # the weakest match becomes the newest file
+    newest = list(ids_of(search(ui, "anything", "&kind=image&sort=newest")))
+    assert sorted(newest) == sorted(best) and newest[0] == best[-1]
+    mtimes = [os.stat(p).st_mtime for p in newest]
+    assert mtimes == sorted(mtimes, reverse=True)
+    oldest = list(ids_of(search(ui, "anything", "&kind=image&sort=oldest")))
+    assert [os.stat(p).st_mtime for p in oldest] == sorted(mtimes) and oldest[-1] == best[-1]
+
+
+def test_an_unknown_sort_is_a_400_naming_the_valid_ones(ui: RunningUI) -> None:
+    status, _, page = get(ui, f"/?token={TOKEN}&q=x&sort=random")
+    assert status == 400 and "relevance, newest, oldest" in alert(page)
+
+
 def test_a_video_is_served_in_byte_ranges(ui: RunningUI) -> None:
     video = ui.media / "clips" / "patterns.mp4"
     item = ids_of(search(ui, "x", "&kind=video"))[str(video)]

@@ -38,8 +38,9 @@ from mmsearch.grammar import Part, parse, parse_date, similar_parts
 from mmsearch.library import Library
 from mmsearch.ranking import Hit
 from mmsearch.ui import page
+from mmsearch.ui.order import Order, ordered
 from mmsearch.ui.page import Shown
-from mmsearch.vocab import Kind
+from mmsearch.vocab import Kind, choose
 
 MAX_UPLOAD = 20 << 20  # bytes: far above any photo worth searching by
 TOP = 60  # results per page
@@ -190,6 +191,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         }
         form["kind"] = params.getlist("kind")
         form["mode"] = params.get("mode", "auto")
+        form["sort"] = params.get("sort", "relevance")
         start: Shown | str | None = None
         parts: list[Part] = []
         try:
@@ -209,9 +211,11 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
                 parts += parse([words])
             if not parts:
                 return HTMLResponse(page.results_page(token, form, None, start=start))
+            order = choose(Order, form["sort"] or "relevance", "sort")
             hits = library.search(
                 parts, top=TOP, filters=_filters(form), mode=form["mode"] or "auto"
             )
+            hits = ordered(hits, order)
         except Refused as e:
             html = page.results_page(token, form, None, str(e), start)
             return HTMLResponse(html, status_code=e.status)

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from mmsearch.ranking import Hit
 from mmsearch.render import clock
+from mmsearch.ui.order import Order
 from mmsearch.vocab import Kind, Mode
 
 
@@ -73,6 +74,10 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
         f'<option value="{m}"{" selected" if form.get("mode") == m.value else ""}>{m}</option>'
         for m in Mode
     )
+    sorts = "".join(
+        f'<option value="{o}"{" selected" if form.get("sort") == o else ""}>{o}</option>'
+        for o in Order
+    )
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{escape(str(form[name]))}">'
         for name in ("like", "at", "img")
@@ -94,7 +99,12 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
 {starting}<input id="q" name="q" value="{q}" placeholder="{hint}" autocomplete="off"
  aria-label="query" autofocus>
 <button type="submit">Search</button>
-<details{" open" if any(form.get(n) for n in ("kind", "in", "ext", "after", "before")) else ""}>
+<details{
+        " open"
+        if any(form.get(n) for n in ("kind", "in", "ext", "after", "before"))
+        or form.get("sort") not in (None, "", "relevance")
+        else ""
+    }>
 <summary>Filters</summary>
 <fieldset>{boxes}
 {field("in", "folder", "~/Photos")}
@@ -102,6 +112,7 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
 {field("after", "after", "2024-06")}
 {field("before", "before", "2025")}
 <label>mode <select name="mode">{modes}</select></label>
+<label>sort <select name="sort">{sorts}</select></label>
 </fieldset></details>
 </form>
 <form id="upload" action="{link("/upload", token)}" method="post" enctype="multipart/form-data">
