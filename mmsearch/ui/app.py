@@ -203,7 +203,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             if form["img"]:
                 picture = _upload_path(form["img"])
                 parts.append(Part("image", str(picture), 1.0))
-                start = page.link(f"/upload/{form['img']}", token)
+                start = page.link(f"/upload/{form['img']}", token)  # escaped: goes in src=""
             words = str(form["q"]).strip()
             if parts and words.startswith("+"):
                 words = words[1:].strip()
@@ -311,8 +311,8 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             )
         except OSError as e:
             raise Refused(500, f"cannot run {command[0]}: {e.strerror or e}") from None
-        back = page.link(f"/item/{key}", token, t=hit.t, page=hit.page, opened=1)
-        return RedirectResponse(back.replace("&amp;", "&"), status_code=303)
+        back = page.url(f"/item/{key}", token, t=hit.t, page=hit.page, opened=1)
+        return RedirectResponse(back, status_code=303)
 
     async def upload(request: Request) -> Response:
         """A picture to search by: checked, re-encoded and kept under the cache by the hash
@@ -345,7 +345,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             return _error(request, e.status, str(e))
         except Exception as e:  # a malformed multipart body
             return _error(request, 400, f"cannot read the upload: {one_line(e)}")
-        target = page.link("/", token, img=name, q=words).replace("&amp;", "&")
+        target = page.url("/", token, img=name, q=words)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"location": target})  # the page's script goes there itself
         return RedirectResponse(target, status_code=303)

@@ -24,13 +24,18 @@ class Shown:
     hit: Hit
 
 
-def link(route: str, token: str, **params: object) -> str:
+def url(route: str, token: str, **params: object) -> str:
     """A URL of the app, with the token and the non-empty parameters."""
     query: list[tuple[str, str]] = [("token", token)]
     for key, value in params.items():
         values = value if isinstance(value, list | tuple) else [value]
         query += [(key, str(v)) for v in values if v is not None and v != ""]
-    return escape(f"{route}?{urlencode(query)}")
+    return f"{route}?{urlencode(query)}"
+
+
+def link(route: str, token: str, **params: object) -> str:
+    """The same, escaped for an HTML attribute."""
+    return escape(url(route, token, **params))
 
 
 def locator(hit: Hit) -> str:
