@@ -11,6 +11,10 @@ queries. Measured in the browser with the Performance API: the navigation's requ
 answer (requestStart to responseEnd) and first-contentful-paint. Thumbnails are lazy, and the
 synthetic paths have no pictures: what is timed is the page, not the thumbnailer.
 Stores are kept under bench/out/ui-N and reused.
+
+`--while-writing` measures the same while another process commits to the store as `watch`
+does (100 new items per commit, then compaction and a new snapshot, in a loop): the page
+must stay as quick while the index changes under it.
 """
 
 from __future__ import annotations
@@ -121,6 +125,44 @@ def build(db: Path, model: str, n: int) -> None:
     (db / "built").write_text("ok")
 
 
+def writer(db: Path, model: str) -> None:
+    """Commit 100 items at a time until killed, refreshing the snapshot as watch does."""
+    import pyarrow as pa
+
+    from mmsearch.config import Settings
+    from mmsearch.snapshot import refresh
+    from mmsearch.store import Store, items_schema
+
+    dim = TINY["embed_dim"]
+    coll = Store(str(db)).collection(Settings(db=str(db), model=model))
+    assert coll is not None
+    rng = np.random.default_rng(1)
+    for batch in range(10**6):
+        k = 100
+        x = rng.standard_normal((k, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        names = [f"/written/{batch:06d}/{i:03d}.jpg" for i in range(k)]
+        coll.items.add(
+            pa.table(
+                {
+                    "path": names,
+                    "kind": ["image"] * k,
+                    "t": pa.nulls(k, pa.float64()),
+                    "t_end": pa.nulls(k, pa.float64()),
+                    "page": pa.nulls(k, pa.int32()),
+                    "text": pa.nulls(k, pa.string()),
+                    "origin": [""] * k,
+                    "ext": [".jpg"] * k,
+                    "taken": pa.array([2e9] * k, pa.float64()),
+                    "content_hash": names,
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), dim),
+                },
+                schema=items_schema(dim),
+            )
+        )
+        refresh(coll, changed=True)
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -148,13 +190,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=20)
+    ap.add_argument("--while-writing", action="store_true")
+    ap.add_argument("--writer", help=argparse.SUPPRESS)  # the writing process itself
     args = ap.parse_args()
+    if args.writer:
+        writer(Path(args.writer), tiny_model(HERE / "out" / "ui-tiny-model"))
+        return
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     out = HERE / "out"
     model = tiny_model(out / "ui-tiny-model")
-    db = out / f"ui-{args.items}"
+    db = out / f"ui-{args.items}{'-written' if args.while_writing else ''}"
     env = {
         **os.environ,
         "MMSEARCH_DB": str(db),
@@ -172,10 +219,17 @@ def main() -> None:
         text=True,
     )
     driver = browser()
+    writing = None
     try:
         url = ui.stdout.readline().strip() if ui.stdout else ""
         samples = []
         for i in range(args.queries + 3):  # the first three warm the model and the index
+            if i == 3 and args.while_writing:
+                writing = subprocess.Popen(
+                    [sys.executable, __file__, "--writer", str(db)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                )
             driver.get(url)
             driver.find_element(By.ID, "q").send_keys(f"{WORDS[i % len(WORDS)]} {i}", Keys.ENTER)
             deadline = time.monotonic() + 60
@@ -202,11 +256,15 @@ def main() -> None:
                         ),
                         1,
                     ),
+                    "while_writing": args.while_writing,
                     "load_average": os.getloadavg(),
                 }
             )
         )
     finally:
+        if writing is not None:
+            writing.terminate()
+            writing.wait()
         driver.quit()
         ui.terminate()
         ui.wait()
