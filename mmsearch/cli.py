@@ -419,6 +419,73 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
         lib.serve(stop, ready)
 
 
+@_command(store=StoreOptions, runtime=RuntimeOptions)
+def ui(
+    *,
+    store: StoreOptions,
+    runtime: RuntimeOptions,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, metavar="N", help="Port on 127.0.0.1 (0: any free one)."
+        ),
+    ] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
+) -> None:
+    """Search in a browser: a local web app on 127.0.0.1, its address (with a private token)
+    printed on stdout's first line. Needs mmsearch[ui]. Runs until Ctrl-C.
+
+    It answers `query` and `similar` too (the model stays warm), or uses a running
+    `serve`/`watch`. MMSEARCH_UI_TOKEN sets the token.
+
+    \b
+    Example:
+      mmsearch ui --port 8765
+    """
+    from mmsearch import ui as web
+
+    err = _stderr()
+
+    def ready(url: str) -> None:
+        typer.echo(url)
+        sys.stdout.flush()
+        desktop = sys.platform in ("darwin", "win32") or any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
+        )
+        if not no_open and desktop:  # never a text browser taking over this terminal
+            import webbrowser
+
+            webbrowser.open(url)
+
+    web.run(
+        _library(store, runtime),
+        port,
+        web.token_from_env(),
+        ready,
+        lambda message: err.print(message, markup=False),
+    )
+
+
+@_command(store=StoreOptions, runtime=RuntimeOptions)
+def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
+    """Answer an agent's searches: a Model Context Protocol server on stdin/stdout, with the
+    tools search, similar and status. Needs mmsearch[mcp].
+
+    An agent starts it itself: name `mmsearch mcp` as a stdio server in its configuration.
+
+    \b
+    Example:
+      mmsearch mcp --db ~/media-index
+    """
+    try:
+        from mmsearch.mcp_server import run
+    except ImportError as e:
+        raise MmsearchError(
+            f"the MCP server needs its extra: pip install 'mmsearch[mcp]' ({e.name} is missing)"
+        ) from None
+    run(_library(store, runtime))
+
+
 @_command(store=StoreOptions)
 def dupes(
     paths: Annotated[

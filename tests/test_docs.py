@@ -9,7 +9,10 @@ import pytest
 from helpers import run
 
 README = Path(__file__).parent.parent / "README.md"
-COMMANDS = ["index", "query", "similar", "dupes", "open", "watch", "serve", "status", "forget"]
+COMMANDS = [
+    *("index", "query", "similar", "dupes", "open", "watch", "serve", "status", "forget"),
+    *("ui", "mcp"),
+]
 EVERY_COMMAND = {"--db", "--model", "--pretrained", "--help"}  # said once, under the block
 
 

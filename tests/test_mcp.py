@@ -1,0 +1,129 @@
+"""`mmsearch mcp` as an agent meets it: spawned over stdio and spoken to by the official MCP
+SDK's own client. Tools search, similar and status; results as structured JSON plus small
+thumbnails as image content; bad input is a tool error, and the server stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import make_video, run
+from PIL import Image
+
+pytest.importorskip("mcp")
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+@pytest.fixture
+def library(photos: Path) -> Path:
+    (photos / "copies").mkdir()
+    shutil.copy(photos / "astronaut.png", photos / "copies" / "astronaut-copy.png")
+    make_video(photos / "clips" / "patterns.mp4")
+    assert run("index", "-q", str(photos)).exit_code == 0
+    return photos
+
+
+def session(calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
+    """Spawn `python -m mmsearch mcp`, list its tools, make the calls in one session."""
+    names = ("MMSEARCH_", "XDG_", "HF_", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k.startswith(names)}
+    server = StdioServerParameters(command=sys.executable, args=["-m", "mmsearch", "mcp"], env=env)
+
+    async def talk() -> tuple[list[Any], list[Any]]:
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = (await client.list_tools()).tools
+            results = [await client.call_tool(name, args) for name, args in calls]
+            return tools, results
+
+    return asyncio.run(asyncio.wait_for(talk(), 300))
+
+
+def test_it_offers_search_similar_and_status(library: Path) -> None:
+    tools, _ = session([])
+    by_name = {t.name: t for t in tools}
+    assert set(by_name) == {"search", "similar", "status"}
+    search = by_name["search"].input_schema["properties"]
+    assert {"query", "top", "kind", "folder", "ext", "after", "before", "mode"} <= set(search)
+    assert {"path", "moment", "top"} <= set(by_name["similar"].input_schema["properties"])
+
+
+def test_search_answers_structured_results_and_thumbnails(library: Path) -> None:
+    query = str(library / "astronaut.png")
+    _, [result] = session([("search", {"query": query, "top": 8})])
+    assert not result.is_error
+    found = result.structured_content["results"]
+    assert found[0]["path"] == str(library / "copies" / "astronaut-copy.png")
+    assert len(found) == 8 and query not in [r["path"] for r in found]
+    assert set(found[0]) >= {"path", "kind", "score", "moment", "page", "snippet"}
+    assert json.loads(result.content[0].text) == found  # the same, for clients that only read
+    pictures = [c for c in result.content if c.type == "image"]
+    assert 1 <= len(pictures) <= 6 and pictures[0].mime_type == "image/jpeg"
+    assert max(Image.open(io.BytesIO(base64.b64decode(pictures[0].data))).size) <= 160
+
+
+def test_search_filters_by_kind_and_names_the_moment(library: Path) -> None:
+    _, [result] = session([("search", {"query": "test pattern", "kind": ["video"]})])
+    [video] = result.structured_content["results"]
+    assert video["path"] == str(library / "clips" / "patterns.mp4")
+    assert video["kind"] == "video" and isinstance(video["moment"], float)
+
+
+def test_similar_finds_the_copy_and_never_the_file_itself(library: Path) -> None:
+    path = str(library / "copies" / "astronaut-copy.png")
+    _, [result] = session([("similar", {"path": path, "top": 3})])
+    found = [r["path"] for r in result.structured_content["results"]]
+    assert found[0] == str(library / "astronaut.png") and path not in found
+
+
+def test_status_reports_what_is_indexed(library: Path) -> None:
+    _, [result] = session([("status", {})])
+    report = result.structured_content
+    assert report["indexed"] and report["files_by_kind"]["video"] == 1
+    assert report["files_indexed"] == len([p for p in library.rglob("*") if p.is_file()])
+
+
+def test_bad_input_is_a_tool_error_and_the_server_goes_on(library: Path) -> None:
+    calls = [
+        ("search", {"query": "x", "mode": "fuzzy"}),
+        ("similar", {"path": str(library / "no-such.jpg")}),
+        ("search", {"query": "x", "after": "someday"}),
+        ("search", {"query": "x", "top": 2}),
+    ]
+    _, [mode, missing, date, fine] = session(calls)
+    assert mode.is_error and "auto, vector, text, hybrid" in mode.content[0].text
+    assert missing.is_error and "no-such.jpg" in missing.content[0].text
+    assert date.is_error and "someday" in date.content[0].text
+    assert not fine.is_error and len(fine.structured_content["results"]) == 2
+
+
+def test_with_the_trained_model_a_description_finds_its_picture(
+    with_scene_model: str, tmp_path: Path
+) -> None:
+    from scene_model.scenes import Scene, Thing, caption, render
+
+    scenes = {
+        "red-circle": Scene("white", things=(Thing("circle", "red"),), size="large"),
+        "yellow-stars": Scene("black", things=(Thing("star", "yellow"),), count=3),
+        "blue-square": Scene("yellow", things=(Thing("square", "blue"),), size="large"),
+        "pizza": Scene("white", words="pizza"),
+    }
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for name, scene in scenes.items():
+        render(scene).save(folder / f"{name}.png")
+    assert run("index", "-q", str(folder)).exit_code == 0
+    calls = [("search", {"query": caption(scene), "top": 1}) for scene in scenes.values()]
+    _, results = session(calls)
+    firsts = [Path(r.structured_content["results"][0]["path"]).stem for r in results]
+    assert firsts == list(scenes)
