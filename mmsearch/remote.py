@@ -272,9 +272,10 @@ class Lease:
         """Take the lease, or raise StoreBusy naming its holder."""
         probe(self.uri)
         self._client = client = _client(self.uri)
-        bucket = self.where.bucket
         try:
-            reply = client.put_object(Bucket=bucket, Key=self.key, Body=self._body(), IfNoneMatch="*")
+            reply = client.put_object(
+                Bucket=self.where.bucket, Key=self.key, Body=self._body(), IfNoneMatch="*"
+            )
         except Exception as e:
             if _status(e) not in (409, 412):
                 raise _fail(self.uri, "take the writer lease", e) from None

@@ -516,8 +516,8 @@ def _upsert_model(models: Any, info: dict[str, Any]) -> None:
 
 def damaged(uri: str, error: BaseException) -> StoreError:
     return StoreError(
-        f"the store {uri} is damaged or unreadable ({redact(one_line(error))[:150]}); move it aside "
-        "and run `mmsearch index` on your folders again to rebuild it"
+        f"the store {uri} is damaged or unreadable ({redact(one_line(error))[:150]}); "
+        "move it aside and run `mmsearch index` on your folders again to rebuild it"
     )
 
 
