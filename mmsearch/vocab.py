@@ -44,6 +44,13 @@ class OcrMode(StrEnum):
     NEVER = "never"
 
 
+class Engine(StrEnum):
+    """Where new and changed files are decoded and embedded."""
+
+    LOCAL = "local"  # threads in this process
+    RAY = "ray"  # a Ray Data actor pool, on a local Ray or a cluster (mmsearch[ray])
+
+
 class Runtime(StrEnum):
     AUTO = "auto"  # ONNX Runtime on CPUs, torch on GPUs
     ONNX = "onnx"
