@@ -22,6 +22,7 @@ Ray is imported here only, and this module only when `--engine ray` asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmsearch.errors import ExtractError, MmsearchError, StoreError, UsageError, one_line
+from mmsearch.errors import EngineError, ExtractError, MmsearchError, UsageError, one_line
 from mmsearch.formats import ext_of
 from mmsearch.pipeline import Pixels, Writer, _decode, items_of
 from mmsearch.reading import read_file
@@ -64,11 +65,12 @@ def embed_all_on_ray(
     was_ok = {e.path: ok for e, ok in todo}
     env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
     entries = [_row(e) for e, _ in todo]
-    hashed = (
-        ray.data.from_items(entries)
-        .map_batches(_hash_batch, batch_size=HASH_BATCH, batch_format="pandas")
-        .take_all()
-    )
+    with _job_errors():
+        hashed = (
+            ray.data.from_items(entries)
+            .map_batches(_hash_batch, batch_size=HASH_BATCH, batch_format="pandas")
+            .take_all()
+        )
     digests = {r["path"]: (r["digest"], r["error"]) for r in hashed}
     known = coll.items_for_hashes(sorted({d for d, err in digests.values() if d and not err}))
     read_by_ocr = coll.ocr_outcomes(sorted({i[0].path for i in known.values()}))
@@ -106,20 +108,43 @@ def embed_all_on_ray(
         num_cpus=cpus,
         fn_constructor_args=(settings, options, max(1, int(cpus)), env),
     )
-    for batch in embedded.iter_batches(batch_format="pandas", batch_size=None):
-        for path, blob in zip(batch["path"], batch["result"], strict=True):
-            entry, digest, outcome = pickle.loads(blob)
-            if isinstance(outcome, str):
-                writer.fail(entry, outcome, digest=digest)
+    with _job_errors():
+        for batch in embedded.iter_batches(batch_format="pandas", batch_size=None):
+            _write_back(batch, writer, was_ok, finished)
+
+
+def _write_back(
+    batch: Any, writer: Writer, was_ok: dict[str, bool], finished: Callable[[], None]
+) -> None:
+    """Hand each file of an embedded batch to the writer, as the local engine does."""
+    report = writer.report
+    for path, blob in zip(batch["path"], batch["result"], strict=True):
+        entry, digest, outcome = pickle.loads(blob)
+        if isinstance(outcome, str):
+            writer.fail(entry, outcome, digest=digest)
+        else:
+            if was_ok[path]:
+                report.updated += 1
             else:
-                if was_ok[path]:
-                    report.updated += 1
-                else:
-                    report.new += 1
-                if entry.kind == Kind.VIDEO:
-                    report.frames += len(outcome)
-                writer.ok(entry, digest, outcome)
-            finished()
+                report.new += 1
+            if entry.kind == Kind.VIDEO:
+                report.frames += len(outcome)
+            writer.ok(entry, digest, outcome)
+        finished()
+
+
+@contextlib.contextmanager
+def _job_errors() -> Iterator[None]:
+    """A failed Ray job (a worker that cannot load the model, a lost node) as one line
+    naming its cause; what was written before it stays, and the next run goes on."""
+    try:
+        yield
+    except (MmsearchError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        cause = getattr(e, "cause", None) or e
+        what = f"{type(cause).__name__}: {one_line(cause)}"
+        raise EngineError(f"the Ray job failed: {what}") from None
 
 
 def _row(entry: FileEntry) -> dict[str, Any]:
@@ -148,7 +173,7 @@ def _connect(address: str | None) -> Any:
             )
         except Exception as e:
             where = address or "a local Ray"
-            raise StoreError(f"cannot start or reach {where}: {one_line(e)}") from None
+            raise EngineError(f"cannot start or reach {where}: {one_line(e)}") from None
     ray.data.DataContext.get_current().enable_progress_bars = False
     return ray
 
