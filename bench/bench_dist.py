@@ -241,7 +241,7 @@ def bench_ray(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
     return rows
 
 
-SECTIONS = ("scan", "remote", "ray")
+SECTIONS = ("ray", "scan", "remote")
 
 
 def main() -> None:
@@ -262,16 +262,18 @@ def main() -> None:
     sections = args.sections.split(",")
     if "remote" in sections or "ray" in sections:
         make_photos(photos, args.photos, w, h)
-    if "scan" in sections:
-        results["scan"] = bench_scan(args.files)
-    if "remote" in sections:
-        results["remote"] = bench_remote(args, pretrained, photos)
-    if "ray" in sections:
-        results["ray"] = bench_ray(args, pretrained, photos)
-    for section, rows in results.items():
-        for key, value in rows.items():
+    runs = {
+        "scan": lambda: bench_scan(args.files),
+        "remote": lambda: bench_remote(args, pretrained, photos),
+        "ray": lambda: bench_ray(args, pretrained, photos),
+    }
+    for section in SECTIONS:
+        if section not in sections:
+            continue
+        results[section] = rows = runs[section]()
+        for key, value in rows.items():  # shown as each section ends: a later one may fail
             shown = f"{value:.3f}" if isinstance(value, float) else value
-            print(f"{section:7} {key:32} {shown}", file=sys.stderr)
+            print(f"{section:7} {key:32} {shown}", file=sys.stderr, flush=True)
     print(json.dumps(results))
 
 
