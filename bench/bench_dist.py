@@ -171,6 +171,10 @@ def bench_remote(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
         local = OUT / f"synthetic-{args.items}"
         settings = settings_for(str(local), pretrained)
         build(local, settings, args.items)
+        from mmsearch import snapshot
+        from mmsearch.store import open_collection
+
+        snapshot.write(open_collection(settings))  # as an indexing run leaves it
         import boto3
 
         s3 = boto3.client("s3")
