@@ -5,6 +5,7 @@ search snapshot kept in this machine's cache."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -142,34 +143,36 @@ with Store(sys.argv[1]).writer_lock("index"):
 """
 
 
-def _other_machine(tmp_path: Path, name: str) -> dict[str, str]:
+def _other_machine(tmp_path: Path, name: str, ttl: float) -> dict[str, str]:
     """The environment of a process standing for another machine: its own cache and lock
     folders, so only the store itself can tell it that someone writes."""
     home = tmp_path / name
-    return {**os.environ, "XDG_CACHE_HOME": str(home / "cache"), "MMSEARCH_LEASE_SECONDS": "4"}
+    return {**os.environ, "XDG_CACHE_HOME": str(home / "cache"), "MMSEARCH_LEASE_SECONDS": str(ttl)}
 
 
-@pytest.fixture
-def holder(s3_env: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+@contextlib.contextmanager
+def _holder(uri: str, tmp_path: Path, ttl: float) -> Iterator[subprocess.Popen[str]]:
     """A process on "another machine" that holds the store's writer lease."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, s3_env],
-        env=_other_machine(tmp_path, "machine-a"),
+        [sys.executable, "-c", HOLD, uri],
+        env=_other_machine(tmp_path, "machine-a", ttl),
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "held"
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=10)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
 
 
-def _index_elsewhere(tmp_path: Path, folder: Path) -> subprocess.CompletedProcess[str]:
+def _index_elsewhere(tmp_path: Path, folder: Path, ttl: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mmsearch", "index", str(folder), "-q"],
-        env=_other_machine(tmp_path, "machine-b"),
+        env=_other_machine(tmp_path, "machine-b", ttl),
         capture_output=True,
         text=True,
         timeout=180,
@@ -177,24 +180,28 @@ def _index_elsewhere(tmp_path: Path, folder: Path) -> subprocess.CompletedProces
 
 
 def test_a_second_writer_on_another_machine_is_refused_while_the_lease_is_held(
-    holder: subprocess.Popen[str], tmp_path: Path, photos: Path
+    s3_env: str, tmp_path: Path, photos: Path
 ) -> None:
-    time.sleep(5)  # past one ttl: only the holder's renewals keep the lease
-    result = _index_elsewhere(tmp_path, photos)
+    with _holder(s3_env, tmp_path, ttl=4):
+        time.sleep(5)  # past one ttl: only the holder's renewals keep the lease
+        result = _index_elsewhere(tmp_path, photos, ttl=4)
     assert result.returncode == 3, result.stderr
     assert "another writer (mmsearch index (pid" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_killed_holders_lease_expires_and_the_next_writer_takes_it(
-    holder: subprocess.Popen[str], tmp_path: Path, photos: Path
+    s3_env: str, tmp_path: Path, photos: Path
 ) -> None:
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.wait(timeout=10)
-    refused = _index_elsewhere(tmp_path, photos)
+    ttl = 30.0  # room for a slow start of the next writer on a busy machine
+    with _holder(s3_env, tmp_path, ttl) as holder:
+        os.kill(holder.pid, signal.SIGKILL)
+        killed = time.monotonic()
+    refused = _index_elsewhere(tmp_path, photos, ttl)
+    assert time.monotonic() - killed < ttl, "too slow to see the lease still held"
     assert refused.returncode == 3, refused.stderr  # not yet expired
-    time.sleep(5)
-    taken = _index_elsewhere(tmp_path, photos)
+    time.sleep(max(0.0, killed + ttl + 1 - time.monotonic()))
+    taken = _index_elsewhere(tmp_path, photos, ttl)
     assert taken.returncode == 0, taken.stderr
     assert json.loads(run("status", "--json").stdout)["files_indexed"] == 7
 
