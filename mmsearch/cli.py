@@ -173,6 +173,32 @@ def index(
         int | None,
         typer.Option("--workers", min=1, metavar="N", help="Decode threads [default: cores, ≤4]."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            envvar="MMSEARCH_ENGINE",
+            metavar="local|ray",
+            help="Decode and embed here (local) or on a Ray cluster (ray; needs mmsearch[ray]).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="Ray cluster to use (auto, ray://HOST:10001) [default: a local Ray].",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-workers",
+            min=1,
+            metavar="N",
+            help="Embedding actors on Ray [default: one per GPU, else one per 2 CPUs].",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress, no summary.")] = False,
 ) -> None:
     """Build or refresh the index of PATHS.
@@ -185,10 +211,16 @@ def index(
     Examples:
       mmsearch index ~/Photos
       mmsearch index ~/Photos ~/Documents --exclude 'raw/'
+      mmsearch index /nas/photos --db s3://bucket/mmsearch --engine ray --ray-address auto
     """
+    import dataclasses
+
     from mmsearch.render import index_summary
 
     options = _index_options(indexing, batch_size=batch_size, workers=workers)
+    if engine != "local" or ray_address or ray_workers:
+        ray = {"engine": engine, "ray_address": ray_address, "ray_workers": ray_workers}
+        options = dataclasses.replace(options, **ray)
     err = _stderr()
     with _progress(enabled=not quiet and err.is_terminal, console=err) as progress:
         report = _library(store, runtime).index([str(p) for p in paths], options, progress)

@@ -35,6 +35,10 @@ class ModelMismatch(MmsearchError):
     """The loaded model does not match what the index recorded for it."""
 
 
+class EngineError(MmsearchError):
+    """The distributed engine (Ray) failed as a whole: not one file, the job."""
+
+
 class ExtractError(Exception):
     """One file could not be turned into pixels; recorded as that file's failure reason."""
 

@@ -23,7 +23,7 @@ from mmsearch.pipeline import FLUSH_BATCHES, Writer, embed_all
 from mmsearch.scan import FileEntry, scan
 from mmsearch.store import Store
 from mmsearch.timings import phase
-from mmsearch.vocab import FileStatus, OcrMode, choose
+from mmsearch.vocab import Engine, FileStatus, OcrMode, choose
 
 if TYPE_CHECKING:
     from mmsearch.embed import Embedder
@@ -81,9 +81,17 @@ class IndexOptions:
     documents: DocumentOptions = field(default_factory=DocumentOptions)
     ocr: OcrMode = OcrMode.AUTO  # see mmsearch.ocr
     ocr_video_frames: int = 0  # frames per video the OCR pass may read (0: none)
+    engine: Engine = Engine.LOCAL  # see mmsearch.engine_ray
+    ray_address: str | None = None  # a Ray cluster ("auto", "ray://host:10001"); None: local
+    ray_workers: int | None = None  # embedding actors; None: one per GPU, else per 2 CPUs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ocr", choose(OcrMode, self.ocr, "--ocr"))
+        object.__setattr__(self, "engine", choose(Engine, self.engine, "--engine"))
+        if self.ray_workers is not None and self.ray_workers < 1:
+            raise UsageError("ray_workers must be at least 1")
+        if self.engine != Engine.RAY and (self.ray_address or self.ray_workers):
+            raise UsageError("--ray-address and --ray-workers need --engine ray")
         for name in ("batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1")
@@ -159,7 +167,12 @@ def sync(
             progress.start(len(todo))
         try:
             advance = progress.advance if progress else None
-            embed_all(todo, coll, embedder, writer, options, advance)
+            if options.engine == Engine.RAY:
+                from mmsearch.engine_ray import embed_all_on_ray
+
+                embed_all_on_ray(todo, coll, embedder, writer, options, settings, advance)
+            else:
+                embed_all(todo, coll, embedder, writer, options, advance)
         except KeyboardInterrupt:
             writer.flush()  # keep what is already embedded
             raise

@@ -260,43 +260,7 @@ def embed_all(
     report = writer.report
 
     def done(p: Pixels, vectors: list[np.ndarray]) -> None:
-        e = p.entry
-        mtime = e.mtime_ns / 1e9
-        items = [
-            Item(
-                e.path,
-                e.kind,
-                p.content_hash,
-                v,
-                f.t,
-                f.t_end,
-                f.page,
-                ext=ext_of(e.path),
-                taken=f.taken if f.taken is not None else mtime,
-            )
-            for f, v in zip(p.frames, vectors, strict=True)
-        ]
-        if p.texts:
-            model = embedder()
-            passages = [text for _, text in p.texts]
-            text_vectors = [
-                v
-                for i in range(0, len(passages), options.batch_size)
-                for v in model.embed_texts(passages[i : i + options.batch_size])
-            ]
-            items += [
-                Item(
-                    e.path,
-                    e.kind,
-                    p.content_hash,
-                    v,
-                    page=page,
-                    ext=ext_of(e.path),
-                    taken=mtime,
-                    text=text,
-                )
-                for (page, text), v in zip(p.texts, text_vectors, strict=True)
-            ]
+        items = items_of(p, vectors, embedder, options.batch_size)
         if was_ok[p.entry.path]:
             report.updated += 1
         else:
@@ -329,6 +293,51 @@ def embed_all(
         batcher.finish()
     finally:
         budget.close()
+
+
+def items_of(
+    p: Pixels, vectors: list[np.ndarray], embedder: Callable[[], Embedder], batch_size: int
+) -> list[Item]:
+    """A decoded file's items: its frames with their `vectors`, then its passages (embedded
+    here, `batch_size` at a time). Every engine builds them this one way."""
+    e = p.entry
+    mtime = e.mtime_ns / 1e9
+    items = [
+        Item(
+            e.path,
+            e.kind,
+            p.content_hash,
+            v,
+            f.t,
+            f.t_end,
+            f.page,
+            ext=ext_of(e.path),
+            taken=f.taken if f.taken is not None else mtime,
+        )
+        for f, v in zip(p.frames, vectors, strict=True)
+    ]
+    if p.texts:
+        model = embedder()
+        passages = [text for _, text in p.texts]
+        text_vectors = [
+            v
+            for i in range(0, len(passages), batch_size)
+            for v in model.embed_texts(passages[i : i + batch_size])
+        ]
+        items += [
+            Item(
+                e.path,
+                e.kind,
+                p.content_hash,
+                v,
+                page=page,
+                ext=ext_of(e.path),
+                taken=mtime,
+                text=text,
+            )
+            for (page, text), v in zip(p.texts, text_vectors, strict=True)
+        ]
+    return items
 
 
 class Batcher:

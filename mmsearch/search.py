@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch.compose import compose
-from mmsearch.config import Settings
+from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part
@@ -80,6 +80,10 @@ def _from_snapshot(
 
     with phase("open index"):
         snap = open_fresh(settings.db, settings.model_key)
+        if snap is None and not is_local_uri(settings.db):
+            from mmsearch.snapshot import fetch
+
+            snap = fetch(settings)
     if snap is None or (mode == Mode.AUTO and words and snap.has_text):
         return None
     if any(snap.holds(path) for path in exclude):

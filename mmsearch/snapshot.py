@@ -28,6 +28,7 @@ from mmsearch.store import SCHEMA_VERSION, version_token
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mmsearch.config import Settings
     from mmsearch.store import Collection
 
 COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "ext", "taken"]
@@ -35,6 +36,11 @@ META, VECTORS, ROWS = "meta.json", "vectors.npy", "rows.arrow"
 
 
 def folder(db: str, key: str) -> Path:
+    """In the store's folder; for a remote store, in this machine's cache (by its URI)."""
+    if not is_local_uri(db):
+        from mmsearch.remote import cache_folder
+
+        return cache_folder(db) / "snapshots" / key
     return Path(db) / "snapshots" / key
 
 
@@ -42,8 +48,6 @@ def write(coll: Collection) -> None:
     """Snapshot the collection as it is now, or remove a snapshot that can no longer be made
     (too many items, a full disk): queries then simply go to LanceDB."""
     db, key = coll.store.uri, coll.model_key
-    if not is_local_uri(db):
-        return
     target = folder(db, key)
     work = target.parent / f".{key}.{os.getpid()}"
     try:
@@ -153,8 +157,6 @@ def refresh(coll: Collection, changed: bool) -> None:
 def open_fresh(db: str, key: str) -> Snapshot | None:
     """The snapshot of model `key`, if it shows its items table as it is now, written by
     this schema of the store."""
-    if not is_local_uri(db):
-        return None
     where = folder(db, key)
     try:
         st = os.stat(where / VECTORS)
@@ -181,3 +183,13 @@ def open_fresh(db: str, key: str) -> Snapshot | None:
     snap = Snapshot(rows, vectors, bool(meta["has_text"]))
     _opened[db, key] = _Opened(stamp, table, token, snap)
     return snap
+
+
+def fetch(settings: Settings) -> Snapshot | None:
+    """For a remote store: the snapshot, made here from the store when this machine has
+    none that is current. The vectors cross the network once per version of the table, not
+    once per query."""
+    from mmsearch.store import open_collection
+
+    write(open_collection(settings))
+    return open_fresh(settings.db, settings.model_key)

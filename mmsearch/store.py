@@ -30,6 +30,7 @@ from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.paths import PathSet, cover, outermost
+from mmsearch.remote import Lease, has_lease, redact, storage_options
 from mmsearch.vocab import FileStatus, Kind
 
 MODELS = "models"
@@ -58,6 +59,7 @@ _OK = f"status = {sql_str(FileStatus.OK)}"
 class _Holder:
     thread: int
     owner: str  # "mmsearch index (pid N)"
+    lease: Lease | None = None  # the store's writer lease, for a store on s3://
 
 
 # Writer locks this process holds, by lock file, and which thread holds each: the lock is
@@ -169,10 +171,10 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 def version_token(db: str, key: str) -> str | None:
     """Names the current version of collection `key`'s items table and of the layout record,
     from two directory listings (no LanceDB import: one-shot queries stay cheap). Any commit
-    adds a manifest, so any change to the items or to the schema shows. None when the table
-    is not on local disk."""
+    adds a manifest, so any change to the items or to the schema shows. For a remote store,
+    the two tables' version numbers (one manifest read each). None when there is no table."""
     if not is_local_uri(db):
-        return None
+        return _remote_version_token(db, key)
     try:
         items = sorted(os.listdir(Path(db) / f"items_{key}.lance" / "_versions"))
     except OSError:
@@ -184,6 +186,17 @@ def version_token(db: str, key: str) -> str | None:
     names = [n for n in items if n.endswith(".manifest")]
     names += ["schema"] + [n for n in layout if n.endswith(".manifest")]
     return hashlib.sha1("\0".join(names).encode()).hexdigest()
+
+
+def _remote_version_token(db: str, key: str) -> str | None:
+    try:
+        store = Store(db)
+        items = store.db.open_table(f"items_{key}").version
+        names = store._table_names()
+        layout = store.db.open_table(SCHEMA).version if SCHEMA in names else 0
+    except Exception:
+        return None
+    return f"remote:{items}:schema:{layout}"
 
 
 def open_collection(settings: Settings) -> Collection:
@@ -215,9 +228,12 @@ class Store:
             try:
                 import lancedb  # here, not at import: snapshot checks must stay cheap
 
-                self._db = lancedb.connect(self.uri)
+                options = {} if is_local_uri(self.uri) else storage_options(self.uri)
+                self._db = lancedb.connect(self.uri, storage_options=options or None)
+            except MmsearchError:
+                raise
             except Exception as e:
-                raise StoreError(f"cannot open store {self.uri}: {one_line(e)}") from None
+                raise StoreError(f"cannot open store {self.uri}: {redact(one_line(e))}") from None
         return self._db
 
     def _make_local_dir(self) -> None:
@@ -236,14 +252,18 @@ class Store:
     def _table_names(self) -> list[str]:
         try:
             return list(self.db.list_tables().tables)
+        except MmsearchError:
+            raise
         except Exception as e:
-            raise StoreError(f"cannot read store {self.uri}: {one_line(e)}") from None
+            raise StoreError(f"cannot read store {self.uri}: {redact(one_line(e))}") from None
 
     @contextmanager
     def writer_lock(self, purpose: str = "index") -> Iterator[None]:
         """Hold the one-writer lock, or fail at once saying who holds it. Re-entrant within
         one thread, so `watch` can hold it for its lifetime and sync batch after batch; any
-        other thread, of this process or another, is refused like another process."""
+        other thread, of this process or another, is refused like another process. On
+        `s3://` the lock of this machine is backed by the store's lease (mmsearch.remote),
+        which other machines see too."""
         lock_path = self._lock_path()
         me = threading.get_ident()
         with _holders_lock:
@@ -261,8 +281,15 @@ class Store:
                 other = _holders.get(lock_path)
             raise self._busy(other.owner if other else self._lock_owner(lock_path)) from None
         owner = f"mmsearch {purpose} (pid {os.getpid()})"
+        lease = Lease(self.uri, owner) if has_lease(self.uri) else None
+        try:
+            if lease is not None:
+                lease.acquire()
+        except BaseException:
+            lock.release()
+            raise
         with _holders_lock:
-            _holders[lock_path] = _Holder(me, owner)
+            _holders[lock_path] = _Holder(me, owner, lease)
         try:
             with open(lock_path + ".owner", "w") as f:
                 f.write(owner)
@@ -270,12 +297,25 @@ class Store:
         finally:
             with _holders_lock:
                 del _holders[lock_path]
+            if lease is not None:
+                lease.release()
             lock.release()
 
     def _busy(self, owner: str) -> StoreBusy:
         return StoreBusy(
             f"{owner} is writing to {self.uri}; wait for it to finish (or stop it) and try again"
         )
+
+    def check_lease(self) -> None:
+        """Refuse to commit once another writer has taken this store's lease (this one
+        stalled past its expiry): two writers must never commit at once."""
+        with _holders_lock:
+            held = _holders.get(self._lock_path())
+        if held is not None and held.lease is not None and held.lease.lost:
+            raise StoreBusy(
+                f"another writer took over {self.uri} while this one stalled; "
+                "run the command again once it has finished"
+            )
 
     def _holds_writer_lock(self) -> bool:
         with _holders_lock:
@@ -488,8 +528,8 @@ def _upsert_model(models: Any, info: dict[str, Any]) -> None:
 
 def damaged(uri: str, error: BaseException) -> StoreError:
     return StoreError(
-        f"the store {uri} is damaged or unreadable ({one_line(error)[:150]}); move it aside "
-        "and run `mmsearch index` on your folders again to rebuild it"
+        f"the store {uri} is damaged or unreadable ({redact(one_line(error))[:150]}); "
+        "move it aside and run `mmsearch index` on your folders again to rebuild it"
     )
 
 
@@ -641,6 +681,7 @@ class Collection:
     def write(self, items: Sequence[Item], files: Sequence[dict[str, Any]]) -> None:
         """Replace the items of these files, then record the files: the files row is written
         last, so a run killed in between redoes the file instead of trusting half a write."""
+        self.store.check_lease()
         paths = [f["path"] for f in files]
         for chunk in _chunks(paths):
             self.items.delete(_in("path", chunk))

@@ -53,6 +53,13 @@ class OcrOutcome(StrEnum):
     SKIPPED = "skipped"  # the selector saw no sign of text
 
 
+class Engine(StrEnum):
+    """Where new and changed files are decoded and embedded."""
+
+    LOCAL = "local"  # threads in this process
+    RAY = "ray"  # a Ray Data actor pool, on a local Ray or a cluster (mmsearch[ray])
+
+
 class Runtime(StrEnum):
     AUTO = "auto"  # ONNX Runtime on CPUs, torch on GPUs
     ONNX = "onnx"
