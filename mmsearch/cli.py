@@ -267,8 +267,9 @@ def query(
 ) -> None:
     """Find indexed items matching a query of words and images.
 
-    A part is an image when it starts with ./ / or ~ (or names a file), otherwise text;
-    join parts with + and -, weight them with N: (rclip's grammar).
+    A part is an image when it is path-shaped (./ ../ / ~ file://) or names an existing
+    picture or video, otherwise text; join parts with + and -, weight them with N: (rclip's
+    grammar).
 
     \b
     Examples:
