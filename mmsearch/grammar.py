@@ -87,7 +87,7 @@ def _part(text: str, sign: float) -> Part:
     if not text:
         raise UsageError("a query part is empty")
     if _WEB.match(text):
-        raise UsageError(f"{text} is a web address: download it first (nothing leaves this machine)")
+        raise UsageError(f"{text} is a web address: download it first (nothing leaves here)")
     if text.startswith(_PATH_SHAPED) or _names_a_picture(text):
         path = normalize(_file_uri_path(text))
         if not os.path.isfile(path):
