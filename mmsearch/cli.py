@@ -334,7 +334,12 @@ def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> No
         for p in parts:
             err.print(f"  {p.describe()}", markup=False)
     hits = _library(store).search(
-        parts, top=search.top, filters=filters, moments=search.moments, mode=search.mode
+        parts,
+        top=search.top,
+        filters=filters,
+        moments=search.moments,
+        mode=search.mode,
+        sort=search.sort,
     )
     with timings.phase("render"):
         remember(hits)
