@@ -308,17 +308,20 @@ def _moments(frames: list[Candidate]) -> list[Hit]:
 def make_snippet(passage: str, terms: Sequence[str], before: int = 8, after: int = 22) -> str:
     """Up to 30 words of the passage around the first query word in it (title removed)."""
     words = passage.partition(": ")[2].split() or passage.split()
-    at = next(
-        (
-            i
-            for i, w in enumerate(words)
-            if any(w.lower().strip(".,;:!?()\"'").startswith(t) for t in terms)
-        ),
-        0,
-    )
+    at = next((i for i, w in enumerate(words) if _holds_a_term(w, terms)), 0)
     start = max(0, at - before)
     shown = " ".join(words[start : at + after])
     return ("… " if start else "") + shown + (" …" if at + after < len(words) else "")
+
+
+def _holds_a_term(word: str, terms: Sequence[str]) -> bool:
+    """A passage's word (punctuation and markup around it aside) starts with a query word,
+    or, for CJK, holds it."""
+    w = _EDGES.sub("", word.lower())
+    return any(t in w if _CJK.search(t) else w.startswith(t) for t in terms)
+
+
+_EDGES = re.compile(r"^\W+|\W+$")
 
 
 def score(c: Candidate) -> float:
