@@ -28,6 +28,7 @@ right) for nDCG@10.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -330,7 +331,9 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         cosine = max((c.found[s][1] for s in vector_lists if s in c.found), default=-1.0)
         return (1.0 if exact else 0.0) + 0.5 * (cosine + 1) / 2
 
-    def convex(text_weight: float, margin: float, use_coverage: bool) -> Callable[..., float]:
+    def convex(
+        text_weight: float, margin: float, use_coverage: bool, passage_weight: float = 0.05
+    ) -> Callable[..., float]:
         def rule(c: Any, norms: Any, terms: Sequence[str]) -> float:
             scores = {s: f[1] for s, f in c.found.items()}
             passage = c.passage()
@@ -342,7 +345,9 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
                 Source.PASSAGES, scores.get(Source.PASSAGES, -2.0), norms, 0.02
             )
             rest = 1.0 - text_weight
-            return text_weight * text + (rest - 0.05) * pictures + 0.05 * passages
+            return (
+                text_weight * text + (rest - passage_weight) * pictures + passage_weight * passages
+            )
 
         return rule
 
@@ -355,7 +360,8 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
     for weight in (0.5, 0.6, 0.7):
         for margin in (0.02, 0.05, 0.1):
             rules[f"convex w_text={weight} margin={margin}"] = convex(weight, margin, True)
-    rules["convex 0.6/0.05 without coverage"] = convex(0.6, 0.05, False)
+    rules["convex 0.6/0.1 without coverage"] = convex(0.6, 0.1, False)
+    rules["convex 0.6/0.1, passages 0"] = convex(0.6, 0.1, True, 0.0)
     return rules
 
 
@@ -369,7 +375,7 @@ def run_queries(settings: Any, corpus: Corpus) -> dict[str, Any]:
     from mmsearch.grammar import parse
     from mmsearch.library import Library
     from mmsearch.ranking import Norms, collect, group, query_terms
-    from mmsearch.search import evidence
+    from mmsearch.search import evidence, term_weights
     from mmsearch.store import open_collection
     from mmsearch.vocab import Mode
 
@@ -394,7 +400,7 @@ def run_queries(settings: Any, corpus: Corpus) -> dict[str, Any]:
         vector = compose(settings, coll, parts)
         limit = 100
         lists = evidence(coll, Mode.HYBRID, vector, words, limit, filters.where(exclude))
-        terms = query_terms(words)
+        terms = term_weights(coll, query_terms(words))
         norms = Norms.of(lists, limit)
         low = {s: float(rows[-1]["score"]) for s, rows in lists.items() if rows}
         object.__setattr__(norms, "low", low)
@@ -411,16 +417,29 @@ def run_queries(settings: Any, corpus: Corpus) -> dict[str, Any]:
     }
 
 
-def measure(model: str, pretrained: str | None, keep: Path | None = None) -> dict[str, Any]:
+def measure(
+    model: str, pretrained: str | None, keep: Path | None = None, reuse: bool = False
+) -> dict[str, Any]:
     from mmsearch.config import Settings
     from mmsearch.library import Library
 
     work = keep or Path(tempfile.mkdtemp(prefix="mmsearch-relevance-"))
     try:
-        corpus = make_corpus(work / "corpus")
         settings = Settings(db=str(work / "store"), model=model, pretrained=pretrained)
         started = time.perf_counter()
-        Library(settings, ask_server=False).index([str(corpus.folder)])
+        if reuse:  # the queries again, on the corpus and store a --keep run left
+            corpus = make_corpus(work / "rebuilt")
+            for q in corpus.queries:
+                q.parts = [p.replace(str(work / "rebuilt"), str(work / "corpus")) for p in q.parts]
+                q.relevant = [
+                    dataclasses.replace(
+                        r, path=r.path.replace(str(work / "rebuilt"), str(work / "corpus"))
+                    )
+                    for r in q.relevant
+                ]
+        else:
+            corpus = make_corpus(work / "corpus")
+            Library(settings, ask_server=False).index([str(corpus.folder)])
         indexed = time.perf_counter() - started
         result = run_queries(settings, corpus)
         result["index_s"] = round(indexed, 1)
@@ -453,10 +472,11 @@ def main() -> None:
     ap.add_argument("--model", default=SCENE_MODEL)
     ap.add_argument("--pretrained", default=None)
     ap.add_argument("--keep", type=Path, default=None, help="build (and keep) the corpus here")
+    ap.add_argument("--reuse", action="store_true", help="query the --keep corpus again")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "relevance.json")
     args = ap.parse_args()
     os.environ.setdefault("MMSEARCH_NO_SERVER", "1")
-    result = measure(args.model, args.pretrained, args.keep)
+    result = measure(args.model, args.pretrained, args.keep, args.reuse)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(table(result))

@@ -27,6 +27,8 @@ class Source(StrEnum):
 
 TEXT_SOURCES = (Source.EXACT, Source.STEMMED, Source.GRAMS)
 Lists = Mapping[Source, Sequence[dict[str, Any]]]
+# The query's words, each with how much it says (its rarity among passages), or just listed.
+Terms = Mapping[str, float] | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class Norms:
         return cls(top, last)
 
 
-Rule = Callable[[dict[Source, float], Norms, Sequence[str], str | None], float]
+Rule = Callable[[dict[Source, float], Norms, Terms, str | None], float]
 
 # The chosen fusion (bench/bench_relevance.py measures it against its rivals): a convex
 # combination of the evidence, each list's scores taken relative to its best. Words count
@@ -132,7 +134,7 @@ def floored(source: Source, score: float, norms: Norms, margin: float) -> float:
 
 
 def text_evidence(
-    scores: dict[Source, float], norms: Norms, terms: Sequence[str], passage: str | None
+    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
 ) -> float:
     """How well a passage's words answer the query, 0-1: BM25 relative to the best passage
     (exact words count fully, stemmed variants half) times the share of the query's words it
@@ -145,21 +147,19 @@ def text_evidence(
 
 
 def by_cosine(
-    scores: dict[Source, float], norms: Norms, terms: Sequence[str], passage: str | None
+    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
 ) -> float:
     """`--mode vector`: the cosine similarity of the locator's best row."""
     return scores.get(Source.VECTOR, -1.0)
 
 
-def by_words(
-    scores: dict[Source, float], norms: Norms, terms: Sequence[str], passage: str | None
-) -> float:
+def by_words(scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None) -> float:
     """`--mode text`: the full-text evidence alone, 0-1."""
     return text_evidence(scores, norms, terms, passage)
 
 
 def evidence_fusion(
-    scores: dict[Source, float], norms: Norms, terms: Sequence[str], passage: str | None
+    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
 ) -> float:
     """The chosen rule (see the constants above); 0-1."""
     pictures = floored(Source.PICTURES, scores.get(Source.PICTURES, -2.0), norms, PICTURE_MARGIN)
@@ -168,9 +168,7 @@ def evidence_fusion(
     return TEXT_WEIGHT * text + PICTURE_WEIGHT * pictures + PASSAGE_WEIGHT * passages
 
 
-def fuse(
-    lists: Lists, terms: Sequence[str], limit: int, rule: Rule = evidence_fusion
-) -> list[Candidate]:
+def fuse(lists: Lists, terms: Terms, limit: int, rule: Rule = evidence_fusion) -> list[Candidate]:
     """One candidate per locator, scored by `rule` from its evidence, best first. Ties go to
     the stronger words, then the closer picture, then the path and locator: never to the
     order in which the lists were given."""
@@ -233,27 +231,29 @@ def cjk_runs(text: str | None) -> str | None:
     return runs or None
 
 
-def coverage(passage: str | None, terms: Sequence[str]) -> float:
-    """The share of the query's words a passage holds: an exact word counts 1, a word of
-    the same stem (a shared prefix of all but its last three letters, at least four) half."""
-    if not terms:
+def coverage(passage: str | None, terms: Terms) -> float:
+    """The share of the query's words a passage holds, each word weighted by how much it
+    says (a rare word most, a word no passage holds not at all): an exact word counts fully,
+    a word of the same stem (a shared prefix of all but its last three letters, at least
+    four) half."""
+    weights = terms if isinstance(terms, Mapping) else dict.fromkeys(terms, 1.0)
+    total = sum(weights.values())
+    if total <= 0:
         return 1.0
     if not passage:
         return 0.0
     text = passage.lower()
     words = set(_WORD.findall(text))
     held = 0.0
-    for t in terms:
+    for t, weight in weights.items():
         if t in words or (_CJK.search(t) and t in text):
-            held += 1.0
+            held += weight
         elif len(t) >= 5 and any(w.startswith(t[: max(4, len(t) - 3)]) for w in words):
-            held += STEMMED_ONLY
-    return held / len(terms)
+            held += STEMMED_ONLY * weight
+    return held / total
 
 
-def group(
-    cands: Sequence[Candidate], moments: bool = False, terms: Sequence[str] = ()
-) -> list[Hit]:
+def group(cands: Sequence[Candidate], moments: bool = False, terms: Terms = ()) -> list[Hit]:
     """One hit per file, at its best locator; with `moments`, every moment of every video.
 
     A moment is a run of adjacent kept frames (each frame stands for the time until the next
@@ -305,7 +305,7 @@ def _moments(frames: list[Candidate]) -> list[Hit]:
     return sorted(hits, key=lambda h: -h.score)
 
 
-def make_snippet(passage: str, terms: Sequence[str], before: int = 8, after: int = 22) -> str:
+def make_snippet(passage: str, terms: Terms, before: int = 8, after: int = 22) -> str:
     """Up to 30 words of the passage around the first query word in it (title removed)."""
     words = passage.partition(": ")[2].split() or passage.split()
     at = next((i for i, w in enumerate(words) if _holds_a_term(w, terms)), 0)
@@ -314,7 +314,7 @@ def make_snippet(passage: str, terms: Sequence[str], before: int = 8, after: int
     return ("… " if start else "") + shown + (" …" if at + after < len(words) else "")
 
 
-def _holds_a_term(word: str, terms: Sequence[str]) -> bool:
+def _holds_a_term(word: str, terms: Terms) -> bool:
     """A passage's word (punctuation and markup around it aside) starts with a query word,
     or, for CJK, holds it."""
     w = _EDGES.sub("", word.lower())

@@ -3,6 +3,7 @@ and enough, else from the store; rows ranked, then grouped into hits."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from mmsearch.ranking import (
     Lists,
     Rule,
     Source,
+    Terms,
     best_unseen,
     by_cosine,
     by_words,
@@ -34,7 +36,9 @@ from mmsearch.vocab import Mode, Sort
 if TYPE_CHECKING:
     from mmsearch.store import Collection
 
-Ranked = Callable[[int], tuple[Lists, Rule]]
+# A ranking: fetch `limit` rows per list → the lists, how to fuse them, the query's words.
+Ranked = Callable[[int], tuple[Lists, Rule, Terms]]
+DF_PROBE = 64  # passages fetched to tell a rare word from a common one
 
 
 def search(
@@ -74,11 +78,10 @@ def _best(
 ) -> list[Hit]:
     """Fetch deeper until `top` hits are found, the index has nothing more, or (with a
     minimum score) nothing not fetched yet could reach it."""
-    terms = query_terms(words)
     limit = max(top * 2, top + 8)
     while True:
         with phase("search"):
-            lists, rule = ranked(limit)
+            lists, rule, terms = ranked(limit)
         cands = fuse(lists, terms, limit, rule)
         if min_score is not None:
             cands = [c for c in cands if score(c) >= min_score]
@@ -122,8 +125,10 @@ def _from_snapshot(
     vector = compose(settings, None, parts)
     mask = filters.mask(snap.rows)
 
-    def ranked(limit: int) -> tuple[Lists, Rule]:
-        return {Source.VECTOR: snap.search(vector, limit, mask)}, by_cosine
+    terms = query_terms(words)
+
+    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
+        return {Source.VECTOR: snap.search(vector, limit, mask)}, by_cosine, terms
 
     return ranked
 
@@ -145,11 +150,27 @@ def _from_store(
     vector = compose(settings, coll, parts) if mode != Mode.TEXT else None
     where = filters.where(exclude)
     rule = {Mode.VECTOR: by_cosine, Mode.TEXT: by_words}.get(mode, evidence_fusion)
+    terms = query_terms(words)
+    if mode != Mode.VECTOR:
+        terms = term_weights(coll, terms)
 
-    def ranked(limit: int) -> tuple[Lists, Rule]:
-        return evidence(coll, mode, vector, words, limit, where), rule
+    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
+        return evidence(coll, mode, vector, words, limit, where), rule, terms
 
     return ranked
+
+
+def term_weights(coll: Collection, terms: Sequence[str]) -> dict[str, float]:
+    """How much each query word says about passages: its inverse document frequency among
+    them, estimated from one small full-text probe per word. A word no passage holds says
+    nothing about passages (weight 0): a caption's picture words do not dilute the one rare
+    word a passage shares with the query."""
+    weights: dict[str, float] = {}
+    for term in terms:
+        column = "grams" if cjk_runs(term) else "words"
+        found = len(coll.text_search(term, DF_PROBE, None, column))
+        weights[term] = math.log(1 + DF_PROBE / found) if found else 0.0
+    return weights
 
 
 def evidence(

@@ -57,12 +57,8 @@ _NOT_CJK_SQL = "[^" + "".join(f"\\x{{{a:04x}}}-\\x{{{b:04x}}}" for a, b in CJK_R
 # The three full-text indexes: column → how it reads words.
 _TEXT_INDEXES = {
     "text": {"with_position": True},  # English: stemmed, stop words out
-    "words": {
-        "with_position": True,
-        "base_tokenizer": "icu",
-        "stem": False,
-        "remove_stop_words": False,
-    },
+    # Exact words, split by ICU's word breaks (Chinese and Japanese too), stop words out.
+    "words": {"with_position": True, "base_tokenizer": "icu", "stem": False},
     "grams": {
         "base_tokenizer": "ngram",
         "ngram_min_length": 2,

@@ -56,7 +56,7 @@ def distinctive(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, int | None]]
         path = folder / f"report {p}.pdf"
         make_pdf(path, [f"{FILLER} The {w} was noted. {FILLER}" for w in pages])
         where.update({w: (str(path), n) for n, w in enumerate(pages, 1)})
-    for i in range(10 if ocr else 20):
+    for i in range(15 if ocr else 20):
         w = next(words)
         document = docx.Document()
         document.add_paragraph(FILLER)
@@ -74,7 +74,7 @@ def distinctive(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, int | None]]
             path.write_text(body.format(filler=FILLER, w=w))
             where[w] = (str(path), None)
     if ocr:
-        for i in range(10):
+        for i in range(5):
             w = next(words)
             screenshot(folder / f"screen {i}.png", f"Error in module {w}")
             where[w] = (str(folder / f"screen {i}.png"), None)
@@ -154,18 +154,18 @@ def test_a_minimum_score_above_every_score_stops_fetching_early(
     for i in range(120):
         (folder / f"n{i}.txt").write_text(f"Note {i} about the garden and the rain.")
     index(folder)
-    limits: list[int] = []
-    real = mmsearch.search.fuse
+    fetches: list[int] = []
+    real = mmsearch.search.group
 
-    def counted(lists, terms, limit, rule):  # type: ignore[no-untyped-def]
-        limits.append(limit)  # one call per fetch, at its depth
-        return real(lists, terms, limit, rule)
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fetches.append(1)  # hits are grouped once per fetch
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(mmsearch.search, "fuse", counted)
+    monkeypatch.setattr(mmsearch.search, "group", counted)
     for mode in ("auto", "vector", "text"):
-        limits.clear()
+        fetches.clear()
         assert query_json("garden", "--mode", mode, "--min-score", "2") == []
-        assert len(limits) == 1, mode  # the first fetch only
+        assert len(fetches) == 1, mode  # the first fetch only
 
 
 def test_sort_by_date_orders_the_top_hits_by_capture_time(photos: Path) -> None:
