@@ -115,14 +115,18 @@ def make_corpus(folder: Path) -> Corpus:
     pool = [s for s in scenes(SEED, 400) if not s.words]
 
     def pdf(path: Path, pages: list[tuple[str, Any]]) -> None:
+        """Text pages are A4; a page with a figure is a square the figure nearly fills
+        (a slide, a catalogue page), under one line of text."""
         doc = FPDF()
         doc.set_font("helvetica", size=12)
         for text, picture in pages:
-            doc.add_page()
-            if picture is not None:
+            if picture is None:
+                doc.add_page()
+            else:
+                doc.add_page(format=(200, 200))
                 image = folder.parent / "figure.png"
                 picture.save(image)
-                doc.image(str(image), x=25, y=60, w=160)
+                doc.image(str(image), x=15, y=25, w=170)
             doc.set_xy(10, 10)
             doc.multi_cell(0, 8, text)
         doc.output(str(path))

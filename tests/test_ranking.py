@@ -135,3 +135,10 @@ def test_sorting_by_date_keeps_the_hits_and_puts_undated_ones_last() -> None:
 def test_the_sort_travels_over_the_wire() -> None:
     request = SearchRequest("m", None, (), 5, Filters(), False, Mode.AUTO, Sort.NEWEST)
     assert SearchRequest.from_wire(request.to_wire()).sort == Sort.NEWEST
+
+
+def test_words_count_by_rarity_and_a_word_no_passage_holds_not_at_all() -> None:
+    weights = {"red": 0.7, "circle": 0.0, "kelvaro": 3.0}  # circle: in no passage
+    assert coverage("Reference kelvaro.", weights) == pytest.approx(3.0 / 3.7)
+    assert coverage("a red thing", weights) == pytest.approx(0.7 / 3.7)
+    assert coverage("a red circle, kelvaro", weights) == 1.0
