@@ -136,9 +136,11 @@ def _quantize(folder: Path) -> None:
     the probe corpus (cosine >= INT8_MIN_COSINE, recall@10 >= INT8_MIN_RECALL), written as the
     tower's int8 file; none if no variant passes. meta.json records every variant's figures."""
     full = OnnxEmbedder.open(folder, 1)
-    images, texts = probe_corpus(full)
-    reference = {VISUAL: full.embed_images(images), TEXTUAL: full.embed_texts(texts)}
-    inputs = {VISUAL: np.stack(images), TEXTUAL: full._tokenizer()(texts)}
+    inputs, calibration = probe_inputs(full)
+    reference = {
+        VISUAL: _normalised_rows(_run(folder / VISUAL, inputs[VISUAL])),
+        TEXTUAL: _normalised_rows(_run(folder / TEXTUAL, inputs[TEXTUAL])),
+    }
     meta = json.loads((folder / META).read_text())
     meta["int8"], meta["int8_variant"], meta["int8_variants"] = {}, {}, {}
     meta["int8_min_cosine"] = {}
@@ -149,7 +151,7 @@ def _quantize(folder: Path) -> None:
         for variant in INT8_VARIANTS:
             target = folder / name.replace(".onnx", f".{variant}.onnx")
             try:
-                _write_variant(variant, folder / name, target, inputs[name])
+                _write_variant(variant, folder / name, target, calibration[name])
             except Exception as e:  # an operator this variant cannot handle: not a candidate
                 figures[variant] = {"error": one_line(e)}  # type: ignore[dict-item]
                 continue
@@ -234,8 +236,11 @@ def _write_variant(variant: str, source: Path, target: Path, calibration: np.nda
 
 
 def probe_corpus(embedder: OnnxEmbedder) -> tuple[list[np.ndarray], list[str]]:
-    """What the int8 gate ranks: the shipped photos, whole and as five crops each (36
-    pictures), and sentences. Small on purpose: the gate runs on every user's first use."""
+    """What the int8 gate ranks: the shipped photos, whole and as five crops each, then
+    GRAPHICS drawn pictures (pages of text, flat shapes, a gradient, bars, stripes), and
+    sentences. Static quantization is calibrated on the photos and sentences only, so the
+    drawn pictures and odd texts show whether its activation ranges hold beyond what it saw.
+    Small on purpose: the gate runs on every user's first use."""
     pictures = []
     for path in sorted(PROBES.glob("*.jpg")):
         photo = Image.open(path).convert("RGB")
@@ -244,7 +249,50 @@ def probe_corpus(embedder: OnnxEmbedder) -> tuple[list[np.ndarray], list[str]]:
         for box in ((0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h),
                     (w // 2, h // 2, w, h), (w // 4, h // 4, 3 * w // 4, 3 * h // 4)):  # fmt: skip
             pictures.append(photo.crop(box))
+    pictures += _graphics()
     return [embedder.preprocess(p) for p in pictures], [*PROBE_TEXTS, *SENTENCES]
+
+
+def probe_inputs(embedder: OnnxEmbedder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each tower's input batch for the probe corpus, and the part static quantization is
+    calibrated on (the photos; the sentences)."""
+    images, texts = probe_corpus(embedder)
+    inputs = {VISUAL: np.stack(images), TEXTUAL: embedder._tokenizer()(texts)}
+    calibration = {VISUAL: inputs[VISUAL][:-GRAPHICS], TEXTUAL: inputs[TEXTUAL][-len(SENTENCES) :]}
+    return inputs, calibration
+
+
+GRAPHICS = 8  # drawn pictures at the end of the probe corpus
+
+
+def _graphics() -> list[Image.Image]:
+    """Pictures unlike photos, drawn the same way everywhere: documents, screenshots, flat
+    colour."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=14)
+    drawn = []
+    for ink, paper in (("black", "white"), ((200, 255, 200), (20, 20, 30))):
+        page = Image.new("RGB", (256, 320), paper)
+        draw = ImageDraw.Draw(page)
+        for line, text in enumerate(SENTENCES[:12]):
+            draw.text((12, 12 + 24 * line), text, fill=ink, font=font)
+        drawn.append(page)
+    for shape, colour, paper in ((0, "red", "white"), (4, "blue", "yellow"), (3, "green", "gray")):
+        picture = Image.new("RGB", (256, 256), paper)
+        draw = ImageDraw.Draw(picture)
+        if shape:
+            draw.regular_polygon((128, 128, 90), shape, fill=colour)
+        else:
+            draw.ellipse((40, 40, 216, 216), fill=colour)
+        drawn.append(picture)
+    ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+    drawn.append(Image.fromarray(np.stack([np.tile(ramp, (256, 1))] * 3, axis=-1)))
+    bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192)]
+    drawn.append(Image.fromarray(np.repeat(np.array([bars], np.uint8), 256, axis=0).repeat(51, 1)))
+    cells = (np.indices((256, 256)).sum(axis=0) // 32 % 2 * 255).astype(np.uint8)
+    drawn.append(Image.fromarray(cells).convert("RGB"))
+    return drawn
 
 
 def recall_at(k: int, reference: np.ndarray, candidate: np.ndarray, same: bool = False) -> float:
