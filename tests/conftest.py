@@ -13,6 +13,7 @@ import pytest
 from helpers import write_tiny_model
 from PIL import Image
 
+SCENE_MODEL = Path(__file__).parent / "scene_model" / "scene-clip"  # trained: see its README
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "logo")
 
 
@@ -35,6 +36,29 @@ def model_cache(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
         settings = Settings(db="/unused", model=tiny_model)
         export(settings, onnx_folder(settings))
     return cache
+
+
+@pytest.fixture(scope="session")
+def scene_model(model_cache: Path) -> str:
+    """The small CLIP trained on generated scenes (tests/scene_model), whose vectors mean
+    something: exported to ONNX once per session into the session's cache."""
+    from mmsearch.config import Settings
+    from mmsearch.embed import onnx_folder
+    from mmsearch.onnx_export import export
+
+    model = f"local-dir:{SCENE_MODEL}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMSEARCH_CACHE", str(model_cache))
+        settings = Settings(db="/unused", model=model)
+        export(settings, onnx_folder(settings))
+    return model
+
+
+@pytest.fixture
+def with_scene_model(scene_model: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's CLI and library use the scene model instead of the random tiny one."""
+    monkeypatch.setenv("MMSEARCH_MODEL", scene_model)
+    return scene_model
 
 
 @pytest.fixture(autouse=True)
