@@ -335,19 +335,25 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         cosine = max((c.found[s][1] for s in vector_lists if s in c.found), default=-1.0)
         return (1.0 if exact else 0.0) + 0.5 * (cosine + 1) / 2
 
+    def soft(source: Source, score: float, norms: Any, margin: float) -> float:
+        top = norms.top.get(source)
+        return 0.0 if top is None else math.exp(-(top - score) / margin)
+
     def convex(
-        text_weight: float, margin: float, use_coverage: bool, passage_weight: float = 0.05
+        text_weight: float,
+        margin: float,
+        use_coverage: bool,
+        passage_weight: float = 0.05,
+        decay: bool = False,
     ) -> Callable[..., float]:
+        fade = soft if decay else ranking.floored
+
         def rule(c: Any, norms: Any, terms: Sequence[str]) -> float:
             scores = {s: f[1] for s, f in c.found.items()}
             passage = c.passage()
             text = ranking.text_evidence(scores, norms, terms if use_coverage else (), passage)
-            pictures = ranking.floored(
-                Source.PICTURES, scores.get(Source.PICTURES, -2.0), norms, margin
-            )
-            passages = ranking.floored(
-                Source.PASSAGES, scores.get(Source.PASSAGES, -2.0), norms, 0.02
-            )
+            pictures = fade(Source.PICTURES, scores.get(Source.PICTURES, -2.0), norms, margin)
+            passages = fade(Source.PASSAGES, scores.get(Source.PASSAGES, -2.0), norms, 0.02)
             rest = 1.0 - text_weight
             return (
                 text_weight * text + (rest - passage_weight) * pictures + passage_weight * passages
@@ -366,6 +372,10 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
             rules[f"convex w_text={weight} margin={margin}"] = convex(weight, margin, True)
     rules["convex 0.6/0.1 without coverage"] = convex(0.6, 0.1, False)
     rules["convex 0.6/0.1, passages 0"] = convex(0.6, 0.1, True, 0.0)
+    for margin in (0.03, 0.05, 0.1):
+        for passages in (0.0, 0.05):
+            name = f"convex 0.6, exp decay {margin}, passages {passages}"
+            rules[name] = convex(0.6, margin, True, passages, decay=True)
     return rules
 
 
@@ -456,18 +466,19 @@ def measure(
 
 def table(result: dict[str, Any]) -> str:
     lines = [f"relevance ({sum(result['queries'].values())} queries; model {result['model']})"]
-    head = f"{'':<34}" + "".join(f"{k:>13}" for k in KINDS)
-    lines += ["nDCG@10 / R@1 / MRR per mode and query kind", head]
+    head = f"{'':<44}" + "".join(f"{k:>13}" for k in KINDS)
+    wide = f"{'':<44}" + "".join(f"{k:>15}" for k in KINDS)
+    lines += ["nDCG@10, R@1, MRR per mode and query kind", wide]
     for mode, kinds in result["modes"].items():
         cells = [
-            f"{v['ndcg10']:.2f}/{v['r1']:.2f}/{v['mrr']:.2f}" if v else "—"
+            f"{v['ndcg10']:.2f} {v['r1']:.2f} {v['mrr']:.2f}" if v else "—"
             for v in (kinds[k] for k in KINDS)
         ]
-        lines.append(f"{mode:<34}" + "".join(f"{c:>13}" for c in cells))
+        lines.append(f"{mode:<44}" + "".join(f"{c:>15}" for c in cells))
     lines += ["", "fusion candidates (hybrid lists), nDCG@10 per kind (queries with words)", head]
     for name, kinds in result["fusion"].items():
         cells = [f"{kinds[k]['ndcg10']:.3f}" if kinds[k] else "—" for k in KINDS]
-        lines.append(f"{name[:34]:<34}" + "".join(f"{c:>13}" for c in cells))
+        lines.append(f"{name[:44]:<44}" + "".join(f"{c:>13}" for c in cells))
     return "\n".join(lines)
 
 

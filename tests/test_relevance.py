@@ -94,6 +94,7 @@ def _has_ocr() -> bool:
     return True
 
 
+@pytest.mark.timeout(900)  # 50 queries over a corpus of every kind: minutes on a busy machine
 def test_a_word_only_one_item_holds_puts_its_file_first_at_its_page_quoting_it(
     distinctive: tuple[Path, dict[str, tuple[str, int | None]]],
 ) -> None:
