@@ -313,7 +313,7 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         best of their list (a relevance floor)."""
         total = 0.0
         for s, (rank, sc, _row) in c.found.items():
-            if s in vector_lists and norms.top[s] - sc > ranking.PICTURE_MARGIN:
+            if s in vector_lists and norms.top[s] - sc > 0.05:
                 continue
             total += (2.0 if s in text_lists else 1.0) / (60 + rank)
         return total
@@ -335,6 +335,10 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         cosine = max((c.found[s][1] for s in vector_lists if s in c.found), default=-1.0)
         return (1.0 if exact else 0.0) + 0.5 * (cosine + 1) / 2
 
+    def floored(source: Source, score: float, norms: Any, margin: float) -> float:
+        top = norms.top.get(source)
+        return 0.0 if top is None else max(0.0, 1.0 - (top - score) / margin)
+
     def soft(source: Source, score: float, norms: Any, margin: float) -> float:
         top = norms.top.get(source)
         return 0.0 if top is None else math.exp(-(top - score) / margin)
@@ -346,7 +350,7 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         passage_weight: float = 0.05,
         decay: bool = False,
     ) -> Callable[..., float]:
-        fade = soft if decay else ranking.floored
+        fade = soft if decay else floored
 
         def rule(c: Any, norms: Any, terms: Sequence[str]) -> float:
             scores = {s: f[1] for s, f in c.found.items()}
@@ -376,6 +380,18 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
         for passages in (0.0, 0.05):
             name = f"convex 0.6, exp decay {margin}, passages {passages}"
             rules[name] = convex(0.6, margin, True, passages, decay=True)
+
+    def gated_then(inner: Callable[..., float]) -> Callable[..., float]:
+        def rule(c: Any, norms: Any, terms: Sequence[str]) -> float:
+            exact = ranking.coverage(c.passage(), terms) == 1.0 and Source.EXACT in c.found
+            return (1.0 if exact else 0.0) + inner(c, norms, terms)
+
+        return rule
+
+    for margin in (0.03, 0.1):
+        for passages in (0.0, 0.05):
+            inner = convex(0.6, margin, True, passages, decay=True)
+            rules[f"gating, then exp decay {margin}, passages {passages}"] = gated_then(inner)
     return rules
 
 

@@ -4,6 +4,7 @@ won, and the passage of that locator that explains it."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,15 +110,14 @@ Rule = Callable[[dict[Source, float], Norms, Terms, str | None], float]
 # The chosen fusion (bench/bench_relevance.py measures it against its rivals): a convex
 # combination of the evidence, each list's scores taken relative to its best. Words count
 # most: a passage holding every query word scores 1 in full text, and only full-text
-# evidence can lift a candidate past TEXT_WEIGHT; pictures count fully within
-# PICTURE_MARGIN of the best picture and fade to nothing below it (a relevance floor, so a
-# list that always returns something cannot lift an unrelated picture); passages by meaning
-# (CLIP's text-to-text similarity) only break ties among the rest.
+# evidence can lift a candidate past PICTURE_WEIGHT; a picture counts fully at the best
+# picture's cosine and loses a factor e for every PICTURE_MARGIN below it (a soft relevance
+# floor: a list that always returns something cannot lift an unrelated picture, and the
+# pictures keep their order). Passages by meaning (CLIP's text-to-text similarity, high for
+# any two texts) only break ties: on the benchmark any weight for them cost more than it won.
 TEXT_WEIGHT = 0.6
-PICTURE_WEIGHT = 0.35
-PASSAGE_WEIGHT = 0.05
-PICTURE_MARGIN = 0.05
-PASSAGE_MARGIN = 0.02
+PICTURE_WEIGHT = 0.4
+PICTURE_MARGIN = 0.03
 STEMMED_ONLY = 0.5  # a stemmed variant counts half an exact word
 
 
@@ -127,10 +127,10 @@ def relative(source: Source, score: float, norms: Norms) -> float:
     return score / top if top > 0 else 0.0
 
 
-def floored(source: Source, score: float, norms: Norms, margin: float) -> float:
-    """1 at the list's best score, falling linearly to 0 `margin` below it."""
+def decayed(source: Source, score: float, norms: Norms, margin: float) -> float:
+    """1 at the list's best score, a factor e less for every `margin` below it."""
     top = norms.top.get(source)
-    return 0.0 if top is None else max(0.0, 1.0 - (top - score) / margin)
+    return 0.0 if top is None else math.exp(-max(0.0, top - score) / margin)
 
 
 def text_evidence(
@@ -162,10 +162,9 @@ def evidence_fusion(
     scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
 ) -> float:
     """The chosen rule (see the constants above); 0-1."""
-    pictures = floored(Source.PICTURES, scores.get(Source.PICTURES, -2.0), norms, PICTURE_MARGIN)
-    passages = floored(Source.PASSAGES, scores.get(Source.PASSAGES, -2.0), norms, PASSAGE_MARGIN)
-    text = text_evidence(scores, norms, terms, passage)
-    return TEXT_WEIGHT * text + PICTURE_WEIGHT * pictures + PASSAGE_WEIGHT * passages
+    picture = scores.get(Source.PICTURES)
+    pictures = 0.0 if picture is None else decayed(Source.PICTURES, picture, norms, PICTURE_MARGIN)
+    return TEXT_WEIGHT * text_evidence(scores, norms, terms, passage) + PICTURE_WEIGHT * pictures
 
 
 def fuse(lists: Lists, terms: Terms, limit: int, rule: Rule = evidence_fusion) -> list[Candidate]:
@@ -190,11 +189,12 @@ def best_unseen(lists: Lists, limit: int, rule: Rule) -> float:
 
 def _order(c: Candidate) -> tuple[Any, ...]:
     text = max((c.found[s][1] for s in TEXT_SOURCES if s in c.found), default=0.0)
-    vector = max(
+    picture = max(
         (c.found[s][1] for s in (Source.PICTURES, Source.VECTOR) if s in c.found), default=-2.0
     )
+    passage = c.found[Source.PASSAGES][1] if Source.PASSAGES in c.found else -2.0
     path, page, t = c.key
-    return (-c.score, -text, -vector, path, page or 0, t or 0.0)
+    return (-c.score, -text, -picture, -passage, path, page or 0, t or 0.0)
 
 
 _WORD = re.compile(r"\w+")
