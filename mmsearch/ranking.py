@@ -142,7 +142,7 @@ def text_evidence(
     exact = relative(Source.EXACT, scores.get(Source.EXACT, 0.0), norms)
     stemmed = relative(Source.STEMMED, scores.get(Source.STEMMED, 0.0), norms)
     grams = relative(Source.GRAMS, scores.get(Source.GRAMS, 0.0), norms)
-    bm25 = max(grams, (exact + STEMMED_ONLY * stemmed) / (1 + STEMMED_ONLY))
+    bm25 = max(grams, exact, STEMMED_ONLY * stemmed)
     return bm25 * coverage(passage, terms) if bm25 else 0.0
 
 
