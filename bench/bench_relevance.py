@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Relevance: does the right thing come first? A generated mixed corpus with known relevant
-items, 165 queries of seven kinds, nDCG@10, R@1 and MRR per mode and per kind, and the
+items, 159 queries of seven kinds, nDCG@10, R@1 and MRR per mode and per kind, and the
 fusion candidates side by side on the same ranked lists.
 
     python bench/bench_relevance.py                     # the scene model (tests/scene_model)
