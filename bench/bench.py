@@ -10,7 +10,9 @@ shared/peers/rclip is set up), precision (bf16 autocast against fp32 on real pho
 (video keyframes, PDF pages, DOCX/TXT), search (synthetic 10k/100k/1M-item stores: cold and
 warm query latency, recall@10, server RSS; see bench_search.py), scale (peak RSS indexing 1k
 and 10k photos), memory (peak RSS indexing 20 videos that each keep 200 frames, photos mixed
-in: what the pipeline's byte budget bounds). With no --pretrained, a random-weight
+in: what the pipeline's byte budget bounds), relevance (nDCG@10, R@1, MRR per mode and query
+kind on a generated mixed corpus, with the scene model; see bench_relevance.py). With no
+--pretrained, a random-weight
 checkpoint of the model's architecture is made: speed does not depend on the weight values,
 and nothing is downloaded.
 """
@@ -367,7 +369,7 @@ def median(values: Any) -> float:
     return statistics.median(list(values))
 
 
-SECTIONS = ("index", "precision", "media", "search", "scale", "memory")
+SECTIONS = ("index", "precision", "media", "search", "scale", "memory", "relevance")
 
 
 def main() -> None:
@@ -425,6 +427,11 @@ def main() -> None:
             result["scale"] = bench_scale(args, env, cli, folder)
         if "memory" in sections:
             result["memory"] = bench_memory(args, env, cli, folder)
+        if "relevance" in sections:  # ranking needs a model that knows something
+            from bench_relevance import SCENE_MODEL
+            from bench_relevance import measure as relevance
+
+            result["relevance"] = relevance(SCENE_MODEL, None)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -666,6 +673,10 @@ def table(result: dict[str, Any]) -> str:
             m["peak_rss_mib"],
             f"peak RSS (MiB), {m['wall_s']} s",
         )
+    if "relevance" in result:
+        from bench_relevance import table as relevance_table
+
+        lines += ["", relevance_table(result["relevance"])]
     return "\n".join(lines)
 
 

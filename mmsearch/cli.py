@@ -299,8 +299,9 @@ def query(
 ) -> None:
     """Find indexed items matching a query of words and images.
 
-    A part is an image when it starts with ./ / or ~ (or names a file), otherwise text;
-    join parts with + and -, weight them with N: (rclip's grammar).
+    A part is an image when it is path-shaped (./ ../ / ~ file://) or names an existing
+    picture or video, otherwise text; join parts with + and -, weight them with N: (rclip's
+    grammar).
 
     \b
     Examples:
@@ -365,7 +366,12 @@ def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> No
         for p in parts:
             err.print(f"  {p.describe()}", markup=False)
     hits = _library(store).search(
-        parts, top=search.top, filters=filters, moments=search.moments, mode=search.mode
+        parts,
+        top=search.top,
+        filters=filters,
+        moments=search.moments,
+        mode=search.mode,
+        sort=search.sort,
     )
     with timings.phase("render"):
         remember(hits)

@@ -4,9 +4,12 @@
     2:"golden retriever" + 0.5:./pool.jpg       weights
     "cat + dog - grass"                          the same in one argument
 
-A part is an image when it starts with `./`, `/` or `~`, or names an existing file;
-otherwise it is text. Words in a row without an operator between them are one text part; a
-part kept in quotes through the shell ('"quick brown fox"') is a phrase for full-text search.
+A part is an image when it is shaped like a path (`./`, `../`, `/`, `~`, `file://`) or names
+an existing file with a picture or video extension; any other part is text, even a bare word
+that happens to name a file here. Weights are written as rclip writes them (`2:`, `0.5:`,
+`.5:`, `1.:`). A web address is refused: nothing leaves the machine. Words in a row without an
+operator between them are one text part; a part kept in quotes through the shell
+('"quick brown fox"') is a phrase for full-text search.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mmsearch.errors import UsageError
+from mmsearch.formats import kind_of
 from mmsearch.paths import normalize
+from mmsearch.vocab import Kind
 
 _OPERATOR = re.compile(r"\s+([+-])\s+")
-_WEIGHT = re.compile(r"^(\d+(?:\.\d+)?):(.+)$", re.DOTALL)
+_WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.+)$", re.DOTALL)  # rclip's: 2: 0.5: .5: 1.:
+_PATH_SHAPED = ("./", "../", "/", "~", "file://")
+_WEB = re.compile(r"^https?://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,12 +86,32 @@ def _part(text: str, sign: float) -> Part:
         text = text[1:-1]
     if not text:
         raise UsageError("a query part is empty")
-    if text.startswith(("./", "/", "~")) or os.path.isfile(text):
-        path = normalize(text)
+    if _WEB.match(text):
+        raise UsageError(f"{text} is a web address: download it first (nothing leaves here)")
+    if text.startswith(_PATH_SHAPED) or _names_a_picture(text):
+        path = normalize(_file_uri_path(text))
         if not os.path.isfile(path):
             raise UsageError(f"no such image: {text}")
         return Part("image", path, sign * weight)
     return Part("text", text, sign * weight, phrase=phrase)
+
+
+def _names_a_picture(text: str) -> bool:
+    """An existing file whose extension says picture or video: a bare word that happens to
+    name a file (`dog`, `notes.txt`) stays text."""
+    return kind_of(text) in (Kind.IMAGE, Kind.VIDEO) and os.path.isfile(text)
+
+
+def _file_uri_path(text: str) -> str:
+    """`file:///a/b%20c.jpg` → `/a/b c.jpg`; anything else as it is."""
+    if not text.startswith("file://"):
+        return text
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise UsageError(f"{text}: only file:// addresses on this machine can be read")
+    return unquote(parts.path)
 
 
 def similar_parts(

@@ -26,7 +26,7 @@ from mmsearch.grammar import Part, parse, similar_parts
 from mmsearch.protocol import SearchRequest, hits_from
 from mmsearch.ranking import Hit
 from mmsearch.timings import phase
-from mmsearch.vocab import Mode, choose
+from mmsearch.vocab import Mode, Sort, choose
 
 if TYPE_CHECKING:
     from mmsearch.dupes import Group
@@ -125,9 +125,11 @@ class Library:
         filters: Filters | None = None,
         moments: bool = False,
         mode: Mode | str = Mode.AUTO,
+        sort: Sort | str = Sort.SCORE,
     ) -> list[Hit]:
         """The best hits for a query: a string in the CLI's grammar ("./beach.jpg + sunset"),
-        its words as a list (as a shell splits them), or parsed parts."""
+        its words as a list (as a shell splits them), or parsed parts. `sort`: "score", or
+        the same top hits by capture date, "date" (oldest first) or "-date" (newest first)."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
         request = SearchRequest(
@@ -138,6 +140,7 @@ class Library:
             filters=filters or Filters(),
             moments=bool(moments),
             mode=choose(Mode, mode, "--mode"),
+            sort=choose(Sort, sort, "--sort"),
         )
         if self.ask_server:
             from mmsearch.client import ask
@@ -159,6 +162,7 @@ class Library:
             filters=request.filters,
             moments=request.moments,
             mode=request.mode,
+            sort=request.sort,
         )
 
     def similar(
@@ -172,12 +176,13 @@ class Library:
         filters: Filters | None = None,
         moments: bool = False,
         mode: Mode | str = Mode.AUTO,
+        sort: Sort | str = Sort.SCORE,
     ) -> list[Hit]:
         """Hits that look like the picture at `path` (or the frame at `at` seconds of a
         video), moved toward the `plus` texts and away from the `minus` ones; the query file
         itself is never among them."""
         parts = similar_parts(path, at, plus, minus)
-        return self.search(parts, top=top, filters=filters, moments=moments, mode=mode)
+        return self.search(parts, top=top, filters=filters, moments=moments, mode=mode, sort=sort)
 
     def dupes(self, within: Sequence[str] = (), threshold: float = 0.95) -> list[Group]:
         """Groups of near-duplicate pictures, biggest first."""

@@ -15,7 +15,7 @@ import typer
 
 from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DocumentOptions, VideoOptions
 from mmsearch.formats import extensions
-from mmsearch.vocab import Kind, Mode, OcrMode, Precision, Runtime
+from mmsearch.vocab import Kind, Mode, OcrMode, Precision, Runtime, Sort
 
 
 def _words(vocabulary: type) -> Callable[[], list[str]]:
@@ -190,9 +190,18 @@ class SearchOptions:
             "--mode",
             metavar="|".join(m.value for m in Mode),
             autocompletion=_words(Mode),
-            help="auto, vector, text (full-text search) or hybrid (both, fused by rank).",
+            help="auto, vector, text (full-text search) or hybrid (both, fused by their scores).",
         ),
     ] = Mode.AUTO.value
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="|".join(s.value for s in Sort),
+            autocompletion=_words(Sort),
+            help="score, or the top results by capture date: date (oldest first), -date.",
+        ),
+    ] = Sort.SCORE.value
     explain: Annotated[bool, typer.Option("--explain", help="Show how the query was read.")] = False
     preview: Annotated[
         bool, typer.Option("--preview", help="Inline thumbnails (kitty, iTerm2, WezTerm).")

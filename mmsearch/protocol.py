@@ -11,7 +11,7 @@ from mmsearch.errors import MmsearchError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part
 from mmsearch.ranking import Hit
-from mmsearch.vocab import Mode, choose
+from mmsearch.vocab import Mode, Sort, choose
 
 VERSION = 1
 
@@ -27,6 +27,7 @@ class SearchRequest:
     filters: Filters
     moments: bool
     mode: Mode
+    sort: Sort = Sort.SCORE
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class SearchRequest:
             "top": self.top,
             "moments": self.moments,
             "mode": str(self.mode),
+            "sort": str(self.sort),
         }
 
     @classmethod
@@ -50,6 +52,7 @@ class SearchRequest:
             filters=Filters(**data["filters"]),
             moments=bool(data["moments"]),
             mode=choose(Mode, str(data["mode"]), "--mode"),
+            sort=choose(Sort, str(data.get("sort", Sort.SCORE)), "--sort"),
         )
 
 

@@ -3,7 +3,7 @@ and enough, else from the store; rows ranked, then grouped into hits."""
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +14,31 @@ from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part
-from mmsearch.ranking import Hit, fuse, group, score
+from mmsearch.ranking import (
+    Hit,
+    Lists,
+    Rule,
+    Source,
+    Terms,
+    best_unseen,
+    by_cosine,
+    by_words,
+    cjk_runs,
+    evidence_fusion,
+    fuse,
+    group,
+    query_terms,
+    score,
+)
 from mmsearch.timings import phase
-from mmsearch.vocab import Mode
+from mmsearch.vocab import Mode, Sort
 
 if TYPE_CHECKING:
     from mmsearch.store import Collection
 
-Ranked = Callable[[int], tuple[list[dict[str, Any]], int]]
+# A ranking: fetch `limit` rows per list → the lists, how to fuse them, the query's words.
+Ranked = Callable[[int], tuple[Lists, Rule, Terms]]
+DF_PROBE = 64  # passages fetched to tell a rare word from a common one
 
 
 def search(
@@ -32,15 +49,18 @@ def search(
     filters: Filters | None = None,
     moments: bool = False,
     mode: Mode = Mode.AUTO,
+    sort: Sort = Sort.SCORE,
 ) -> list[Hit]:
     """The items closest to the composed query: each part embedded and L2-normalised, scaled
     by its weight, summed, normalised again. Query images never answer themselves.
 
-    `mode`: "vector" ranks every item by cosine similarity; "text" ranks passages by
-    full-text search (BM25); "hybrid" ranks pictures and passages as separate lists, adds
-    full-text search, and fuses the three by reciprocal rank, so that CLIP's high
-    text-to-text similarities cannot bury a well matching photo. "auto" is hybrid when the
-    query has words and the index has passages, else vector.
+    `mode`: "vector" ranks every item by cosine similarity; "text" ranks passages by their
+    words (BM25 over exact words, stemmed words and CJK bigrams); "hybrid" ranks pictures and
+    passages as separate lists, adds the full-text lists, and fuses their evidence per
+    locator by score (ranking.evidence_fusion), so that a word only one file holds puts that
+    file first and CLIP's high text-to-text similarities cannot bury a well matching photo.
+    "auto" is hybrid when the query has words and the index has passages, else vector.
+    `sort`: the top hits by score, then ordered by capture date when asked.
     """
     filters = filters or Filters()
     words = " ".join(p.words for p in parts if p.kind == "text" and p.weight > 0)
@@ -50,17 +70,35 @@ def search(
     ranked = _from_snapshot(settings, parts, mode, words, filters, exclude)
     if ranked is None:
         ranked = _from_store(settings, parts, mode, words, filters, exclude)
-    terms = [t.lower() for t in re.findall(r"\w+", words)]
+    return sort_hits(_best(ranked, words, top, filters.min_score, moments), sort)
+
+
+def _best(
+    ranked: Ranked, words: str, top: int, min_score: float | None, moments: bool
+) -> list[Hit]:
+    """Fetch deeper until `top` hits are found, the index has nothing more, or (with a
+    minimum score) nothing not fetched yet could reach it."""
     limit = max(top * 2, top + 8)
     while True:
         with phase("search"):
-            rows, fetched = ranked(limit)
-        if filters.min_score is not None:
-            rows = [r for r in rows if score(r) >= filters.min_score]
-        hits = group(rows, moments, terms)
-        if len(hits) >= top or fetched < limit:
+            lists, rule, terms = ranked(limit)
+        cands = fuse(lists, terms, limit, rule)
+        if min_score is not None:
+            cands = [c for c in cands if score(c) >= min_score]
+        hits = group(cands, moments, terms)
+        if len(hits) >= top or all(len(rows) < limit for rows in lists.values()):
+            return hits[:top]
+        if min_score is not None and best_unseen(lists, limit, rule) < min_score:
             return hits[:top]
         limit *= 4
+
+
+def sort_hits(hits: list[Hit], sort: Sort) -> list[Hit]:
+    """The hits in the order asked; by date, undated hits last, ties by score."""
+    if sort == Sort.SCORE:
+        return hits
+    sign = 1.0 if sort == Sort.DATE else -1.0
+    return sorted(hits, key=lambda h: (h.taken is None, sign * (h.taken or 0.0), -h.score))
 
 
 def _from_snapshot(
@@ -91,9 +129,10 @@ def _from_snapshot(
     vector = compose(settings, None, parts)
     mask = filters.mask(snap.rows)
 
-    def ranked(limit: int) -> tuple[list[dict[str, Any]], int]:
-        rows = snap.search(vector, limit, mask)
-        return rows, len(rows)
+    terms = query_terms(words)
+
+    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
+        return {Source.VECTOR: snap.search(vector, limit, mask)}, by_cosine, terms
 
     return ranked
 
@@ -114,34 +153,55 @@ def _from_store(
         mode = Mode.HYBRID if words and coll.has_text() else Mode.VECTOR
     vector = compose(settings, coll, parts) if mode != Mode.TEXT else None
     where = filters.where(exclude)
+    rule = {Mode.VECTOR: by_cosine, Mode.TEXT: by_words}.get(mode, evidence_fusion)
+    terms = query_terms(words)
+    if mode != Mode.VECTOR:
+        terms = term_weights(coll, terms)
 
-    def ranked(limit: int) -> tuple[list[dict[str, Any]], int]:
-        return _ranked(coll, mode, vector, words, limit, where)
+    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
+        return evidence(coll, mode, vector, words, limit, where), rule, terms
 
     return ranked
 
 
-def _ranked(
+def term_weights(coll: Collection, terms: Sequence[str]) -> dict[str, float]:
+    """How much each query word says about passages: its inverse document frequency among
+    them, estimated from one small full-text probe per word. A word no passage holds says
+    nothing about passages (weight 0): a caption's picture words do not dilute the one rare
+    word a passage shares with the query."""
+    weights: dict[str, float] = {}
+    for term in terms:
+        column = "grams" if cjk_runs(term) else "words"
+        found = len(coll.text_search(term, DF_PROBE, None, column))
+        weights[term] = math.log(1 + DF_PROBE / found) if found else 0.0
+    return weights
+
+
+def evidence(
     coll: Collection,
     mode: Mode,
     vector: np.ndarray | None,
     words: str,
     limit: int,
     where: str | None,
-) -> tuple[list[dict[str, Any]], int]:
-    """Rows best first with their `score`, and the length of the longest list fetched (when
-    shorter than `limit`, the index has nothing more to give)."""
-    if mode == Mode.TEXT:
-        rows = coll.text_search(words, limit, where)
-        return rows, len(rows)
-    assert vector is not None
+) -> dict[Source, list[dict[str, Any]]]:
+    """The ranked lists a mode fuses, each best first with its `score` and at most `limit`
+    rows long."""
+    lists: dict[Source, list[dict[str, Any]]] = {}
     if mode == Mode.VECTOR:
-        rows = coll.search(vector, limit, where)
-        return rows, len(rows)
-    both = f"({where}) AND " if where else ""
-    lists = [
-        coll.search(vector, limit, both + "text IS NULL"),  # pictures: photos, frames, pages
-        coll.search(vector, limit, both + "text IS NOT NULL"),  # passages, by meaning
-        coll.text_search(words, limit, where),  # passages, by their words
-    ]
-    return fuse(lists), max(len(rows) for rows in lists)
+        assert vector is not None
+        lists[Source.VECTOR] = coll.search(vector, limit, where)
+        return lists
+    if mode == Mode.HYBRID:
+        assert vector is not None
+        both = f"({where}) AND " if where else ""
+        lists[Source.PICTURES] = coll.search(vector, limit, both + "text IS NULL")
+        lists[Source.PASSAGES] = coll.search(vector, limit, both + "text IS NOT NULL")
+    for source, column, text in (
+        (Source.EXACT, "words", words),
+        (Source.STEMMED, "text", words),
+        (Source.GRAMS, "grams", cjk_runs(words)),
+    ):
+        if text:
+            lists[source] = coll.text_search(text, limit, where, column)
+    return lists

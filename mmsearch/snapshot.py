@@ -126,7 +126,7 @@ class Snapshot:
             return []
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        rows = self.rows.take(top).select(["path", "kind", "t", "t_end", "page", "text"])
+        rows = self.rows.take(top).select(["path", "kind", "t", "t_end", "page", "text", "taken"])
         found = rows.to_pylist()
         for r, s in zip(found, scores[top], strict=True):
             r["score"] = float(s)

@@ -30,6 +30,7 @@ from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.paths import PathSet, cover, outermost
+from mmsearch.ranking import CJK_RANGES, cjk_runs
 from mmsearch.remote import Lease, has_lease, redact, storage_options
 from mmsearch.vocab import FileStatus, Kind
 
@@ -38,7 +39,9 @@ SCHEMA = "schema"
 # The layout this code writes. 1: `models`, `files_<key>`, `items_<key>` (no `schema` table).
 # 2: the `schema` record; `models` gains `weights` and `checkpoint` (the key of a checkpoint
 # on disk comes from its whole content, no longer from its first MiB).
-SCHEMA_VERSION = 2
+# 3: `items` gains `words` (the passage again, for a full-text index of exact, unstemmed
+# words with ICU word breaks: CJK too) and `grams` (its CJK runs, for a bigram index).
+SCHEMA_VERSION = 3
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 SUBTREE_RANGES = 64  # path ranges one SQL filter may test on every row
@@ -51,7 +54,22 @@ RETENTION = timedelta(minutes=10)
 # 127 ms for 0.98 and IVF_SQ 23 ms for 0.97 (bench/bench_search.py measures it).
 ANN_MIN_ITEMS = 200_000
 ANN_NPROBES = 20
-_RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text"]
+_RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "taken"]
+# A passage's CJK runs (ranking.CJK_RANGES) as the store's SQL finds them, for the upgrade.
+_NOT_CJK_SQL = "[^" + "".join(f"\\x{{{a:04x}}}-\\x{{{b:04x}}}" for a, b in CJK_RANGES) + "]+"
+# The three full-text indexes: column → how it reads words.
+_TEXT_INDEXES = {
+    "text": {"with_position": True},  # English: stemmed, stop words out
+    # Exact words, split by ICU's word breaks (Chinese and Japanese too), stop words out.
+    "words": {"with_position": True, "base_tokenizer": "icu", "stem": False},
+    "grams": {
+        "base_tokenizer": "ngram",
+        "ngram_min_length": 2,
+        "ngram_max_length": 2,
+        "stem": False,
+        "remove_stop_words": False,
+    },
+}
 _OK = f"status = {sql_str(FileStatus.OK)}"
 
 
@@ -120,6 +138,10 @@ def items_schema(dim: int) -> pa.Schema:
             ("taken", pa.float64()),  # capture time (EXIF, video metadata, else mtime): --after
             ("content_hash", pa.string()),
             ("vector", pa.list_(pa.float32(), dim)),
+            # Since schema 3: `text` again and its CJK runs, each with its own full-text
+            # index (`text` is indexed with English stemming, which neither can be).
+            ("words", pa.string()),
+            ("grams", pa.string()),
         ]
     )
 
@@ -407,7 +429,9 @@ class Store:
             if f"files_{info['key']}" in names:
                 add_missing_columns(self._open(f"files_{info['key']}"), FILES_SCHEMA)
             if f"items_{info['key']}" in names:
-                add_missing_columns(self._open(f"items_{info['key']}"), items_schema(info["dim"]))
+                items = self._open(f"items_{info['key']}")
+                _add_word_columns(items)
+                add_missing_columns(items, items_schema(info["dim"]))
         record = pa.Table.from_pylist(
             [{"version": SCHEMA_VERSION, "updated": time.time()}], schema=SCHEMA_SCHEMA
         )
@@ -517,6 +541,25 @@ def add_missing_columns(table: Any, schema: pa.Schema) -> list[str]:
     return [f.name for f in missing]
 
 
+def _add_word_columns(items: Any) -> None:
+    """Schema 3: fill `words` and `grams` from `text` in place (no row is rewritten by
+    Python) and index them when `text` is indexed."""
+    if "words" in items.schema.names:
+        return
+    grams = f"nullif(trim(regexp_replace(text, '{_NOT_CJK_SQL}', ' ', 'g')), '')"
+    items.add_columns({"words": "text", "grams": grams})
+    indexed = {c for i in items.list_indices() for c in i.columns}
+    if "text" in indexed:
+        _create_text_indexes(items, ("words", "grams"))
+
+
+def _create_text_indexes(items: Any, columns: Sequence[str]) -> None:
+    from lancedb.index import FTS
+
+    for column in columns:
+        items.create_index(column, config=FTS(**_TEXT_INDEXES[column]), replace=True)
+
+
 def _upsert_model(models: Any, info: dict[str, Any]) -> None:
     (
         models.merge_insert("key")
@@ -564,7 +607,7 @@ class Collection:
         self.model_key: str = model_key or self.key
         self.files = store._open(f"files_{self.key}")
         self.items = store._open(f"items_{self.key}")
-        self._text_index: bool | None = None
+        self._text_indexed: set[str] | None = None
 
     @property
     def dim(self) -> int:
@@ -708,6 +751,8 @@ class Collection:
                 "t_end": pa.array([i.t_end for i in items], pa.float64()),
                 "page": pa.array([i.page for i in items], pa.int32()),
                 "text": pa.array([i.text for i in items], pa.string()),
+                "words": pa.array([i.text for i in items], pa.string()),
+                "grams": pa.array([cjk_runs(i.text) for i in items], pa.string()),
                 "origin": [i.origin for i in items],
                 "ext": [i.ext for i in items],
                 "taken": pa.array([i.taken for i in items], pa.float64()),
@@ -746,12 +791,15 @@ class Collection:
         return rows
 
     @_guarded
-    def text_search(self, text: str, limit: int, where: str | None) -> list[dict[str, Any]]:
-        """Passages matching `text` by BM25 (`score`), best first; "quoted phrases" match
-        as phrases. Empty when nothing with text was ever indexed."""
-        if not self._has_text_index():
+    def text_search(
+        self, text: str, limit: int, where: str | None, column: str = "text"
+    ) -> list[dict[str, Any]]:
+        """Passages matching `text` by BM25 (`score`) in one full-text index (`text`:
+        stemmed English, `words`: exact words, `grams`: CJK bigrams), best first; "quoted
+        phrases" match as phrases. Empty when nothing with text was ever indexed."""
+        if not self._has_text_index() or column not in self._text_columns():
             return []
-        query = self.items.search(text, query_type="fts")
+        query = self.items.search(text, query_type="fts", fts_columns=column)
         if where:
             query = query.where(where, prefilter=True)
         rows = query.select([*_RESULT_COLUMNS, "_score"]).limit(limit).to_arrow().to_pylist()
@@ -767,17 +815,21 @@ class Collection:
     def _has_vector_index(self) -> bool:
         return any(i.columns == ["vector"] for i in self.items.list_indices())
 
+    def _text_columns(self) -> set[str]:
+        """The columns with a full-text index (an old layout read as it is has `text` only)."""
+        if self._text_indexed is None:
+            indexed = {c for i in self.items.list_indices() for c in i.columns}
+            self._text_indexed = indexed & set(_TEXT_INDEXES)
+        return self._text_indexed
+
     def _has_text_index(self) -> bool:
-        if self._text_index is None:
-            self._text_index = any(i.columns == ["text"] for i in self.items.list_indices())
-        return self._text_index
+        return "text" in self._text_columns()
 
     def _ensure_text_index(self) -> None:
-        if not self._has_text_index():
-            from lancedb.index import FTS
-
-            self.items.create_index("text", config=FTS(with_position=True))
-            self._text_index = True
+        missing = [c for c in _TEXT_INDEXES if c not in self._text_columns()]
+        if missing and set(missing) <= set(self.items.schema.names):
+            _create_text_indexes(self.items, missing)
+            self._text_indexed = None
 
     @_guarded
     def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:

@@ -28,6 +28,14 @@ class Mode(StrEnum):
     HYBRID = "hybrid"
 
 
+class Sort(StrEnum):
+    """The order of the top hits: by score, or by capture date (oldest or newest first)."""
+
+    SCORE = "score"
+    DATE = "date"
+    NEWEST = "-date"
+
+
 class FileStatus(StrEnum):
     """A file row's outcome."""
 

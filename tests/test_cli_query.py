@@ -19,7 +19,7 @@ def test_query_json_gives_documented_fields(indexed: Path) -> None:
     results = query_json("a cat on a sofa")
     assert results
     for r in results:
-        assert set(r) == {"path", "kind", "score", "t", "t_end", "page", "snippet"}
+        assert set(r) == {"path", "kind", "score", "t", "t_end", "page", "snippet", "taken"}
         assert Path(r["path"]).is_absolute() and Path(r["path"]).exists()
         assert (r["kind"], r["t"], r["t_end"], r["page"]) == ("image", None, None, None)
         assert isinstance(r["score"], float)

@@ -256,4 +256,4 @@ class TestRankingAcrossPicturesAndPassages:
     def test_scores_are_fused_and_best_first(self, colour_library: Path) -> None:
         scores = [r["score"] for r in query_json("red", "-n", "20")]
         assert scores == sorted(scores, reverse=True)
-        assert 0 < scores[-1] <= scores[0] <= 1
+        assert 0 <= scores[-1] <= scores[0] <= 1

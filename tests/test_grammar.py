@@ -99,3 +99,35 @@ def test_dates_are_read_in_local_time(text: str, iso: str) -> None:
 def test_a_bad_date_names_the_option() -> None:
     with pytest.raises(UsageError, match="--after"):
         parse_date("yesterday", "--after")
+
+
+@pytest.mark.parametrize(("token", "weight"), [(".5:cat", 0.5), ("1.:cat", 1.0), ("2:cat", 2.0)])
+def test_weights_are_read_as_rclip_reads_them(token: str, weight: float) -> None:
+    assert parse([token]) == [Part("text", "cat", weight)]
+
+
+def test_a_bare_word_naming_a_file_here_stays_text(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dog").write_bytes(b"not a picture")
+    (tmp_path / "notes.txt").write_text("a document, not a picture")
+    assert parse(["dog"]) == [Part("text", "dog", 1.0)]
+    assert parse(["notes.txt"]) == [Part("text", "notes.txt", 1.0)]
+
+
+def test_a_parent_relative_path_is_an_image(tmp_path: Path, monkeypatch) -> None:
+    image = make_image(tmp_path / "up.jpg", seed=1)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert parse(["../up.jpg"]) == [Part("image", str(image), 1.0)]
+
+
+def test_a_file_address_is_an_image(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "a b.jpg", seed=1)
+    assert parse([f"file://{tmp_path}/a%20b.jpg"]) == [Part("image", str(image), 1.0)]
+
+
+@pytest.mark.parametrize("url", ["https://example.com/cat.jpg", "0.5:http://x/y.png"])
+def test_a_web_address_is_refused_in_one_line(url: str) -> None:
+    with pytest.raises(UsageError, match="download it first") as caught:
+        parse(["beach", "+", url])
+    assert "\n" not in str(caught.value)

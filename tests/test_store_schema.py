@@ -21,6 +21,7 @@ from helpers import env_settings, file_rows, item_paths, make_image, query_json,
 from mmsearch import embed
 from mmsearch.config import Settings
 from mmsearch.store import SCHEMA_VERSION, Store
+from mmsearch.store import items_schema as store_items_schema
 
 # Schema 1, as the first release wrote it: no `schema` table, and these tables.
 V1_MODELS = pa.schema(
@@ -212,11 +213,13 @@ def lock_held_by_another_thread() -> Iterator[None]:
 
 def test_the_v1_layout_is_what_this_test_builds(indexed_rows: dict) -> None:
     """The literal schemas above are the ones the first release wrote: only the models
-    registry grew since."""
+    registry and (in schema 3) the items' full-text columns grew since."""
     from mmsearch import store
 
     assert store.FILES_SCHEMA == V1_FILES
-    assert store.items_schema(indexed_rows["dim"]) == v1_items(indexed_rows["dim"])
+    v1 = v1_items(indexed_rows["dim"])
+    assert store.items_schema(indexed_rows["dim"]).names[: len(v1)] == v1.names
+    assert store.items_schema(indexed_rows["dim"]).names[len(v1) :] == ["words", "grams"]
     assert store.MODELS_SCHEMA.names[: len(V1_MODELS)] == V1_MODELS.names
 
 
@@ -251,7 +254,8 @@ def test_indexing_a_v1_store_upgrades_it_and_reembeds_nothing(
     assert (info["weights"], info["checkpoint"]) == (settings.weights, settings.checkpoint)
     assert info["roots"] == [str(indexed_rows["photos"])]
     s = status_json()
-    assert s["schema_version"] == 2 and s["files_indexed"] == 7 and s["other_models"] == []
+    assert s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7
+    assert s["other_models"] == []
     from mmsearch.snapshot import open_fresh
 
     assert open_fresh(settings.db, settings.model_key) is not None  # named as queries look
@@ -284,7 +288,8 @@ def test_an_adopted_collection_is_not_taken_by_weights_changed_in_place(
 def test_a_reader_upgrades_a_v1_store_when_the_lock_is_free(indexed_rows: dict) -> None:
     make_v1_store(indexed_rows)
     s = status_json()
-    assert s["schema_version"] == 2 and s["files_indexed"] == 7 and s["problem"] is None
+    assert s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7
+    assert s["problem"] is None
     assert recorded_version() == [SCHEMA_VERSION]
 
 
@@ -297,7 +302,7 @@ def test_a_reader_reads_a_v1_store_as_it_is_while_a_writer_holds_the_lock(
         assert s["schema_version"] == 1 and s["files_indexed"] == 7 and s["problem"] is None
         assert len(query_json("x", "-n", "50")) == 7
         assert "schema" not in tables()
-    assert status_json()["schema_version"] == 2
+    assert status_json()["schema_version"] == SCHEMA_VERSION
 
 
 def test_a_table_lacking_a_nullable_column_gains_it(indexed_rows: dict, tmp_path: Path) -> None:
@@ -306,7 +311,7 @@ def test_a_table_lacking_a_nullable_column_gains_it(indexed_rows: dict, tmp_path
     key = make_v1_store(indexed_rows, drop="taken")
     assert run("index", "-q", str(indexed_rows["photos"])).exit_code == 0
     items = lancedb.connect(os.environ["MMSEARCH_DB"]).open_table(f"items_{key}").to_arrow()
-    assert set(items.schema.names) == set(v1_items(indexed_rows["dim"]).names)
+    assert set(items.schema.names) == set(store_items_schema(indexed_rows["dim"]).names)
     assert items["taken"].null_count == items.num_rows == len(indexed_rows["items"])
     assert sorted(items["path"].to_pylist()) == sorted(r["path"] for r in indexed_rows["items"])
     assert len(query_json("x", "--after", "1990-01-01")) == 0  # a null date is no date
@@ -330,7 +335,7 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert lines == [
         f"mmsearch: error: the store {os.environ['MMSEARCH_DB']} was written by a newer "
-        "mmsearch (schema 99; this one reads up to 2): upgrade mmsearch"
+        f"mmsearch (schema 99; this one reads up to {SCHEMA_VERSION}): upgrade mmsearch"
     ]
     if command == ["status", "--json"]:
         assert json.loads(result.stdout)["schema_version"] == 99
@@ -342,3 +347,38 @@ def test_status_reports_the_schema_of_a_new_store(photos: Path) -> None:
     assert run("index", "-q", str(photos)).exit_code == 0
     assert status_json()["schema_version"] == SCHEMA_VERSION
     assert recorded_version() == [SCHEMA_VERSION]
+
+
+def make_v2_store(folder: Path) -> str:
+    """A store of schema 2: indexed now, then its items stripped of the full-text columns
+    schema 3 added (their indexes go with them) and the record set back to 2."""
+    import lancedb
+
+    assert run("index", "-q", str(folder)).exit_code == 0
+    settings = env_settings()
+    items = lancedb.connect(settings.db).open_table(f"items_{settings.model_key}")
+    items.drop_columns(["words", "grams"])
+    claim_version(2)
+    return settings.model_key
+
+
+def test_a_v2_store_gains_exact_and_cjk_full_text_in_place(tmp_path: Path) -> None:
+    import lancedb
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "exact.txt").write_text("Homogeneity of variance is assumed.")
+    (folder / "variant.txt").write_text("A homogeneous, homogeneous, homogeneous mixture.")
+    (folder / "seoul.txt").write_text("서울 도서관에서 책을 빌렸습니다.")
+    key = make_v2_store(folder)
+    s = status_json()  # a reader upgrades when the lock is free
+    assert s["schema_version"] == SCHEMA_VERSION and recorded_version() == [SCHEMA_VERSION]
+    items = lancedb.connect(os.environ["MMSEARCH_DB"]).open_table(f"items_{key}")
+    rows = {r["path"]: r for r in items.to_arrow().to_pylist()}
+    seoul = rows[str(folder / "seoul.txt")]
+    assert seoul["words"] == seoul["text"] and seoul["grams"] == "서울 도서관에서 책을 빌렸습니다"
+    assert rows[str(folder / "exact.txt")]["grams"] is None
+    indexed = {c for i in items.list_indices() for c in i.columns}
+    assert {"text", "words", "grams"} <= indexed
+    assert query_json("homogeneity", "--mode", "text")[0]["path"] == str(folder / "exact.txt")
+    assert query_json("도서관", "--mode", "text")[0]["path"] == str(folder / "seoul.txt")

@@ -1,0 +1,144 @@
+"""Fusion as a function of the evidence: each list's order counts, the order the lists come in
+does not, and a locator's picture and passages are one candidate."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from mmsearch.filters import Filters
+from mmsearch.protocol import SearchRequest
+from mmsearch.ranking import (
+    Hit,
+    Source,
+    coverage,
+    fuse,
+    group,
+    query_terms,
+)
+from mmsearch.search import sort_hits
+from mmsearch.vocab import Mode, Sort
+
+
+def row(path: str, score: float, text: str | None = None, page: int | None = None) -> dict:
+    kind = "document" if text is not None or page is not None else "image"
+    return {
+        "path": path,
+        "kind": kind,
+        "t": None,
+        "t_end": None,
+        "page": page,
+        "text": text,
+        "score": score,
+        "taken": None,
+    }
+
+
+def order(lists: dict[Source, list[dict[str, Any]]], terms: tuple[str, ...] = ("word",)) -> list:
+    return [c.key for c in fuse(lists, terms, limit=100)]
+
+
+BASE = {
+    Source.PICTURES: [row("/p1.jpg", 0.30), row("/p2.jpg", 0.29)],
+    Source.PASSAGES: [row("/d1.txt", 0.90, "word one"), row("/d2.txt", 0.89, "word two")],
+    Source.EXACT: [row("/d1.txt", 4.0, "word one"), row("/d2.txt", 3.0, "word two")],
+    Source.STEMMED: [row("/d1.txt", 2.0, "word one"), row("/d2.txt", 1.5, "word two")],
+}
+
+
+@pytest.mark.parametrize("source", list(BASE))
+def test_fusion_uses_each_lists_order(source: Source) -> None:
+    """Within any one list, the row above wins when the rest of the evidence is equal; swap
+    the two rows of that list (their scores stay with their places) and the fused order of
+    the pair swaps too."""
+    first, second = BASE[source][0]["path"], BASE[source][1]["path"]
+    lists = {source: BASE[source]}
+    assert [k[0] for k in order(lists)] == [first, second]
+    swapped = [
+        {**BASE[source][1], "score": BASE[source][0]["score"]},
+        {**BASE[source][0], "score": BASE[source][1]["score"]},
+    ]
+    assert [k[0] for k in order({source: swapped})] == [second, first]
+
+
+def test_no_tie_is_broken_by_the_order_the_lists_come_in() -> None:
+    tied = {
+        Source.PICTURES: [row("/b.jpg", 0.3), row("/a.jpg", 0.3)],
+        Source.EXACT: [row("/c.txt", 2.0, "word"), row("/d.txt", 2.0, "word")],
+    }
+    orders = {
+        tuple(order(dict(p)))
+        for p in itertools.permutations(tied.items())
+        for p in [[(s, list(reversed(r))) for s, r in p], list(p)]
+    }
+    assert len(orders) == 1
+
+
+def test_a_word_only_full_text_knows_beats_the_best_picture() -> None:
+    lists = {
+        Source.PICTURES: [row("/photo.jpg", 0.35)],
+        Source.PASSAGES: [row("/other.pdf", 0.95, "gardens", 1)],
+        Source.EXACT: [row("/report.pdf", 1.2, "the xylophone", 2)],
+        Source.STEMMED: [row("/report.pdf", 1.1, "the xylophone", 2)],
+    }
+    assert order(lists, ("xylophone",))[0] == ("/report.pdf", 2, None)
+
+
+def test_a_pages_picture_and_passage_are_one_candidate_and_the_passage_is_the_snippet() -> None:
+    picture = {**row("/r.pdf", 0.31, None, 2), "kind": "document"}
+    lists = {
+        Source.PICTURES: [picture],
+        Source.EXACT: [row("/r.pdf", 3.0, "page one talks of a zebu", 1)],
+        Source.PASSAGES: [row("/r.pdf", 0.9, "page two passage", 2)],
+    }
+    cands = fuse(lists, ("zebu",), limit=100)
+    assert sorted(c.key for c in cands) == [("/r.pdf", 1, None), ("/r.pdf", 2, None)]
+    (hit,) = group(cands, terms=("zebu",))
+    assert (hit.page, hit.snippet) == (1, "page one talks of a zebu")
+
+
+def test_an_exact_word_outranks_its_stemmed_variants() -> None:
+    lists = {
+        Source.EXACT: [row("/exact.txt", 1.0, "homogeneity of variance")],
+        Source.STEMMED: [
+            row("/variant.txt", 3.0, "homogeneous homogeneous homogeneous"),
+            row("/exact.txt", 1.0, "homogeneity of variance"),
+        ],
+    }
+    assert order(lists, ("homogeneity",))[0][0] == "/exact.txt"
+
+
+def test_query_terms_drop_stop_words_and_split_cjk_into_bigrams() -> None:
+    assert query_terms("the Red car at night") == ["red", "car", "night"]
+    assert query_terms("图书馆") == ["图书", "书馆"]
+
+
+def test_coverage_counts_exact_words_fully_and_variants_half() -> None:
+    assert coverage("a red car", ["red", "car"]) == 1.0
+    assert coverage("homogeneous mixture", ["homogeneity"]) == 0.5
+    assert coverage("a blue boat", ["red", "car"]) == 0.0
+
+
+def test_sorting_by_date_keeps_the_hits_and_puts_undated_ones_last() -> None:
+    hits = [
+        Hit("/a", "image", 0.9, taken=30.0),
+        Hit("/b", "image", 0.8, taken=None),
+        Hit("/c", "image", 0.7, taken=10.0),
+    ]
+    assert [h.path for h in sort_hits(hits, Sort.DATE)] == ["/c", "/a", "/b"]
+    assert [h.path for h in sort_hits(hits, Sort.NEWEST)] == ["/a", "/c", "/b"]
+    assert sort_hits(hits, Sort.SCORE) == hits
+
+
+def test_the_sort_travels_over_the_wire() -> None:
+    request = SearchRequest("m", None, (), 5, Filters(), False, Mode.AUTO, Sort.NEWEST)
+    assert SearchRequest.from_wire(request.to_wire()).sort == Sort.NEWEST
+
+
+def test_words_count_by_rarity_and_a_word_no_passage_holds_not_at_all() -> None:
+    weights = {"red": 0.7, "circle": 0.0, "kelvaro": 3.0}  # circle: in no passage
+    assert coverage("Reference kelvaro.", weights) == pytest.approx(3.0 / 3.7)
+    assert coverage("a red thing", weights) == pytest.approx(0.7 / 3.7)
+    assert coverage("a red circle, kelvaro", weights) == 1.0
