@@ -120,9 +120,7 @@ def _library(store: StoreOptions, runtime: RuntimeOptions | None = None) -> Libr
     from mmsearch.library import Library
 
     extra = {"runtime": runtime.runtime, "precision": runtime.precision} if runtime else {}
-    settings = Settings(
-        db=store.db, model=store.model, pretrained=store.pretrained or None, **extra
-    )
+    settings = Settings(db=store.db, model=store.model, pretrained=store.pretrained, **extra)
     return Library(settings)
 
 

@@ -44,6 +44,7 @@ def register_embedder(scheme: str, factory: Callable[[str], Embedder]) -> None:
 
 def load_embedder(settings: Settings) -> Embedder:
     """Load (once per process) the model named by `settings`, or say plainly how to get it."""
+    settings = settings.concrete()
     key = (settings.model, settings.pretrained, settings.runtime, settings.precision)
     with _cache_lock:
         if key not in _cache:

@@ -99,11 +99,21 @@ def index_paths(
     options = options or IndexOptions()
     store = Store(settings.db)
     with store.writer_lock("index"):
+        coll = store.collection(settings) if store.exists() else None
+        if coll is not None and (lifted := named_exclusions(coll.excluded, roots)):
+            # Indexing a forgotten subtree (or a path in it) by name brings it back.
+            kept = [e for e in coll.excluded if e not in lifted]
+            coll.set_roots(coll.info["roots"], excluded=kept)
         report = sync(store, settings, roots, options, progress=progress)
         coll = store.collection(settings)
         if coll is not None:
             coll.set_roots(merge_roots(coll.info["roots"], roots))
     return report
+
+
+def named_exclusions(excluded: Sequence[str], paths: Sequence[str]) -> list[str]:
+    """The exclusions that `paths` name: each path at or inside one lifts it."""
+    return [e for e in excluded if any(is_within(p, e) for p in paths)]
 
 
 def sync(
@@ -122,10 +132,13 @@ def sync(
     started = time.monotonic()
     report = IndexReport()
     skip = [store.uri] if is_local_uri(store.uri) else []
+    coll = store.collection(settings)
+    if coll is not None and coll.excluded:  # forgotten subtrees stay out
+        skip += coll.excluded
+        paths = [p for p in paths if not any(is_within(p, e) for e in coll.excluded)]
     found = scan(paths, options.excludes, skip=skip, roots=roots)
     report.unsupported = found.unsupported
-    coll = store.collection(settings)
-    existing = coll.records_under(paths) if coll else {}
+    existing = coll.records_under(paths) if coll and paths else {}
 
     todo: list[tuple[FileEntry, bool]] = []
     for entry in found.files:
@@ -176,6 +189,7 @@ def sync(
     with phase("optimize"):
         if optimize:
             snapshot.refresh(coll, bool(writer.wrote or vanished or report.ocr.text))
+        store.remember({coll.key: coll.summary()})
     report.seconds = time.monotonic() - started
     return report
 
@@ -217,7 +231,11 @@ def forget_paths(settings: Settings, paths: Iterable[str]) -> ForgetReport:
     with store.writer_lock("forget"):
         files, items = coll.remove_subtrees(targets)
         roots = [r for r in coll.info["roots"] if not any(is_within(r, t) for t in targets)]
-        coll.set_roots(roots)
+        # A subtree inside a root that stays is kept out of later runs over that root.
+        inside = [t for t in targets if any(is_within(t, r) for r in roots)]
+        kept = [e for e in coll.excluded if not any(is_within(e, t) for t in inside)]
+        coll.set_roots(roots, excluded=outermost([*kept, *inside]))
         if files or items:
             snapshot.refresh(coll, changed=True)
+        store.remember({coll.key: coll.summary()})
     return ForgetReport(files, items)

@@ -44,9 +44,24 @@ class Library:
     server itself does, and so can a caller that wants no socket traffic)."""
 
     def __init__(self, settings: Settings | None = None, *, ask_server: bool = True):
-        self.settings = settings or Settings()
+        self.given = settings or Settings()
         self.ask_server = ask_server
         self._store: Store | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The given settings with the model chosen: what the caller named, completed from
+        the model the store was built with (the most recently indexed, if several), else
+        the default. Read from the store's registry file: no LanceDB import, no torch."""
+        if self._settings is None:
+            if self.given.chosen:
+                self._settings = self.given
+            else:
+                from mmsearch.store import remembered_models
+
+                self._settings = self.given.with_remembered(remembered_models(self.given.db))
+        return self._settings
 
     def with_model(self, model: str, pretrained: str | None) -> Library:
         """The same store seen through another model."""
@@ -188,9 +203,14 @@ class Library:
     def status(self) -> StatusReport:
         """What the store holds for this model; never raises for a damaged store (the
         report's `problem` says what is wrong)."""
+        from mmsearch.errors import MmsearchError
         from mmsearch.status import status
 
-        return status(self.settings)
+        try:
+            settings = self.settings
+        except MmsearchError as e:  # a moved checkpoint, a damaged store: say it, show the rest
+            return status(self.given.concrete(), problem=str(e))
+        return status(settings)
 
     # Serving ------------------------------------------------------------------------
 

@@ -216,10 +216,17 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         ("model", model),
     ]
     if not report.indexed:
-        rows.append(("index", "nothing indexed with this model yet: run `mmsearch index PATH`"))
+        hint = (
+            "leave --model/--pretrained unset to use the model below, or run "
+            "`mmsearch index FOLDER` with this one"
+            if report.other_models
+            else "run `mmsearch index FOLDER` (or point --db / MMSEARCH_DB at your store)"
+        )
+        rows.append(("index", f"nothing indexed with this model: {hint}"))
     else:
         rows += [
             ("roots", "\n".join(report.roots) or "-"),
+            *([("forgotten", "\n".join(report.excluded))] if report.excluded else []),
             (
                 "files",
                 f"{report.files_indexed} indexed{_by_kind(report.files_by_kind)}, "

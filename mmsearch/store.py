@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import threading
 import time
@@ -35,8 +36,14 @@ MODELS = "models"
 SCHEMA = "schema"
 # The layout this code writes. 1: `models`, `files_<key>`, `items_<key>` (no `schema` table).
 # 2: the `schema` record; `models` gains `weights` and `checkpoint` (the key of a checkpoint
-# on disk comes from its whole content, no longer from its first MiB).
-SCHEMA_VERSION = 2
+# on disk comes from its whole content, no longer from its first MiB). 3: `models` gains
+# `excluded` (subtrees `forget` dropped, kept out of later runs over their roots).
+SCHEMA_VERSION = 3
+# A local store's folder also holds this small file: the `models` rows and, per model, what
+# `status` shows, each with the table versions it was read at (from directory listings),
+# so choosing the model and `status` need not import LanceDB. Derived: a stale or missing
+# file only sends readers to the tables.
+REGISTRY = "registry.json"
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 # Old versions are kept this long after a compaction, so a query that opened the table
@@ -77,6 +84,9 @@ MODELS_SCHEMA = pa.schema(
         # where the weights were read from, if from disk.
         ("weights", pa.string()),
         ("checkpoint", pa.string()),
+        # Since schema 3: subtrees `forget` dropped, skipped by later runs over their roots
+        # until one of them is indexed by name. Null on older rows: none.
+        ("excluded", pa.list_(pa.string())),
     ]
 )
 # The version lives in a table of its own, not in a column of `models`: it describes the
@@ -174,17 +184,116 @@ def version_token(db: str, key: str) -> str | None:
     return hashlib.sha1("\0".join(names).encode()).hexdigest()
 
 
+def _manifests(db: str, table: str) -> list[str]:
+    try:
+        names = os.listdir(Path(db) / f"{table}.lance" / "_versions")
+    except OSError:
+        return []
+    return sorted(n for n in names if n.endswith(".manifest"))
+
+
+def tables_token(db: str, tables: Sequence[str]) -> str | None:
+    """Names the current versions of these tables (directory listings only); None when the
+    store is not on local disk."""
+    if not is_local_uri(db):
+        return None
+    parts = [f"{t}\0{chr(0).join(_manifests(db, t))}" for t in tables]
+    return hashlib.sha1("\1".join(parts).encode()).hexdigest()
+
+
+def _registry_tables() -> list[str]:
+    return [MODELS, SCHEMA]
+
+
+def read_registry(db: str) -> dict[str, Any] | None:
+    """The registry file of a local store, if it describes the `models` table as it is now
+    and was written by this layout; None otherwise (then ask the tables)."""
+    if not is_local_uri(db):
+        return None
+    try:
+        data = json.loads((Path(db) / REGISTRY).read_text())
+        fresh = data["schema"] == SCHEMA_VERSION
+        fresh = fresh and data["token"] == tables_token(db, _registry_tables())
+        return data if fresh and isinstance(data["models"], list) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remembered_models(db: str) -> list[dict[str, Any]]:
+    """The models a store was built with (registry rows; empty for no store), from the
+    registry file when it is current, else from the tables."""
+    if is_local_uri(db) and not os.path.isdir(db):
+        return []
+    data = read_registry(db)
+    if data is not None:
+        return list(data["models"])
+    store = Store(db)
+    return store.models() if store.exists() else []
+
+
+def summary_token(db: str, key: str) -> str | None:
+    return tables_token(db, [f"files_{key}", f"items_{key}", SCHEMA])
+
+
+def remembered_summary(db: str, key: str) -> dict[str, Any] | None:
+    """What `status` shows for collection `key` (`Collection.summary`), from the registry
+    file, if its tables have not changed since it was written."""
+    data = read_registry(db)
+    summary = (data or {}).get("summaries", {}).get(key)
+    if not isinstance(summary, dict) or summary.get("token") != summary_token(db, key):
+        return None
+    return summary
+
+
+def row_of(rows: Sequence[dict[str, Any]], settings: Settings) -> dict[str, Any] | None:
+    """The registry row of `settings`' model: by its key, or under the key schema 1 gave a
+    checkpoint, if that row's weights are unknown or the same."""
+    key = settings.model_key
+    info = next((m for m in rows if m["key"] == key), None)
+    if info is None and key != (legacy := settings.legacy_model_key):
+        weights = settings.weights
+        info = next(
+            (m for m in rows if m["key"] == legacy and m["weights"] in (None, weights)), None
+        )
+    return info
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically (readers never see half a file); a file that cannot be written only costs
+    readers the slower path."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False))
+        os.replace(tmp, path)
+    except OSError:
+        with suppress(OSError):
+            tmp.unlink()
+
+
+def no_index_message(settings: Settings, others: Sequence[dict[str, Any]]) -> str:
+    """Why there is nothing to search, and the flag or variable that would fix it."""
+    from mmsearch.config import describe_row
+
+    if not others:
+        return (
+            f"nothing indexed in {settings.db} yet: run `mmsearch index FOLDER` first "
+            "(or point --db / MMSEARCH_DB at the store you built)"
+        )
+    held = "; ".join(describe_row(m) for m in others)
+    return (
+        f"nothing indexed with {settings.describe()} in {settings.db}; it holds {held}: "
+        "leave --model and --pretrained unset to use it, or pass --model/--pretrained "
+        "(MMSEARCH_MODEL/MMSEARCH_PRETRAINED) naming it"
+    )
+
+
 def open_collection(settings: Settings) -> Collection:
     """The collection of `settings`' model, or a NoIndex error that says what to do."""
     store = Store(settings.db)
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
-        others = [m["model"] for m in store.models()] if store.exists() else []
-        hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
-        raise NoIndex(
-            f"nothing indexed with {settings.model} in {settings.db} yet: "
-            f"run `mmsearch index PATH` first{hint}"
-        )
+        others = store.models() if store.exists() else []
+        raise NoIndex(no_index_message(settings, others))
     return coll
 
 
@@ -363,6 +472,27 @@ class Store:
         self.db.create_table(SCHEMA, data=record, mode=mode)
         return SCHEMA_VERSION
 
+    def remember(self, summaries: dict[str, dict[str, Any]] | None = None) -> None:
+        """Rewrite the registry file from the tables, adding these collections' summaries;
+        the caller holds the writer lock (so nothing commits meanwhile)."""
+        if not is_local_uri(self.uri) or not self.exists():
+            return
+        self._check_schema()
+        if self._version != SCHEMA_VERSION:
+            return
+        models = self.models()
+        path = Path(self.uri) / REGISTRY
+        try:
+            old = json.loads(path.read_text())
+            kept = dict(old["summaries"]) if old.get("schema") == SCHEMA_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = {}
+        keys = {m["key"] for m in models}
+        kept = {k: v for k, v in {**kept, **(summaries or {})}.items() if k in keys}
+        token = tables_token(self.uri, _registry_tables())
+        data = {"schema": SCHEMA_VERSION, "token": token, "models": models, "summaries": kept}
+        _write_json(path, data)
+
     def models(self) -> list[dict[str, Any]]:
         """The registry's rows; columns an old layout lacks read as null."""
         if not self.exists():
@@ -383,13 +513,7 @@ class Store:
         weights recorded) by the first run that looks for it, and found by key and weights
         from then on; its tables keep their names."""
         key = settings.model_key
-        rows = self.models()
-        info = next((m for m in rows if m["key"] == key), None)
-        if info is None and key != (legacy := settings.legacy_model_key):
-            weights = settings.weights
-            info = next(
-                (m for m in rows if m["key"] == legacy and m["weights"] in (None, weights)), None
-            )
+        info = row_of(self.models(), settings)
         if info is None:
             return None
         if info["weights"] is None:
@@ -431,6 +555,7 @@ class Store:
             "updated": now,
             "weights": settings.weights,
             "checkpoint": settings.checkpoint,
+            "excluded": [],
         }
         key = info["key"]
         self.db.create_table(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
@@ -772,10 +897,30 @@ class Collection:
         return counts
 
     @_guarded
-    def set_roots(self, roots: Sequence[str]) -> None:
+    def set_roots(self, roots: Sequence[str], excluded: Sequence[str] | None = None) -> None:
+        """Record the indexed roots (and, if given, the subtrees kept out of them)."""
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
+        if excluded is not None:
+            info["excluded"] = sorted(set(excluded))
         _upsert_model(self.store._open(MODELS), info)
         self.info = info
+        self.store.remember()
+
+    @property
+    def excluded(self) -> list[str]:
+        """Subtrees `forget` dropped: later runs over their roots leave them out."""
+        return list(self.info.get("excluded") or [])
+
+    @_guarded
+    def summary(self) -> dict[str, Any]:
+        """What `status` shows of this collection, and the table versions it was read at."""
+        token = summary_token(self.store.uri, self.key)
+        return {
+            "token": token,
+            **self.counts(),
+            "failures": self.failures(),
+            "ocr": self.ocr_counts(),
+        }
 
     @_guarded
     def failures(self) -> list[dict[str, str]]:

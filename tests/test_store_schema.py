@@ -251,7 +251,11 @@ def test_indexing_a_v1_store_upgrades_it_and_reembeds_nothing(
     assert (info["weights"], info["checkpoint"]) == (settings.weights, settings.checkpoint)
     assert info["roots"] == [str(indexed_rows["photos"])]
     s = status_json()
-    assert s["schema_version"] == 2 and s["files_indexed"] == 7 and s["other_models"] == []
+    assert (
+        s["schema_version"] == SCHEMA_VERSION
+        and s["files_indexed"] == 7
+        and s["other_models"] == []
+    )
     from mmsearch.snapshot import open_fresh
 
     assert open_fresh(settings.db, settings.model_key) is not None  # named as queries look
@@ -284,7 +288,9 @@ def test_an_adopted_collection_is_not_taken_by_weights_changed_in_place(
 def test_a_reader_upgrades_a_v1_store_when_the_lock_is_free(indexed_rows: dict) -> None:
     make_v1_store(indexed_rows)
     s = status_json()
-    assert s["schema_version"] == 2 and s["files_indexed"] == 7 and s["problem"] is None
+    assert (
+        s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7 and s["problem"] is None
+    )
     assert recorded_version() == [SCHEMA_VERSION]
 
 
@@ -297,7 +303,7 @@ def test_a_reader_reads_a_v1_store_as_it_is_while_a_writer_holds_the_lock(
         assert s["schema_version"] == 1 and s["files_indexed"] == 7 and s["problem"] is None
         assert len(query_json("x", "-n", "50")) == 7
         assert "schema" not in tables()
-    assert status_json()["schema_version"] == 2
+    assert status_json()["schema_version"] == SCHEMA_VERSION
 
 
 def test_a_table_lacking_a_nullable_column_gains_it(indexed_rows: dict, tmp_path: Path) -> None:
@@ -330,7 +336,7 @@ def test_a_store_of_a_newer_schema_is_refused_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert lines == [
         f"mmsearch: error: the store {os.environ['MMSEARCH_DB']} was written by a newer "
-        "mmsearch (schema 99; this one reads up to 2): upgrade mmsearch"
+        f"mmsearch (schema 99; this one reads up to {SCHEMA_VERSION}): upgrade mmsearch"
     ]
     if command == ["status", "--json"]:
         assert json.loads(result.stdout)["schema_version"] == 99
@@ -342,3 +348,21 @@ def test_status_reports_the_schema_of_a_new_store(photos: Path) -> None:
     assert run("index", "-q", str(photos)).exit_code == 0
     assert status_json()["schema_version"] == SCHEMA_VERSION
     assert recorded_version() == [SCHEMA_VERSION]
+
+
+def test_a_v2_store_gains_the_forget_exclusions_in_place(photos: Path) -> None:
+    """Schema 3 adds `models.excluded`: a store of schema 2 (no such column) is upgraded on
+    open, its rows kept, and `forget` then sticks in it."""
+    import lancedb
+
+    assert run("index", "-q", str(photos)).exit_code == 0
+    db = lancedb.connect(os.environ["MMSEARCH_DB"])
+    db.open_table("models").drop_columns(["excluded"])
+    claim_version(2)
+    Path(os.environ["MMSEARCH_DB"], "registry.json").unlink()
+    s = status_json()
+    assert s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7
+    assert "excluded" in db.open_table("models").schema.names
+    assert run("forget", str(photos / "trips")).exit_code == 0
+    assert run("index", "-q", str(photos)).exit_code == 0
+    assert not any("/trips/" in p for p in file_rows())
