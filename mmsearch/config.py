@@ -86,7 +86,9 @@ class Settings:
                 pretrained = DEFAULT_PRETRAINED if model == DEFAULT_MODEL else None
             return replace(self, model=model, pretrained=pretrained)
         row = rows[0]
-        if row.get("checkpoint") and not row["model"].startswith("local-dir:"):
+        if self.pretrained != UNSET:
+            pretrained = self.pretrained
+        elif row.get("checkpoint") and not row["model"].startswith("local-dir:"):
             pretrained = row["checkpoint"]
         else:
             pretrained = row.get("pretrained") or None
@@ -177,7 +179,13 @@ def _same_weights(row: dict[str, Any], pretrained: str | None) -> bool:
     if not pretrained:
         return not row.get("pretrained") and not row.get("checkpoint")
     if os.path.isfile(pretrained):
-        return row.get("checkpoint") == str(Path(pretrained).expanduser().absolute())
+        path = Path(pretrained).expanduser().absolute()
+        if row.get("checkpoint") == str(path):
+            return True
+        # The same weights moved: known by their content.
+        return bool(row.get("checkpoint")) and row.get("weights") == "sha256:" + weights_digest(
+            path
+        )
     return row.get("pretrained") == pretrained and not row.get("checkpoint")
 
 
