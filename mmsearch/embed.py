@@ -88,6 +88,15 @@ def onnx_folder(settings: Settings) -> Path:
     return cache_root() / "onnx" / settings.model_key
 
 
+def exported(settings: Settings) -> bool:
+    """Whether the model will run from its ONNX export already made: no weights are read."""
+    from mmsearch.clip_onnx import META
+
+    if settings.runtime == "torch" or has_gpu():
+        return False
+    return (onnx_folder(settings) / META).exists()
+
+
 def _load(settings: Settings) -> Embedder:
     runtime, precision = choose_runtime(settings)
     if runtime == "onnx":

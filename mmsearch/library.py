@@ -70,6 +70,14 @@ class Library:
         settings = dataclasses.replace(self.settings, model=model, pretrained=pretrained)
         return Library(settings, ask_server=self.ask_server)
 
+    def check_model(self) -> None:
+        """Fail now, in one line and without importing torch, for a model that cannot load:
+        an unknown name, a missing checkpoint or folder, weights not cached while offline."""
+        from mmsearch.embed import exported
+        from mmsearch.preflight import check
+
+        check(self.settings, weights_needed=not exported(self.settings))
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -95,6 +103,7 @@ class Library:
         """Bring the index of `paths` up to date with the disk; they become indexed roots."""
         from mmsearch.index import IndexOptions, index_paths
 
+        self.check_model()
         return index_paths(self.settings, paths, options or IndexOptions(), progress)
 
     def watch(
@@ -113,6 +122,7 @@ class Library:
         from mmsearch.index import IndexOptions
         from mmsearch.watch import WatchOptions, watch
 
+        self.check_model()
         with self.store.writer_lock("watch"), self._serving_if_free(serve, on_notice):
             watch(
                 self.settings,
@@ -154,6 +164,7 @@ class Library:
             moments=bool(moments),
             mode=choose(Mode, mode, "--mode"),
         )
+        self.check_model()
         if self.ask_server:
             from mmsearch.client import ask
 
@@ -219,6 +230,7 @@ class Library:
         model and the index warm. Raises StoreBusy when another server answers already."""
         from mmsearch.serve import serving, warm_up
 
+        self.check_model()
         with serving(self) as path:
             warm_up(self)
             on_ready(path)

@@ -1,0 +1,64 @@
+"""Model choices that cannot load fail at once, in one line, before torch or open_clip is
+imported: an unknown model name, a missing checkpoint or `local-dir:` folder, an unknown tag,
+weights not cached while offline (the suite runs with HF_HUB_OFFLINE=1 and an empty cache)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import make_image
+
+BUDGET_S = 5.0  # the aim is 1 s; generous for a busy CI machine, far below torch's import
+
+# Runs the CLI in a fresh process, then says whether torch or open_clip got imported.
+PROBE = """
+import sys
+from mmsearch.cli import main
+sys.argv = ["mmsearch", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+heavy = sorted(m for m in ("torch", "open_clip", "lancedb") if m in sys.modules)
+print("imported:", ",".join(heavy) or "-", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def run_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120
+    )
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "ViT-B-23"], "unknown model 'ViT-B-23': did you mean ViT-B-32"),
+        (["--model", "ViT-B-32", "--pretrained", "missing/vitb32.pt"], "checkpoint not found"),
+        (["--model", "local-dir:/no/such/folder"], "no such folder"),
+        (["--model", "ViT-B-32-256", "--pretrained", "no-such-tag"], "datacomp_s34b_b86k"),
+        (["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"], "HF_HUB_OFFLINE is set"),
+    ],
+    ids=["unknown-model", "missing-checkpoint", "missing-local-dir", "unknown-tag", "offline"],
+)
+@pytest.mark.parametrize("command", ["index", "query"])
+def test_a_model_that_cannot_load_fails_at_once_without_torch(
+    args: list[str], says: str, command: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "p"
+    make_image(folder / "a.jpg", seed=1)
+    target = [str(folder)] if command == "index" else ["red car"]
+    done, seconds = run_probe(command, *target, *args)
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr
+    assert error.startswith("mmsearch: error: ") and says in error
+    assert imported == "imported: -" or "torch" not in imported, imported
+    assert "open_clip" not in imported
+    assert seconds < BUDGET_S, f"{seconds:.1f} s"
