@@ -88,6 +88,14 @@ def onnx_folder(settings: Settings) -> Path:
     return cache_root() / "onnx" / settings.model_key
 
 
+def needs_export(settings: Settings) -> bool:
+    """Whether loading the model will first make its one-time ONNX export."""
+    settings = settings.concrete()
+    if settings.model.split(":", 1)[0] in _factories:
+        return False
+    return choose_runtime(settings)[0] == "onnx" and not exported(settings)
+
+
 def exported(settings: Settings) -> bool:
     """Whether the model will run from its ONNX export already made: no weights are read."""
     from mmsearch.clip_onnx import META

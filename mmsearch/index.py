@@ -11,6 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,8 +31,12 @@ if TYPE_CHECKING:
 
 
 class Progress(Protocol):
+    """What a run reports as it goes: a step with a total, files done (and whether each was
+    embedded, so a rate counts only those), and open-ended steps such as loading the model."""
+
     def start(self, total: int, label: str = "indexing") -> None: ...
-    def advance(self, n: int = 1) -> None: ...
+    def advance(self, n: int = 1, embedded: bool = False) -> None: ...
+    def step(self, label: str) -> AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -46,6 +51,8 @@ class IndexReport:
     frames: int = 0  # video frames embedded
     ocr: OcrReport = field(default_factory=OcrReport)
     seconds: float = 0.0
+    model_seconds: float = 0.0  # loading the model (and preparing it, the first time)
+    model_prepared: bool = False  # this run made the one-time ONNX export
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -158,7 +165,7 @@ def sync(
         report.seconds = time.monotonic() - started
         return report
     # The model loads on first need: a run that only moves or removes files never waits.
-    embedder = _model_loader(settings, coll.dim if coll else None)
+    embedder = _model_loader(settings, coll.dim if coll else None, report, progress)
     if coll is None:
         coll = store.create_collection(settings, embedder().dim)
     writer = Writer(coll, report, flush_items=options.batch_size * FLUSH_BATCHES)
@@ -194,12 +201,23 @@ def sync(
     return report
 
 
-def _model_loader(settings: Settings, dim: int | None) -> Callable[[], Embedder]:
+def _model_loader(
+    settings: Settings, dim: int | None, report: IndexReport, progress: Progress | None
+) -> Callable[[], Embedder]:
     @functools.cache
     def load() -> Embedder:
-        from mmsearch.embed import load_embedder
+        from mmsearch.embed import load_embedder, needs_export
 
-        embedder = load_embedder(settings)
+        started = time.monotonic()
+        report.model_prepared = needs_export(settings)
+        label = (
+            "preparing the model for this CPU (once, about half a minute)"
+            if report.model_prepared
+            else "loading the model"
+        )
+        with progress.step(label) if progress else nullcontext():
+            embedder = load_embedder(settings)
+        report.model_seconds += time.monotonic() - started
         if dim is not None and dim != embedder.dim:
             raise ModelMismatch(
                 f"the index for {settings.model} holds {dim}-d vectors but the model gives "

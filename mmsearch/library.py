@@ -116,6 +116,7 @@ class Library:
         on_batch: Callable[[IndexReport], None] = lambda report: None,
         on_notice: Callable[[str], None] = lambda message: None,
         serve: bool = True,
+        on_start: Callable[[str], None] = lambda line: None,
     ) -> None:
         """Keep the index of `paths` exact until `stop` is set, answering searches for the
         store meanwhile (the model is loaded anyway) unless another server already does."""
@@ -123,7 +124,15 @@ class Library:
         from mmsearch.watch import WatchOptions, watch
 
         self.check_model()
-        with self.store.writer_lock("watch"), self._serving_if_free(serve, on_notice):
+        with (
+            self.store.writer_lock("watch"),
+            self._serving_if_free(serve, on_notice) as serving,
+        ):
+            on_start(
+                f"watching {', '.join(paths)} into {self.settings.db} with "
+                f"{self.settings.describe()}; "
+                + ("answering queries meanwhile" if serving else "not answering queries")
+            )
             watch(
                 self.settings,
                 paths,
@@ -237,16 +246,19 @@ class Library:
             stop.wait()
 
     @contextlib.contextmanager
-    def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[None]:
+    def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[bool]:
+        """Serve while the body runs, if asked and no other server does; yields whether."""
         from mmsearch.serve import serving
 
         with contextlib.ExitStack() as stack:
+            served = False
             if serve:
                 try:
                     stack.enter_context(serving(self))
+                    served = True
                 except StoreBusy as e:
                     on_notice(f"not serving queries: {e}")
-            yield
+            yield served
 
 
 def _parts(query: Query) -> list[Part]:
