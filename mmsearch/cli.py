@@ -53,6 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    add_completion=False,  # ours: see mmsearch.completion
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -138,12 +139,56 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _install_completion(value: bool) -> None:
+    if value:
+        from mmsearch.completion import install, user_shell
+
+        shell = user_shell()
+        if shell is None:
+            raise typer.BadParameter(
+                "cannot tell your shell (bash, zsh or fish) from the parent process or SHELL; "
+                "see completions/ in the source tree"
+            )
+        for line in install(shell):
+            typer.echo(line)
+        raise typer.Exit()
+
+
+def _show_completion(value: str | None) -> None:
+    if value:
+        from mmsearch.completion import SCRIPTS
+
+        if value not in SCRIPTS:
+            raise typer.BadParameter(f"choose one of {', '.join(SCRIPTS)}")
+        typer.echo(SCRIPTS[value], nl=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _quiet_libraries(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            callback=_install_completion,
+            is_eager=True,
+            help="Install completion for the shell you run (bash, zsh or fish).",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            callback=_show_completion,
+            is_eager=True,
+            metavar="SHELL",
+            help="Print the completion script for bash, zsh or fish.",
+        ),
+    ] = None,
 ) -> None:
     # Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
     # real problems arrive as exceptions.
@@ -600,6 +645,10 @@ class _progress:
 
 
 def main() -> None:
+    if os.environ.get("_MMSEARCH_COMPLETE"):  # an install whose entry point is this one
+        from mmsearch.completion import respond
+
+        respond()
     timings.mark_start()
     try:
         app(prog_name="mmsearch")
