@@ -22,7 +22,7 @@ from mmsearch.ocr import OcrReport, ocr_pass
 from mmsearch.paths import is_within, normalize, outermost
 from mmsearch.pipeline import FLUSH_BATCHES, Writer, embed_all
 from mmsearch.scan import FileEntry, scan
-from mmsearch.store import Store
+from mmsearch.store import Store, remembered_summary
 from mmsearch.timings import phase
 from mmsearch.vocab import FileStatus, OcrMode, choose
 
@@ -196,7 +196,9 @@ def sync(
     with phase("optimize"):
         if optimize:
             snapshot.refresh(coll, bool(writer.wrote or vanished or report.ocr.text))
-        store.remember({coll.key: coll.summary()})
+        changed = writer.wrote or vanished or orphans or report.ocr.text or found.problems
+        if changed or remembered_summary(store.uri, coll.key) is None:
+            store.remember({coll.key: coll.summary()})
     report.seconds = time.monotonic() - started
     return report
 
