@@ -37,12 +37,15 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def median_of(args: list[str], env: dict[str, str]) -> dict[str, float]:
+def median_of(name: str, args: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Medians of RUNS whole processes, printed as soon as known."""
     runs = [timed(args, env) for _ in range(RUNS)]
-    return {
+    result = {
         "wall_s": round(statistics.median(w for w, _ in runs), 3),
         "cpu_s": round(statistics.median(c for _, c in runs), 3),
     }
+    print(f"{name:<36} wall {result['wall_s']:6.3f} s   CPU {result['cpu_s']:6.3f} s", flush=True)
+    return result
 
 
 def build_store(db: Path, files: Path, n_files: int, n_items: int) -> None:
@@ -96,27 +99,24 @@ def main() -> None:
     env.pop("MMSEARCH_PRETRAINED", None)
     mm = [sys.executable, "-m", "mmsearch"]
     results: dict[str, dict[str, float]] = {}
-    results["--help"] = median_of([*mm, "--help"], env)
+    results["--help"] = median_of("--help", [*mm, "--help"], env)
     complete = {**env, "_MMSEARCH_COMPLETE": "complete_bash", "COMP_WORDS": "mmsearch in"}
     complete["COMP_CWORD"] = "1"
-    results["completion request (bash)"] = median_of(mm, complete)
+    results["completion request (bash)"] = median_of("completion request (bash)", mm, complete)
     for name, args in {
         "unknown model name": ["--model", "ViT-B-23"],
         "missing checkpoint": ["--pretrained", "/nowhere/vitb32.pt"],
         "offline tag not cached": ["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"],
     }.items():
-        results[f"error: {name}"] = median_of([*mm, "query", "x", *args], env)
+        results[f"error: {name}"] = median_of(f"error: {name}", [*mm, "query", "x", *args], env)
+    OUT.mkdir(parents=True, exist_ok=True)
     big = OUT / "store-100k"
     if not (big / "registry.json").exists():
         build_store(big, OUT / "files-100k", 10_000, 100_000)
     store_env = {**env, "MMSEARCH_DB": str(big)}
-    results["status, 100k items"] = median_of([*mm, "status"], store_env)
-    results["no-op index, 10k unchanged files"] = median_of(
-        [*mm, "index", str(OUT / "files-100k")], store_env
-    )
-    width = max(map(len, results)) + 2
-    for name, r in results.items():
-        print(f"{name:<{width}} wall {r['wall_s']:6.3f} s   CPU {r['cpu_s']:6.3f} s")
+    results["status, 100k items"] = median_of("status, 100k items", [*mm, "status"], store_env)
+    name = "no-op index, 10k unchanged files"
+    results[name] = median_of(name, [*mm, "index", str(OUT / "files-100k")], store_env)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
 
 

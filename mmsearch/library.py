@@ -74,8 +74,9 @@ class Library:
         """Fail now, in one line and without importing torch, for a model that cannot load:
         an unknown name, a missing checkpoint or folder, weights not cached while offline."""
         from mmsearch.embed import exported
-        from mmsearch.preflight import check
+        from mmsearch.preflight import check, check_given
 
+        check_given(self.given)  # before reading the store for what was not given
         check(self.settings, weights_needed=not exported(self.settings))
 
     @property

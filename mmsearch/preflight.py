@@ -16,6 +16,7 @@ import functools
 import importlib.util
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mmsearch.config import Settings
@@ -27,6 +28,23 @@ FIX = (
     "connect to the internet once so they are cached, or pass --pretrained /path/to/checkpoint "
     "(or --model local-dir:/path/to/model)"
 )
+
+
+def check_given(settings: Settings) -> None:
+    """What can be told from the names the caller gave alone, before the store is read for
+    the rest: an unknown model, a missing `local-dir:` folder or checkpoint file."""
+    if settings.model:
+        check(replace(settings, pretrained=None), weights_needed=False)
+    given = settings.pretrained
+    if given and _looks_like_a_path(given) and not os.path.isfile(given):
+        _missing_checkpoint(given)
+
+
+def _missing_checkpoint(path: str) -> None:
+    raise ModelUnavailable(
+        f"checkpoint not found: {path} (pass --pretrained with an existing file, or a tag "
+        "such as datacomp_s34b_b86k)"
+    )
 
 
 def check(settings: Settings, *, weights_needed: bool = True) -> None:
@@ -56,10 +74,7 @@ def check(settings: Settings, *, weights_needed: bool = True) -> None:
     if os.path.isfile(pretrained):
         return
     if _looks_like_a_path(pretrained):
-        raise ModelUnavailable(
-            f"checkpoint not found: {pretrained} (pass --pretrained with an existing file, or "
-            "a tag such as datacomp_s34b_b86k)"
-        )
+        _missing_checkpoint(pretrained)
     tags = pretrained_tags(model)
     if tags is None:
         return

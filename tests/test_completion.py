@@ -178,3 +178,7 @@ def test_install_completion_falls_back_to_shell(tmp_path: Path, monkeypatch) -> 
     done = completion.install("fish", home=tmp_path)
     assert (tmp_path / "config" / "fish" / "completions" / "mmsearch.fish").exists()
     assert done[-1] == "open a new fish to use it"
+
+
+def test_the_readme_gives_the_zsh_line_the_tests_drive() -> None:
+    assert completion.ZSHRC_LINE in (REPO / "README.md").read_text()

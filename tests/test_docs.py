@@ -169,10 +169,11 @@ def test_every_console_example_in_the_readme_is_what_the_cli_prints(
         produced = ""
         for command, expected in pairs:
             done = subprocess.run(
-                ["bash", "-c", command + " 2>&1"],
+                ["bash", "-c", command],
                 cwd=home,
                 env=env,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
                 timeout=300,
             )
