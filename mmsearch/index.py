@@ -21,8 +21,9 @@ from mmsearch.errors import ModelMismatch, UsageError
 from mmsearch.ocr import OcrReport, ocr_pass
 from mmsearch.paths import is_within, normalize, outermost
 from mmsearch.pipeline import FLUSH_BATCHES, Writer, embed_all
+from mmsearch.registry import remembered_summary
 from mmsearch.scan import FileEntry, scan
-from mmsearch.store import Store, remembered_summary
+from mmsearch.store import Store
 from mmsearch.timings import phase
 from mmsearch.vocab import FileStatus, OcrMode, choose
 

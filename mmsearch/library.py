@@ -58,7 +58,7 @@ class Library:
             if self.given.chosen:
                 self._settings = self.given
             else:
-                from mmsearch.store import remembered_models
+                from mmsearch.registry import remembered_models
 
                 self._settings = self.given.with_remembered(remembered_models(self.given.db))
         return self._settings

@@ -3,6 +3,7 @@ other models it holds."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +40,7 @@ def status(settings: Settings, problem: str | None = None) -> StatusReport:
     `problem`, never an exception."""
     settings = settings.concrete()
     report = StatusReport(settings.db, settings.model, settings.pretrained, indexed=False)
-    from mmsearch.ocr import available
-
-    report.ocr_available = available()
+    report.ocr_available = importlib.util.find_spec("rapidocr") is not None  # as ocr.available
     try:
         if not _fill_remembered(report, settings):
             _fill(report, settings)
@@ -53,7 +52,13 @@ def status(settings: Settings, problem: str | None = None) -> StatusReport:
 
 def _fill_remembered(report: StatusReport, settings: Settings) -> bool:
     """From the registry file alone, when it and the summary it keeps are current."""
-    from mmsearch.store import SCHEMA_VERSION, Store, read_registry, remembered_summary, row_of
+    from mmsearch.registry import (
+        SCHEMA_VERSION,
+        folder_size,
+        read_registry,
+        remembered_summary,
+        row_of,
+    )
 
     registry = read_registry(settings.db)
     if registry is None:
@@ -62,7 +67,7 @@ def _fill_remembered(report: StatusReport, settings: Settings) -> bool:
     summary = remembered_summary(settings.db, mine["key"]) if mine else None
     if mine is not None and summary is None:
         return False
-    report.size_bytes = Store(settings.db).size_bytes()
+    report.size_bytes = folder_size(settings.db)
     report.schema_version = SCHEMA_VERSION
     report.other_models = [describe_row(m) for m in registry["models"] if m is not mine]
     if mine is not None and summary is not None:

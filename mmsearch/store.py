@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,20 +30,20 @@ from filelock import FileLock, Timeout
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
+from mmsearch.registry import (
+    MODELS,
+    REGISTRY,
+    SCHEMA,
+    SCHEMA_VERSION,
+    no_index_message,
+    registry_tables,
+    row_of,
+    summary_token,
+    tables_token,
+    write_json,
+)
 from mmsearch.vocab import FileStatus, Kind
 
-MODELS = "models"
-SCHEMA = "schema"
-# The layout this code writes. 1: `models`, `files_<key>`, `items_<key>` (no `schema` table).
-# 2: the `schema` record; `models` gains `weights` and `checkpoint` (the key of a checkpoint
-# on disk comes from its whole content, no longer from its first MiB). 3: `models` gains
-# `excluded` (subtrees `forget` dropped, kept out of later runs over their roots).
-SCHEMA_VERSION = 3
-# A local store's folder also holds this small file: the `models` rows and, per model, what
-# `status` shows, each with the table versions it was read at (from directory listings),
-# so choosing the model and `status` need not import LanceDB. Derived: a stale or missing
-# file only sends readers to the tables.
-REGISTRY = "registry.json"
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 # Old versions are kept this long after a compaction, so a query that opened the table
@@ -182,109 +182,6 @@ def version_token(db: str, key: str) -> str | None:
     names = [n for n in items if n.endswith(".manifest")]
     names += ["schema"] + [n for n in layout if n.endswith(".manifest")]
     return hashlib.sha1("\0".join(names).encode()).hexdigest()
-
-
-def _manifests(db: str, table: str) -> list[str]:
-    try:
-        names = os.listdir(Path(db) / f"{table}.lance" / "_versions")
-    except OSError:
-        return []
-    return sorted(n for n in names if n.endswith(".manifest"))
-
-
-def tables_token(db: str, tables: Sequence[str]) -> str | None:
-    """Names the current versions of these tables (directory listings only); None when the
-    store is not on local disk."""
-    if not is_local_uri(db):
-        return None
-    parts = [f"{t}\0{chr(0).join(_manifests(db, t))}" for t in tables]
-    return hashlib.sha1("\1".join(parts).encode()).hexdigest()
-
-
-def _registry_tables() -> list[str]:
-    return [MODELS, SCHEMA]
-
-
-def read_registry(db: str) -> dict[str, Any] | None:
-    """The registry file of a local store, if it describes the `models` table as it is now
-    and was written by this layout; None otherwise (then ask the tables)."""
-    if not is_local_uri(db):
-        return None
-    try:
-        data = json.loads((Path(db) / REGISTRY).read_text())
-        fresh = data["schema"] == SCHEMA_VERSION
-        fresh = fresh and data["token"] == tables_token(db, _registry_tables())
-        return data if fresh and isinstance(data["models"], list) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remembered_models(db: str) -> list[dict[str, Any]]:
-    """The models a store was built with (registry rows; empty for no store), from the
-    registry file when it is current, else from the tables."""
-    if is_local_uri(db) and not os.path.isdir(db):
-        return []
-    data = read_registry(db)
-    if data is not None:
-        return list(data["models"])
-    store = Store(db)
-    return store.models() if store.exists() else []
-
-
-def summary_token(db: str, key: str) -> str | None:
-    return tables_token(db, [f"files_{key}", f"items_{key}", SCHEMA])
-
-
-def remembered_summary(db: str, key: str) -> dict[str, Any] | None:
-    """What `status` shows for collection `key` (`Collection.summary`), from the registry
-    file, if its tables have not changed since it was written."""
-    data = read_registry(db)
-    summary = (data or {}).get("summaries", {}).get(key)
-    if not isinstance(summary, dict) or summary.get("token") != summary_token(db, key):
-        return None
-    return summary
-
-
-def row_of(rows: Sequence[dict[str, Any]], settings: Settings) -> dict[str, Any] | None:
-    """The registry row of `settings`' model: by its key, or under the key schema 1 gave a
-    checkpoint, if that row's weights are unknown or the same."""
-    key = settings.model_key
-    info = next((m for m in rows if m["key"] == key), None)
-    if info is None and key != (legacy := settings.legacy_model_key):
-        weights = settings.weights
-        info = next(
-            (m for m in rows if m["key"] == legacy and m["weights"] in (None, weights)), None
-        )
-    return info
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically (readers never see half a file); a file that cannot be written only costs
-    readers the slower path."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False))
-        os.replace(tmp, path)
-    except OSError:
-        with suppress(OSError):
-            tmp.unlink()
-
-
-def no_index_message(settings: Settings, others: Sequence[dict[str, Any]]) -> str:
-    """Why there is nothing to search, and the flag or variable that would fix it."""
-    from mmsearch.config import describe_row
-
-    if not others:
-        return (
-            f"nothing indexed in {settings.db} yet: run `mmsearch index FOLDER` first "
-            "(or point --db / MMSEARCH_DB at the store you built)"
-        )
-    held = "; ".join(describe_row(m) for m in others)
-    return (
-        f"nothing indexed with {settings.describe()} in {settings.db}; it holds {held}: "
-        "leave --model and --pretrained unset to use it, or pass --model/--pretrained "
-        "(MMSEARCH_MODEL/MMSEARCH_PRETRAINED) naming it"
-    )
 
 
 def open_collection(settings: Settings) -> Collection:
@@ -489,9 +386,9 @@ class Store:
             kept = {}
         keys = {m["key"] for m in models}
         kept = {k: v for k, v in {**kept, **(summaries or {})}.items() if k in keys}
-        token = tables_token(self.uri, _registry_tables())
+        token = tables_token(self.uri, registry_tables())
         data = {"schema": SCHEMA_VERSION, "token": token, "models": models, "summaries": kept}
-        _write_json(path, data)
+        write_json(path, data)
 
     def models(self) -> list[dict[str, Any]]:
         """The registry's rows; columns an old layout lacks read as null."""
@@ -570,14 +467,9 @@ class Store:
             raise damaged(self.uri, e) from None
 
     def size_bytes(self) -> int | None:
-        if not is_local_uri(self.uri):
-            return None
-        total = 0
-        for folder, _, names in os.walk(self.uri):
-            for name in names:
-                with suppress(OSError):
-                    total += os.lstat(os.path.join(folder, name)).st_size
-        return total
+        from mmsearch.registry import folder_size
+
+        return folder_size(self.uri)
 
 
 def add_missing_columns(table: Any, schema: pa.Schema) -> list[str]:

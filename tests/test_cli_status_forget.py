@@ -94,6 +94,7 @@ def test_status_reads_the_registry_without_importing_lancedb(photos: Path) -> No
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "assert 'lancedb' not in sys.modules, 'lancedb imported'\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'pyarrow' not in sys.modules, 'pyarrow imported'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
