@@ -165,6 +165,7 @@ class Library:
         its words as a list (as a shell splits them), or parsed parts."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        self.check_model()
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,
@@ -174,7 +175,6 @@ class Library:
             moments=bool(moments),
             mode=choose(Mode, mode, "--mode"),
         )
-        self.check_model()
         if self.ask_server:
             from mmsearch.client import ask
 
