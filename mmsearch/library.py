@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from mmsearch.config import Settings
-from mmsearch.errors import StoreBusy, UsageError
+from mmsearch.config import Settings, is_local_uri
+from mmsearch.errors import NoIndex, StoreBusy, UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part, parse, similar_parts
 from mmsearch.protocol import SearchRequest, hits_from
@@ -175,6 +176,10 @@ class Library:
             moments=bool(moments),
             mode=choose(Mode, mode, "--mode"),
         )
+        if is_local_uri(self.settings.db) and not os.path.isdir(self.settings.db):
+            from mmsearch.registry import no_index_message
+
+            raise NoIndex(no_index_message(self.settings, []))  # no store: no LanceDB import
         if self.ask_server:
             from mmsearch.client import ask
 

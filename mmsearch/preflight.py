@@ -83,10 +83,17 @@ def check(settings: Settings, *, weights_needed: bool = True) -> None:
             f"{pretrained!r} is neither a checkpoint file nor a known tag of {model} "
             f"(tags: {', '.join(tags) or 'none'})"
         )
-    if weights_needed and _offline() and not _cached(tags[pretrained]):
+    if not weights_needed or _cached(tags[pretrained]):
+        return
+    if _offline():
         raise ModelUnavailable(
             f"weights for {model} ({pretrained}) are not in the Hugging Face cache and "
             f"HF_HUB_OFFLINE is set: {FIX}"
+        )
+    if tags[pretrained] and (why := _unreachable(_endpoint())):
+        raise ModelUnavailable(
+            f"weights for {model} ({pretrained}) are not cached and {_endpoint()} cannot be "
+            f"reached ({why}): {FIX}"
         )
 
 
@@ -102,6 +109,27 @@ def _looks_like_a_path(value: str) -> bool:
         or value.startswith(("~", "."))
         or value.lower().endswith(CHECKPOINT_SUFFIXES)
     )
+
+
+def _endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def _unreachable(url: str) -> str | None:
+    """Why the hub cannot be reached (one connection attempt, 3 s at most), or None. Behind
+    a proxy a direct probe proves nothing: the download is left to try."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=3).close()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
 
 
 def _offline() -> bool:

@@ -90,3 +90,17 @@ def test_a_named_model_is_checked_before_the_store_is_read(tmp_path: Path, monke
     assert done.returncode == 1 and "unknown model 'ViT-B-23'" in error
     assert imported == "imported: -", imported
     assert seconds < BUDGET_S, f"{seconds:.1f} s"
+
+
+def test_weights_that_cannot_be_downloaded_fail_at_once_online_too(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Not offline, but the hub cannot be reached (here: a closed local port as the
+    endpoint): one connection attempt before any heavy import, not a minute of retries."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    done, seconds = run_probe("query", "x", "--model", "ViT-B-32", "--pretrained", "openai")
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and "http://127.0.0.1:9 cannot be reached" in error, error
+    assert "torch" not in imported and "open_clip" not in imported
+    assert seconds < BUDGET_S
