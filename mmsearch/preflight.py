@@ -70,6 +70,12 @@ def check(settings: Settings, *, weights_needed: bool = True) -> None:
             f"unknown model {model!r}: {hint} (or use hf-hub:ORG/REPO or local-dir:PATH)"
         )
     if not pretrained:
+        if weights_needed:
+            tags = ", ".join(pretrained_tags(model) or {}) or "none known"
+            raise ModelUnavailable(
+                f"model {model!r} needs weights: pass --pretrained TAG (tags: {tags}) or a "
+                "checkpoint file"
+            )
         return
     if os.path.isfile(pretrained):
         return

@@ -56,8 +56,16 @@ def run_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
         (["--model", "local-dir:/no/such/folder"], "no such folder"),
         (["--model", "ViT-B-32-256", "--pretrained", "no-such-tag"], "datacomp_s34b_b86k"),
         (["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"], "HF_HUB_OFFLINE is set"),
+        (["--model", "ViT-B-32"], "needs weights: pass --pretrained TAG (tags: openai"),
     ],
-    ids=["unknown-model", "missing-checkpoint", "missing-local-dir", "unknown-tag", "offline"],
+    ids=[
+        "unknown-model",
+        "missing-checkpoint",
+        "missing-local-dir",
+        "unknown-tag",
+        "offline",
+        "no-weights",
+    ],
 )
 @pytest.mark.parametrize("command", ["index", "query"])
 def test_a_model_that_cannot_load_fails_at_once_without_torch(
