@@ -83,10 +83,9 @@ class Library:
     def _check_model_for_search(self) -> None:
         """As `check_model`, but weights matter only for a model the store has vectors of:
         for any other, "nothing indexed with it" is the useful answer."""
-        from mmsearch.preflight import check, check_given
+        from mmsearch.preflight import check
         from mmsearch.registry import remembered_models, row_of
 
-        check_given(self.given)
         if row_of(remembered_models(self.settings.db), self.settings) is not None:
             self.check_model()
         else:
@@ -178,6 +177,9 @@ class Library:
         its words as a list (as a shell splits them), or parsed parts."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        from mmsearch.preflight import check_given
+
+        check_given(self.given)  # names alone, before the store is read for the rest
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,

@@ -109,7 +109,9 @@ def test_weights_that_cannot_be_downloaded_fail_at_once_online_too(
     endpoint): one connection attempt before any heavy import, not a minute of retries."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    done, seconds = run_probe("query", "x", "--model", "ViT-B-32", "--pretrained", "openai")
+    make_image(tmp_path / "p" / "a.jpg", seed=1)
+    args = ["--model", "ViT-B-32", "--pretrained", "openai"]
+    done, seconds = run_probe("index", str(tmp_path / "p"), *args)
     error, imported = done.stderr.strip().splitlines()
     assert done.returncode == 1 and "http://127.0.0.1:9 cannot be reached" in error, error
     assert "torch" not in imported and "open_clip" not in imported
