@@ -53,6 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    add_completion=False,  # ours: see mmsearch.completion
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -120,9 +121,7 @@ def _library(store: StoreOptions, runtime: RuntimeOptions | None = None) -> Libr
     from mmsearch.library import Library
 
     extra = {"runtime": runtime.runtime, "precision": runtime.precision} if runtime else {}
-    settings = Settings(
-        db=store.db, model=store.model, pretrained=store.pretrained or None, **extra
-    )
+    settings = Settings(db=store.db, model=store.model, pretrained=store.pretrained, **extra)
     return Library(settings)
 
 
@@ -140,12 +139,56 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _install_completion(value: bool) -> None:
+    if value:
+        from mmsearch.completion import install, user_shell
+
+        shell = user_shell()
+        if shell is None:
+            raise typer.BadParameter(
+                "cannot tell your shell (bash, zsh or fish) from the parent process or SHELL; "
+                "see completions/ in the source tree"
+            )
+        for line in install(shell):
+            typer.echo(line)
+        raise typer.Exit()
+
+
+def _show_completion(value: str | None) -> None:
+    if value:
+        from mmsearch.completion import SCRIPTS
+
+        if value not in SCRIPTS:
+            raise typer.BadParameter(f"choose one of {', '.join(SCRIPTS)}")
+        typer.echo(SCRIPTS[value], nl=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _quiet_libraries(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
+    install_completion: Annotated[
+        bool,
+        typer.Option(
+            "--install-completion",
+            callback=_install_completion,
+            is_eager=True,
+            help="Install completion for the shell you run (bash, zsh or fish).",
+        ),
+    ] = False,
+    show_completion: Annotated[
+        str | None,
+        typer.Option(
+            "--show-completion",
+            callback=_show_completion,
+            is_eager=True,
+            metavar="SHELL",
+            help="Print the completion script for bash, zsh or fish.",
+        ),
+    ] = None,
 ) -> None:
     # Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
     # real problems arrive as exceptions.
@@ -157,7 +200,7 @@ def _quiet_libraries(
 def index(
     paths: Annotated[
         list[Path],
-        typer.Argument(exists=True, metavar="PATH...", help="Folders or files to index."),
+        typer.Argument(metavar="PATH...", help="Folders or files to index."),
     ],
     *,
     indexing: IndexingOptions,
@@ -217,6 +260,7 @@ def index(
 
     from mmsearch.render import index_summary
 
+    _require_existing(paths, "index")
     options = _index_options(indexing, batch_size=batch_size, workers=workers)
     if engine != "local" or ray_address or ray_workers:
         ray = {"engine": engine, "ray_address": ray_address, "ray_workers": ray_workers}
@@ -225,16 +269,14 @@ def index(
     with _progress(enabled=not quiet and err.is_terminal, console=err) as progress:
         report = _library(store, runtime).index([str(p) for p in paths], options, progress)
     if not quiet:
-        index_summary(report, err)
+        index_summary(report, err, total=timings.since_start())
 
 
 @_command(indexing=IndexingOptions, store=StoreOptions, runtime=RuntimeOptions)
 def watch(
     paths: Annotated[
         list[Path],
-        typer.Argument(
-            exists=True, file_okay=False, metavar="FOLDER...", help="Folders to keep indexed."
-        ),
+        typer.Argument(file_okay=False, metavar="FOLDER...", help="Folders to keep indexed."),
     ],
     *,
     indexing: IndexingOptions,
@@ -261,7 +303,12 @@ def watch(
     from mmsearch.render import watch_line
     from mmsearch.watch import WatchOptions
 
+    _require_existing(paths, "watch")
     err = _stderr()
+
+    def on_start(line: str) -> None:
+        if not quiet:
+            err.print(line, markup=False)
 
     def on_batch(report: Any) -> None:
         line = watch_line(report)
@@ -280,6 +327,7 @@ def watch(
             watch_options=WatchOptions(poll=poll, poll_interval=poll_interval),
             on_batch=on_batch,
             on_notice=on_notice,
+            on_start=on_start,
         )
 
 
@@ -351,6 +399,16 @@ def similar(
     from mmsearch.grammar import similar_parts
 
     _search(similar_parts(str(image), at, plus or [], minus or []), search, store)
+
+
+def _require_existing(paths: list[Path], command: str) -> None:
+    """A folder that is not there is one line saying what to do, not a usage screen."""
+    for p in paths:
+        if not p.exists():
+            raise UsageError(
+                f"{p} does not exist: give `mmsearch {command}` a folder that holds your "
+                "photos, videos or documents (e.g. ~/Pictures, ~/Documents), or create it first"
+            )
 
 
 def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> None:
@@ -623,12 +681,16 @@ def forget(
 
 
 class _progress:
-    """A rich progress bar on stderr (files/s, ETA) when it is a terminal; otherwise nothing."""
+    """A rich progress bar on stderr when it is a terminal; otherwise nothing. The rate and
+    ETA count only files the model embedded (reused and failed files take no model time),
+    from the first of them on; open-ended steps (loading the model) show as their own line."""
 
     def __init__(self, enabled: bool, console: Any):
         self.enabled, self.console = enabled, console
         self.bar: Any = None
         self.task: Any = None
+        self.total = self.done = self.embedded = 0
+        self.embedding_since: float | None = None
 
     def __enter__(self) -> _progress | None:
         if not self.enabled:
@@ -638,7 +700,6 @@ class _progress:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeRemainingColumn,
         )
 
         self.bar = Progress(
@@ -646,7 +707,6 @@ class _progress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
             console=self.console,
             transient=True,
         )
@@ -657,11 +717,32 @@ class _progress:
         if self.task is not None:
             self.bar.remove_task(self.task)
         self.task = self.bar.add_task(label, total=total, rate="")
+        self.total, self.done, self.embedded, self.embedding_since = total, 0, 0, None
 
-    def advance(self, n: int = 1) -> None:
-        self.bar.advance(self.task, n)
-        speed = next(t.speed for t in self.bar.tasks if t.id == self.task)
-        self.bar.update(self.task, rate=f"{speed:.1f} files/s" if speed else "")
+    def advance(self, n: int = 1, embedded: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        self.done += n
+        if embedded:
+            if self.embedding_since is None:  # the first file's own time is not known
+                self.embedding_since = now
+            else:
+                self.embedded += n
+        rate = ""
+        if self.embedding_since is not None and self.embedded and now > self.embedding_since:
+            speed = self.embedded / (now - self.embedding_since)
+            left = (self.total - self.done) / speed
+            rate = f"{speed:.1f} files/s embedded, ETA {int(left) // 60}:{int(left) % 60:02d}"
+        self.bar.update(self.task, advance=n, rate=rate)
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        task = self.bar.add_task(label, total=None, rate="")
+        try:
+            yield
+        finally:
+            self.bar.remove_task(task)
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
@@ -669,6 +750,10 @@ class _progress:
 
 
 def main() -> None:
+    if os.environ.get("_MMSEARCH_COMPLETE"):  # an install whose entry point is this one
+        from mmsearch.completion import respond
+
+        respond()
     timings.mark_start()
     try:
         app(prog_name="mmsearch")

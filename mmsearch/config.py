@@ -10,8 +10,11 @@ import re
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from mmsearch.errors import ModelUnavailable
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
@@ -32,13 +35,20 @@ def default_db() -> str:
     return str(user_data_path("mmsearch") / "db")
 
 
+UNSET = ""  # a model or weights not named: the store's own, else the default
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a library call needs to find the store and the model."""
+    """Everything a library call needs to find the store and the model.
+
+    `model` and `pretrained` left empty mean "the model the store was built with" (the
+    library fills them in from the store, `with_remembered`); used without a store they mean
+    the default model and weights."""
 
     db: str = ""
-    model: str = DEFAULT_MODEL
-    pretrained: str | None = DEFAULT_PRETRAINED
+    model: str = UNSET
+    pretrained: str | None = UNSET
     runtime: str = field(default_factory=lambda: os.environ.get("MMSEARCH_RUNTIME", "auto"))
     precision: str = field(default_factory=lambda: os.environ.get("MMSEARCH_PRECISION", "auto"))
 
@@ -52,9 +62,58 @@ class Settings:
             object.__setattr__(self, "pretrained", None)
 
     @property
+    def chosen(self) -> bool:
+        """Whether both the model and its weights are named (by the caller or the store)."""
+        return self.model != UNSET and self.pretrained != UNSET
+
+    def with_remembered(self, remembered: list[dict[str, Any]]) -> Settings:
+        """The model and weights to use with a store that remembers `remembered` (its
+        registry's rows): what the caller named, completed from the most recently indexed
+        matching model, else from the defaults. Raises ModelUnavailable when the remembered
+        weights are a checkpoint that moved or changed."""
+        if self.chosen:
+            return self
+        rows = sorted(remembered, key=lambda r: r.get("updated") or 0, reverse=True)
+        if self.model != UNSET:
+            names = (self.model, self._model_id_of(self.model))
+            rows = [r for r in rows if r["model"] in names or _row_model(r) in names]
+        elif self.pretrained != UNSET:
+            rows = [r for r in rows if _same_weights(r, self.pretrained)]
+        if not rows:
+            model = self.model or DEFAULT_MODEL
+            pretrained = self.pretrained
+            if pretrained == UNSET:
+                pretrained = DEFAULT_PRETRAINED if model == DEFAULT_MODEL else None
+            return replace(self, model=model, pretrained=pretrained)
+        row = rows[0]
+        if self.pretrained != UNSET:
+            pretrained = self.pretrained
+        elif row.get("checkpoint") and not row["model"].startswith("local-dir:"):
+            pretrained = row["checkpoint"]
+        else:
+            pretrained = row.get("pretrained") or None
+        chosen = replace(self, model=self.model or _row_model(row), pretrained=pretrained)
+        if self.pretrained == UNSET:
+            _check_remembered(chosen, row)
+        return chosen
+
+    def concrete(self) -> Settings:
+        """These settings with anything unnamed taken from the defaults."""
+        return self if self.chosen else self.with_remembered([])
+
+    @staticmethod
+    def _model_id_of(model: str) -> str:
+        if model.startswith("local-dir:"):
+            folder = Path(model.removeprefix("local-dir:")).expanduser().absolute()
+            return f"local-dir:{folder}"
+        return model
+
+    @property
     def checkpoint(self) -> str | None:
         """The weights on disk (a `local-dir:` folder or a checkpoint file), absolute; None
         when the weights are named by a pretrained tag or come with an hf-hub model."""
+        if not self.chosen:
+            return self.concrete().checkpoint
         if self.model.startswith("local-dir:"):
             return str(Path(self.model.removeprefix("local-dir:")).expanduser().absolute())
         if self.pretrained and os.path.isfile(self.pretrained):
@@ -65,6 +124,8 @@ class Settings:
     def weights(self) -> str:
         """What the weights are: the hash of their whole content when they are on disk (so a
         checkpoint retrained in place is a different model), else the pretrained tag."""
+        if not self.chosen:
+            return self.concrete().weights
         checkpoint = self.checkpoint
         if checkpoint is not None:
             return "sha256:" + weights_digest(Path(checkpoint))
@@ -74,12 +135,16 @@ class Settings:
     def model_key(self) -> str:
         """Names this model's tables and derived caches (ONNX export, query vectors): vectors
         of different weights never share one. For a pretrained tag it equals the legacy key."""
+        if not self.chosen:
+            return self.concrete().model_key
         return _key(self.model, self._model_id(), self.weights)
 
     @property
     def legacy_model_key(self) -> str:
         """The key stores of schema 1 named tables by: a checkpoint's name, size and first
         MiB only. Kept so those tables are still found (and adopted), never to name new ones."""
+        if not self.chosen:
+            return self.concrete().legacy_model_key
         checkpoint = self.checkpoint
         weights = self.pretrained or ""
         if checkpoint is not None:
@@ -87,9 +152,64 @@ class Settings:
         return _key(self.model, self._model_id(), weights)
 
     def _model_id(self) -> str:
-        if self.model.startswith("local-dir:"):
-            return f"local-dir:{self.checkpoint}"
-        return self.model
+        return self._model_id_of(self.model)
+
+    def describe(self) -> str:
+        """The model and its weights as a person reads them: `ViT-B-32-256 (datacomp_…)`."""
+        s = self.concrete()
+        return f"{s.model} ({s.pretrained})" if s.pretrained else s.model
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    """A registry row as `model (tag or checkpoint)`."""
+    weights = row.get("checkpoint") or row.get("pretrained")
+    if row["model"].startswith("local-dir:"):
+        weights = None
+    return f"{row['model']} ({weights})" if weights else row["model"]
+
+
+def _row_model(row: dict[str, Any]) -> str:
+    """A registry row's model, with a `local-dir:` folder made absolute (from `checkpoint`)."""
+    if row["model"].startswith("local-dir:") and row.get("checkpoint"):
+        return f"local-dir:{row['checkpoint']}"
+    return row["model"]
+
+
+def _same_weights(row: dict[str, Any], pretrained: str | None) -> bool:
+    if not pretrained:
+        return not row.get("pretrained") and not row.get("checkpoint")
+    if os.path.isfile(pretrained):
+        path = Path(pretrained).expanduser().absolute()
+        if row.get("checkpoint") == str(path):
+            return True
+        # The same weights moved: known by their content.
+        return bool(row.get("checkpoint")) and row.get("weights") == "sha256:" + weights_digest(
+            path
+        )
+    return row.get("pretrained") == pretrained and not row.get("checkpoint")
+
+
+def _check_remembered(chosen: Settings, row: dict[str, Any]) -> None:
+    """The checkpoint a store was built with must still be there, unchanged: else one line
+    that names it and says how to point at it."""
+    path = row.get("checkpoint")
+    if not path or not row.get("weights"):
+        return
+    flag = (
+        "--model local-dir:PATH (or MMSEARCH_MODEL)"
+        if row["model"].startswith("local-dir:")
+        else "--pretrained PATH (or MMSEARCH_PRETRAINED)"
+    )
+    if not os.path.exists(path):
+        raise ModelUnavailable(
+            f"the index was built with the checkpoint {path}, which is no longer there: "
+            f"point {flag} at where it is now"
+        )
+    if chosen.weights != row["weights"]:
+        raise ModelUnavailable(
+            f"the checkpoint {path} changed since the index was built with it: point "
+            f"{flag} at the original file, or index again with the new one"
+        )
 
 
 def _key(model: str, model_id: str, weights: str) -> str:

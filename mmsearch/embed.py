@@ -44,6 +44,7 @@ def register_embedder(scheme: str, factory: Callable[[str], Embedder]) -> None:
 
 def load_embedder(settings: Settings) -> Embedder:
     """Load (once per process) the model named by `settings`, or say plainly how to get it."""
+    settings = settings.concrete()
     key = (settings.model, settings.pretrained, settings.runtime, settings.precision)
     with _cache_lock:
         if key not in _cache:
@@ -85,6 +86,23 @@ def choose_runtime(settings: Settings) -> tuple[str, str]:
 
 def onnx_folder(settings: Settings) -> Path:
     return cache_root() / "onnx" / settings.model_key
+
+
+def needs_export(settings: Settings) -> bool:
+    """Whether loading the model will first make its one-time ONNX export."""
+    settings = settings.concrete()
+    if settings.model.split(":", 1)[0] in _factories:
+        return False
+    return choose_runtime(settings)[0] == "onnx" and not exported(settings)
+
+
+def exported(settings: Settings) -> bool:
+    """Whether the model will run from its ONNX export already made: no weights are read."""
+    from mmsearch.clip_onnx import META
+
+    if settings.runtime == "torch" or has_gpu():
+        return False
+    return (onnx_folder(settings) / META).exists()
 
 
 def _load(settings: Settings) -> Embedder:

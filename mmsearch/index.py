@@ -11,6 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,6 +21,7 @@ from mmsearch.errors import ModelMismatch, UsageError
 from mmsearch.ocr import OcrReport, ocr_pass
 from mmsearch.paths import is_within, normalize, outermost
 from mmsearch.pipeline import FLUSH_BATCHES, Writer, embed_all
+from mmsearch.registry import remembered_summary
 from mmsearch.scan import FileEntry, scan
 from mmsearch.store import Store
 from mmsearch.timings import phase
@@ -30,8 +32,12 @@ if TYPE_CHECKING:
 
 
 class Progress(Protocol):
+    """What a run reports as it goes: a step with a total, files done (and whether each was
+    embedded, so a rate counts only those), and open-ended steps such as loading the model."""
+
     def start(self, total: int, label: str = "indexing") -> None: ...
-    def advance(self, n: int = 1) -> None: ...
+    def advance(self, n: int = 1, embedded: bool = False) -> None: ...
+    def step(self, label: str) -> AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -49,6 +55,8 @@ class IndexReport:
     video_seconds: float = 0.0  # spent decoding videos (summed over decode threads)
     ocr: OcrReport = field(default_factory=OcrReport)
     seconds: float = 0.0
+    model_seconds: float = 0.0  # loading the model (and preparing it, the first time)
+    model_prepared: bool = False  # this run made the one-time ONNX export
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -110,11 +118,21 @@ def index_paths(
     options = options or IndexOptions()
     store = Store(settings.db)
     with store.writer_lock("index"):
+        coll = store.collection(settings) if store.exists() else None
+        if coll is not None and (lifted := named_exclusions(coll.excluded, roots)):
+            # Indexing a forgotten subtree (or a path in it) by name brings it back.
+            kept = [e for e in coll.excluded if e not in lifted]
+            coll.set_roots(coll.info["roots"], excluded=kept)
         report = sync(store, settings, roots, options, progress=progress)
         coll = store.collection(settings)
         if coll is not None:
             coll.set_roots(merge_roots(coll.info["roots"], roots))
     return report
+
+
+def named_exclusions(excluded: Sequence[str], paths: Sequence[str]) -> list[str]:
+    """The exclusions that `paths` name: each path at or inside one lifts it."""
+    return [e for e in excluded if any(is_within(p, e) for p in paths)]
 
 
 def sync(
@@ -133,10 +151,13 @@ def sync(
     started = time.monotonic()
     report = IndexReport()
     skip = [store.uri] if is_local_uri(store.uri) else []
+    coll = store.collection(settings)
+    if coll is not None and coll.excluded:  # forgotten subtrees stay out
+        skip += coll.excluded
+        paths = [p for p in paths if not any(is_within(p, e) for e in coll.excluded)]
     found = scan(paths, options.excludes, skip=skip, roots=roots)
     report.unsupported = found.unsupported
-    coll = store.collection(settings)
-    existing = coll.records_under(paths) if coll else {}
+    existing = coll.records_under(paths) if coll and paths else {}
 
     todo: list[tuple[FileEntry, bool]] = []
     for entry in found.files:
@@ -156,7 +177,7 @@ def sync(
         report.seconds = time.monotonic() - started
         return report
     # The model loads on first need: a run that only moves or removes files never waits.
-    embedder = _model_loader(settings, coll.dim if coll else None)
+    embedder = _model_loader(settings, coll.dim if coll else None, report, progress)
     if coll is None:
         coll = store.create_collection(settings, embedder().dim)
     writer = Writer(coll, report, flush_items=options.batch_size * FLUSH_BATCHES)
@@ -193,16 +214,30 @@ def sync(
     with phase("optimize"):
         if optimize:
             snapshot.refresh(coll, bool(writer.wrote or vanished or report.ocr.text))
+        changed = writer.wrote or vanished or orphans or report.ocr.text or found.problems
+        if changed or remembered_summary(store.uri, coll.key) is None:
+            store.remember({coll.key: coll.summary()})
     report.seconds = time.monotonic() - started
     return report
 
 
-def _model_loader(settings: Settings, dim: int | None) -> Callable[[], Embedder]:
+def _model_loader(
+    settings: Settings, dim: int | None, report: IndexReport, progress: Progress | None
+) -> Callable[[], Embedder]:
     @functools.cache
     def load() -> Embedder:
-        from mmsearch.embed import load_embedder
+        from mmsearch.embed import load_embedder, needs_export
 
-        embedder = load_embedder(settings)
+        started = time.monotonic()
+        report.model_prepared = needs_export(settings)
+        label = (
+            "preparing the model for this CPU (once, about half a minute)"
+            if report.model_prepared
+            else "loading the model"
+        )
+        with progress.step(label) if progress else nullcontext():
+            embedder = load_embedder(settings)
+        report.model_seconds += time.monotonic() - started
         if dim is not None and dim != embedder.dim:
             raise ModelMismatch(
                 f"the index for {settings.model} holds {dim}-d vectors but the model gives "
@@ -234,7 +269,11 @@ def forget_paths(settings: Settings, paths: Iterable[str]) -> ForgetReport:
     with store.writer_lock("forget"):
         files, items = coll.remove_subtrees(targets)
         roots = [r for r in coll.info["roots"] if not any(is_within(r, t) for t in targets)]
-        coll.set_roots(roots)
+        # A subtree inside a root that stays is kept out of later runs over that root.
+        inside = [t for t in targets if any(is_within(t, r) for r in roots)]
+        kept = [e for e in coll.excluded if not any(is_within(e, t) for t in inside)]
+        coll.set_roots(roots, excluded=outermost([*kept, *inside]))
         if files or items:
             snapshot.refresh(coll, changed=True)
+        store.remember({coll.key: coll.summary()})
     return ForgetReport(files, items)

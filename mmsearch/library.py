@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from mmsearch.config import Settings
-from mmsearch.errors import StoreBusy, UsageError
+from mmsearch.config import Settings, is_local_uri
+from mmsearch.errors import NoIndex, StoreBusy, UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part, parse, similar_parts
 from mmsearch.protocol import SearchRequest, hits_from
@@ -44,9 +45,24 @@ class Library:
     server itself does, and so can a caller that wants no socket traffic)."""
 
     def __init__(self, settings: Settings | None = None, *, ask_server: bool = True):
-        self.settings = settings or Settings()
+        self.given = settings or Settings()
         self.ask_server = ask_server
         self._store: Store | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The given settings with the model chosen: what the caller named, completed from
+        the model the store was built with (the most recently indexed, if several), else
+        the default. Read from the store's registry file: no LanceDB import, no torch."""
+        if self._settings is None:
+            if self.given.chosen:
+                self._settings = self.given
+            else:
+                from mmsearch.registry import remembered_models
+
+                self._settings = self.given.with_remembered(remembered_models(self.given.db))
+        return self._settings
 
     def with_model(self, model: str, pretrained: str | None) -> Library:
         """The same store seen through another model."""
@@ -54,6 +70,26 @@ class Library:
             return self
         settings = dataclasses.replace(self.settings, model=model, pretrained=pretrained)
         return Library(settings, ask_server=self.ask_server)
+
+    def check_model(self) -> None:
+        """Fail now, in one line and without importing torch, for a model that cannot load:
+        an unknown name, a missing checkpoint or folder, weights not cached while offline."""
+        from mmsearch.embed import exported
+        from mmsearch.preflight import check, check_given
+
+        check_given(self.given)  # before reading the store for what was not given
+        check(self.settings, weights_needed=not exported(self.settings))
+
+    def _check_model_for_search(self) -> None:
+        """As `check_model`, but weights matter only for a model the store has vectors of:
+        for any other, "nothing indexed with it" is the useful answer."""
+        from mmsearch.preflight import check
+        from mmsearch.registry import remembered_models, row_of
+
+        if row_of(remembered_models(self.settings.db), self.settings) is not None:
+            self.check_model()
+        else:
+            check(self.settings, weights_needed=False)
 
     @property
     def store(self) -> Store:
@@ -80,6 +116,7 @@ class Library:
         """Bring the index of `paths` up to date with the disk; they become indexed roots."""
         from mmsearch.index import IndexOptions, index_paths
 
+        self.check_model()
         return index_paths(self.settings, paths, options or IndexOptions(), progress)
 
     def watch(
@@ -92,13 +129,23 @@ class Library:
         on_batch: Callable[[IndexReport], None] = lambda report: None,
         on_notice: Callable[[str], None] = lambda message: None,
         serve: bool = True,
+        on_start: Callable[[str], None] = lambda line: None,
     ) -> None:
         """Keep the index of `paths` exact until `stop` is set, answering searches for the
         store meanwhile (the model is loaded anyway) unless another server already does."""
         from mmsearch.index import IndexOptions
         from mmsearch.watch import WatchOptions, watch
 
-        with self.store.writer_lock("watch"), self._serving_if_free(serve, on_notice):
+        self.check_model()
+        with (
+            self.store.writer_lock("watch"),
+            self._serving_if_free(serve, on_notice) as serving,
+        ):
+            on_start(
+                f"watching {', '.join(paths)} into {self.settings.db} with "
+                f"{self.settings.describe()}; "
+                + ("answering queries meanwhile" if serving else "not answering queries")
+            )
             watch(
                 self.settings,
                 paths,
@@ -132,6 +179,9 @@ class Library:
         the same top hits by capture date, "date" (oldest first) or "-date" (newest first)."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        from mmsearch.preflight import check_given
+
+        check_given(self.given)  # names alone, before the store is read for the rest
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,
@@ -142,6 +192,11 @@ class Library:
             mode=choose(Mode, mode, "--mode"),
             sort=choose(Sort, sort, "--sort"),
         )
+        self._check_model_for_search()
+        if is_local_uri(self.settings.db) and not os.path.isdir(self.settings.db):
+            from mmsearch.registry import no_index_message
+
+            raise NoIndex(no_index_message(self.settings, []))  # no store: no LanceDB import
         if self.ask_server:
             from mmsearch.client import ask
 
@@ -193,9 +248,14 @@ class Library:
     def status(self) -> StatusReport:
         """What the store holds for this model; never raises for a damaged store (the
         report's `problem` says what is wrong)."""
+        from mmsearch.errors import MmsearchError
         from mmsearch.status import status
 
-        return status(self.settings)
+        try:
+            settings = self.settings
+        except MmsearchError as e:  # a moved checkpoint, a damaged store: say it, show the rest
+            return status(self.given.concrete(), problem=str(e))
+        return status(settings)
 
     # Serving ------------------------------------------------------------------------
 
@@ -204,22 +264,26 @@ class Library:
         model and the index warm. Raises StoreBusy when another server answers already."""
         from mmsearch.serve import serving, warm_up
 
+        self.check_model()
         with serving(self) as path:
             warm_up(self)
             on_ready(path)
             stop.wait()
 
     @contextlib.contextmanager
-    def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[None]:
+    def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[bool]:
+        """Serve while the body runs, if asked and no other server does; yields whether."""
         from mmsearch.serve import serving
 
         with contextlib.ExitStack() as stack:
+            served = False
             if serve:
                 try:
                     stack.enter_context(serving(self))
+                    served = True
                 except StoreBusy as e:
                     on_notice(f"not serving queries: {e}")
-            yield
+            yield served
 
 
 def _parts(query: Query) -> list[Part]:

@@ -13,7 +13,13 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from mmsearch.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, DocumentOptions, VideoOptions
+from mmsearch.config import (
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    UNSET,
+    DocumentOptions,
+    VideoOptions,
+)
 from mmsearch.formats import extensions
 from mmsearch.vocab import Kind, Mode, OcrMode, Precision, Runtime, Sort
 
@@ -47,18 +53,22 @@ class StoreOptions:
             "--model",
             envvar="MMSEARCH_MODEL",
             metavar="NAME",
-            help="open_clip model name, hf-hub:ORG/REPO or local-dir:PATH.",
+            show_default=False,
+            help="open_clip model name, hf-hub:ORG/REPO or local-dir:PATH "
+            f"[default: the store's model, else {DEFAULT_MODEL}].",
         ),
-    ] = DEFAULT_MODEL
+    ] = UNSET
     pretrained: Annotated[
         str,
         typer.Option(
             "--pretrained",
             envvar="MMSEARCH_PRETRAINED",
             metavar="TAG|FILE",
-            help="open_clip pretrained tag, or a local checkpoint file.",
+            show_default=False,
+            help="open_clip pretrained tag, or a local checkpoint file [default: the store's "
+            f"weights, else {DEFAULT_PRETRAINED}].",
         ),
-    ] = DEFAULT_PRETRAINED
+    ] = UNSET
 
 
 @dataclasses.dataclass

@@ -252,10 +252,11 @@ def embed_all(
     embedder: Callable[[], Embedder],
     writer: Writer,
     options: Options,
-    advance: Callable[[], None] | None = None,
+    advance: Callable[..., None] | None = None,
 ) -> None:
     """Reuse, or decode and embed, every file of `todo` (entry, whether it was indexed ok
-    before) and hand each to `writer`; `advance` is called once per file finished."""
+    before) and hand each to `writer`; `advance` is called once per file finished, with
+    `embedded=True` for a file the model embedded (not reused, not failed)."""
     was_ok = {e.path: ok for e, ok in todo}
     report = writer.report
 
@@ -272,7 +273,7 @@ def embed_all(
             report.first_look_skips += 1
         writer.ok(p.entry, p.content_hash, items, p.ocr)
         if advance:
-            advance()
+            advance(embedded=True)
 
     batcher = Batcher(embedder, options.batch_size, done)
     budget = Budget(budget_bytes())

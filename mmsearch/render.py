@@ -159,20 +159,28 @@ def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> 
             )
 
 
-def index_summary(report: IndexReport, console: Console) -> None:
+def index_summary(report: IndexReport, console: Console, total: float | None = None) -> None:
+    """One line: the counts, the whole run's time (`total`, from process start, when known),
+    the model's loading or one-time preparation on its own, and the rate of the files the
+    model embedded over the time it spent on them."""
     r = report
-    rate = ""
-    if r.processed and r.seconds:
-        rate = f"{r.processed / r.seconds:.1f} files/s"
-        if r.frames and r.video_seconds:
-            rate += f", {r.frames} video frames at {r.frames / r.video_seconds:.1f} frames/s"
-        rate = f" ({rate})"
+    seconds = max(total or 0.0, r.seconds)
+    notes = []
+    if r.model_seconds >= 0.05:
+        what = "model prepared once" if r.model_prepared else "model loaded"
+        notes.append(f"{what} in {r.model_seconds:.1f} s")
+    embedded, busy = r.new + r.updated, r.seconds - r.model_seconds
+    if embedded and busy > 0:
+        notes.append(f"{embedded / busy:.1f} files/s embedded")
+    if r.frames and r.video_seconds:
+        notes.append(f"{r.frames} video frames at {r.frames / r.video_seconds:.1f} frames/s")
+    said = f" ({', '.join(notes)})" if notes else ""
     console.print(
         f"{r.new} new, {r.updated} updated, {r.reused} reused, {r.unchanged} unchanged, "
         f"{r.removed} removed, {r.failed} failed, "
         + (f"{r.empty} empty, " if r.empty else "")
         + f"{r.unsupported} unsupported "
-        f"in {r.seconds:.1f} s{rate}",
+        f"in {seconds:.1f} s{said}",
         markup=False,
     )
     o = r.ocr
@@ -218,10 +226,17 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         ("model", model),
     ]
     if not report.indexed:
-        rows.append(("index", "nothing indexed with this model yet: run `mmsearch index PATH`"))
+        hint = (
+            "leave --model/--pretrained unset to use the model below, or run "
+            "`mmsearch index FOLDER` with this one"
+            if report.other_models
+            else "run `mmsearch index FOLDER` (or point --db / MMSEARCH_DB at your store)"
+        )
+        rows.append(("index", f"nothing indexed with this model: {hint}"))
     else:
         rows += [
             ("roots", "\n".join(report.roots) or "-"),
+            *([("forgotten", "\n".join(report.excluded))] if report.excluded else []),
             (
                 "files",
                 f"{report.files_indexed} indexed{_by_kind(report.files_by_kind)}, "

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,17 +32,21 @@ from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_l
 from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.paths import PathSet, cover, outermost
 from mmsearch.ranking import CJK_RANGES, cjk_runs
+from mmsearch.registry import (
+    MODELS,
+    REGISTRY,
+    SCHEMA,
+    SCHEMA_VERSION,
+    no_index_message,
+    registry_tables,
+    row_of,
+    summary_token,
+    tables_token,
+    write_json,
+)
 from mmsearch.remote import Lease, has_lease, redact, storage_options
 from mmsearch.vocab import FileStatus, Kind
 
-MODELS = "models"
-SCHEMA = "schema"
-# The layout this code writes. 1: `models`, `files_<key>`, `items_<key>` (no `schema` table).
-# 2: the `schema` record; `models` gains `weights` and `checkpoint` (the key of a checkpoint
-# on disk comes from its whole content, no longer from its first MiB).
-# 3: `items` gains `words` (the passage again, for a full-text index of exact, unstemmed
-# words with ICU word breaks: CJK too) and `grams` (its CJK runs, for a bigram index).
-SCHEMA_VERSION = 3
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
 SUBTREE_RANGES = 64  # path ranges one SQL filter may test on every row
@@ -99,6 +104,9 @@ MODELS_SCHEMA = pa.schema(
         # where the weights were read from, if from disk.
         ("weights", pa.string()),
         ("checkpoint", pa.string()),
+        # Since schema 3: subtrees `forget` dropped, skipped by later runs over their roots
+        # until one of them is indexed by name. Null on older rows: none.
+        ("excluded", pa.list_(pa.string())),
     ]
 )
 # The version lives in a table of its own, not in a column of `models`: it describes the
@@ -226,12 +234,8 @@ def open_collection(settings: Settings) -> Collection:
     store = Store(settings.db)
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
-        others = [m["model"] for m in store.models()] if store.exists() else []
-        hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
-        raise NoIndex(
-            f"nothing indexed with {settings.model} in {settings.db} yet: "
-            f"run `mmsearch index PATH` first{hint}"
-        )
+        others = store.models() if store.exists() else []
+        raise NoIndex(no_index_message(settings, others))
     return coll
 
 
@@ -439,6 +443,27 @@ class Store:
         self.db.create_table(SCHEMA, data=record, mode=mode)
         return SCHEMA_VERSION
 
+    def remember(self, summaries: dict[str, dict[str, Any]] | None = None) -> None:
+        """Rewrite the registry file from the tables, adding these collections' summaries;
+        the caller holds the writer lock (so nothing commits meanwhile)."""
+        if not is_local_uri(self.uri) or not self.exists():
+            return
+        self._check_schema()
+        if self._version != SCHEMA_VERSION:
+            return
+        models = self.models()
+        path = Path(self.uri) / REGISTRY
+        try:
+            old = json.loads(path.read_text())
+            kept = dict(old["summaries"]) if old.get("schema") == SCHEMA_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = {}
+        keys = {m["key"] for m in models}
+        kept = {k: v for k, v in {**kept, **(summaries or {})}.items() if k in keys}
+        token = tables_token(self.uri, registry_tables())
+        data = {"schema": SCHEMA_VERSION, "token": token, "models": models, "summaries": kept}
+        write_json(path, data)
+
     def models(self) -> list[dict[str, Any]]:
         """The registry's rows; columns an old layout lacks read as null."""
         if not self.exists():
@@ -459,13 +484,7 @@ class Store:
         weights recorded) by the first run that looks for it, and found by key and weights
         from then on; its tables keep their names."""
         key = settings.model_key
-        rows = self.models()
-        info = next((m for m in rows if m["key"] == key), None)
-        if info is None and key != (legacy := settings.legacy_model_key):
-            weights = settings.weights
-            info = next(
-                (m for m in rows if m["key"] == legacy and m["weights"] in (None, weights)), None
-            )
+        info = row_of(self.models(), settings)
         if info is None:
             return None
         if info["weights"] is None:
@@ -507,6 +526,7 @@ class Store:
             "updated": now,
             "weights": settings.weights,
             "checkpoint": settings.checkpoint,
+            "excluded": [],
         }
         key = info["key"]
         self.db.create_table(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
@@ -521,14 +541,9 @@ class Store:
             raise damaged(self.uri, e) from None
 
     def size_bytes(self) -> int | None:
-        if not is_local_uri(self.uri):
-            return None
-        total = 0
-        for folder, _, names in os.walk(self.uri):
-            for name in names:
-                with suppress(OSError):
-                    total += os.lstat(os.path.join(folder, name)).st_size
-        return total
+        from mmsearch.registry import folder_size
+
+        return folder_size(self.uri)
 
 
 def add_missing_columns(table: Any, schema: pa.Schema) -> list[str]:
@@ -885,10 +900,30 @@ class Collection:
         return counts
 
     @_guarded
-    def set_roots(self, roots: Sequence[str]) -> None:
+    def set_roots(self, roots: Sequence[str], excluded: Sequence[str] | None = None) -> None:
+        """Record the indexed roots (and, if given, the subtrees kept out of them)."""
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
+        if excluded is not None:
+            info["excluded"] = sorted(set(excluded))
         _upsert_model(self.store._open(MODELS), info)
         self.info = info
+        self.store.remember()
+
+    @property
+    def excluded(self) -> list[str]:
+        """Subtrees `forget` dropped: later runs over their roots leave them out."""
+        return list(self.info.get("excluded") or [])
+
+    @_guarded
+    def summary(self) -> dict[str, Any]:
+        """What `status` shows of this collection, and the table versions it was read at."""
+        token = summary_token(self.store.uri, self.key)
+        return {
+            "token": token,
+            **self.counts(),
+            "failures": self.failures(),
+            "ocr": self.ocr_counts(),
+        }
 
     @_guarded
     def failures(self) -> list[dict[str, str]]:

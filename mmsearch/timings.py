@@ -46,9 +46,20 @@ def phase(name: str) -> Iterator[None]:
             _open[-1] += elapsed
 
 
+_started: float | None = None  # time.monotonic() at process start, once main() marks it
+
+
 def mark_start() -> None:
-    if ENABLED and (age := process_age()) is not None:
+    global _started
+    age = process_age()
+    _started = time.monotonic() - (age or 0.0)
+    if ENABLED and age is not None:
         _phases["startup"] = age
+
+
+def since_start() -> float | None:
+    """Seconds since the process started, when the command line's main() marked it."""
+    return None if _started is None else time.monotonic() - _started
 
 
 def report() -> None:

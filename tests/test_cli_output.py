@@ -183,7 +183,7 @@ def test_completion_imports_neither_torch_nor_lancedb() -> None:
     )
     env = {
         **os.environ,
-        "_MMSEARCH_COMPLETE": "complete_bash",
+        "_MMSEARCH_COMPLETE": "bash",
         "COMP_WORDS": "mmsearch qu",
         "COMP_CWORD": "1",
     }

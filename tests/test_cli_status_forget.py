@@ -65,3 +65,39 @@ def test_forget_leaves_files_on_disk(photos: Path) -> None:
     run("index", "-q", str(photos))
     run("forget", str(photos))
     assert len([p for p in photos.rglob("*") if p.is_file()]) == 7
+
+
+def test_a_forgotten_subtree_stays_out_of_later_runs_over_its_root(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    run("forget", str(photos / "trips"))
+    assert run("index", "-q", str(photos)).exit_code == 0
+    assert not any("/trips/" in p for p in [*file_rows(), *item_paths()])
+    s = status()
+    assert s["excluded"] == [str(photos / "trips")] and s["files_indexed"] == 4
+    assert str(photos / "trips") in run("status").stdout
+
+
+def test_indexing_a_forgotten_subtree_by_name_brings_it_back(photos: Path) -> None:
+    run("index", "-q", str(photos))
+    run("forget", str(photos / "trips"))
+    assert run("index", "-q", str(photos / "trips")).exit_code == 0
+    assert run("index", "-q", str(photos)).exit_code == 0  # and it stays back
+    s = status()
+    assert (s["excluded"], s["files_indexed"]) == ([], 7)
+
+
+def test_status_reads_the_registry_without_importing_lancedb(photos: Path) -> None:
+    import subprocess
+    import sys
+
+    run("index", "-q", str(photos))
+    code = (
+        "import sys; from mmsearch.cli import main; sys.argv = ['mmsearch', 'status', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'lancedb' not in sys.modules, 'lancedb imported'\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'pyarrow' not in sys.modules, 'pyarrow imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files_indexed"] == 7

@@ -195,7 +195,7 @@ def test_progress_bar_shows_counts_and_rate_on_a_terminal() -> None:
         assert bar is not None
         bar.start(10)
         for _ in range(4):
-            bar.advance()
+            bar.advance(embedded=True)
             time.sleep(0.05)
         bar.bar.refresh()
     assert "4/10" in out.getvalue() and "files/s" in out.getvalue()

@@ -382,3 +382,21 @@ def test_a_v2_store_gains_exact_and_cjk_full_text_in_place(tmp_path: Path) -> No
     assert {"text", "words", "grams"} <= indexed
     assert query_json("homogeneity", "--mode", "text")[0]["path"] == str(folder / "exact.txt")
     assert query_json("도서관", "--mode", "text")[0]["path"] == str(folder / "seoul.txt")
+
+
+def test_a_v2_store_gains_the_forget_exclusions_in_place(photos: Path) -> None:
+    """Schema 3 adds `models.excluded`: a store of schema 2 (no such column) is upgraded on
+    open, its rows kept, and `forget` then sticks in it."""
+    import lancedb
+
+    assert run("index", "-q", str(photos)).exit_code == 0
+    db = lancedb.connect(os.environ["MMSEARCH_DB"])
+    db.open_table("models").drop_columns(["excluded"])
+    claim_version(2)
+    Path(os.environ["MMSEARCH_DB"], "registry.json").unlink()
+    s = status_json()
+    assert s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7
+    assert "excluded" in db.open_table("models").schema.names
+    assert run("forget", str(photos / "trips")).exit_code == 0
+    assert run("index", "-q", str(photos)).exit_code == 0
+    assert not any("/trips/" in p for p in file_rows())

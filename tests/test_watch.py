@@ -266,7 +266,8 @@ def test_one_line_per_batch_of_changes(tmp_path: Path, watcher) -> None:
     deadline = time.monotonic() + 30
     while "removed" not in (w.lines() or [""])[-1] and time.monotonic() < deadline:
         time.sleep(0.1)
-    lines = w.lines()
+    start, *lines = w.lines()
+    assert start.startswith(f"watching {folder} into ") and "answering queries" in start
     assert re.fullmatch(r"\d\d:\d\d:\d\d 4 new \(\d+\.\d s\)", lines[0])
     assert re.fullmatch(r"\d\d:\d\d:\d\d 1 removed \(\d+\.\d s\)", lines[-1])
 

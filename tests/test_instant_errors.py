@@ -1,0 +1,118 @@
+"""Model choices that cannot load fail at once, in one line, before torch or open_clip is
+imported: an unknown model name, a missing checkpoint or `local-dir:` folder, an unknown tag,
+weights not cached while offline (the suite runs with HF_HUB_OFFLINE=1 and an empty cache)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import make_image
+
+BUDGET_S = 10.0  # the aim is 1 s; generous for a busy CI machine, far below torch import
+
+# Runs the CLI in a fresh process, then says whether torch or open_clip got imported.
+PROBE = """
+import sys
+from mmsearch.cli import main
+sys.argv = ["mmsearch", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+heavy = sorted(m for m in ("torch", "open_clip", "lancedb") if m in sys.modules)
+print("imported:", ",".join(heavy) or "-", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+CPU_BUDGET_S = 2.0  # importing torch and open_clip alone costs more CPU than this
+
+
+def run_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the CLI in a fresh process; its wall time, after checking its CPU time (which a
+    busy machine does not inflate)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120
+    )
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    assert cpu < CPU_BUDGET_S, f"{cpu:.2f} s of CPU"
+    return done, wall
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--model", "ViT-B-23"], "unknown model 'ViT-B-23': did you mean ViT-B-32"),
+        (["--model", "ViT-B-32", "--pretrained", "missing/vitb32.pt"], "checkpoint not found"),
+        (["--model", "local-dir:/no/such/folder"], "no such folder"),
+        (["--model", "ViT-B-32-256", "--pretrained", "no-such-tag"], "datacomp_s34b_b86k"),
+        (["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"], "HF_HUB_OFFLINE is set"),
+        (["--model", "ViT-B-32"], "needs weights: pass --pretrained TAG (tags: openai"),
+    ],
+    ids=[
+        "unknown-model",
+        "missing-checkpoint",
+        "missing-local-dir",
+        "unknown-tag",
+        "offline",
+        "no-weights",
+    ],
+)
+@pytest.mark.parametrize("command", ["index", "query"])
+def test_a_model_that_cannot_load_fails_at_once_without_torch(
+    args: list[str], says: str, command: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "p"
+    make_image(folder / "a.jpg", seed=1)
+    target = [str(folder)] if command == "index" else ["red car"]
+    if command == "query" and ("weights" in says or "HF_HUB_OFFLINE" in says):
+        says = "nothing indexed"  # weights matter only for a model with vectors to search
+    done, seconds = run_probe(command, *target, *args)
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr
+    assert error.startswith("mmsearch: error: ") and says in error
+    assert imported == "imported: -" or "torch" not in imported, imported
+    assert "open_clip" not in imported
+    assert seconds < BUDGET_S, f"{seconds:.1f} s"
+
+
+def test_a_named_model_is_checked_before_the_store_is_read(tmp_path: Path, monkeypatch) -> None:
+    """A store older than the registry file would need LanceDB to tell its model: a model
+    named on the command line is checked first, so the error stays instant."""
+    import lancedb
+
+    from mmsearch.store import MODELS_SCHEMA
+
+    db = tmp_path / "old-store"
+    lancedb.connect(str(db)).create_table("models", schema=MODELS_SCHEMA)
+    monkeypatch.setenv("MMSEARCH_DB", str(db))
+    done, seconds = run_probe("query", "red car", "--model", "ViT-B-23")
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and "unknown model 'ViT-B-23'" in error
+    assert imported == "imported: -", imported
+    assert seconds < BUDGET_S, f"{seconds:.1f} s"
+
+
+def test_weights_that_cannot_be_downloaded_fail_at_once_online_too(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Not offline, but the hub cannot be reached (here: a closed local port as the
+    endpoint): one connection attempt before any heavy import, not a minute of retries."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    make_image(tmp_path / "p" / "a.jpg", seed=1)
+    args = ["--model", "ViT-B-32", "--pretrained", "openai"]
+    done, seconds = run_probe("index", str(tmp_path / "p"), *args)
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and "http://127.0.0.1:9 cannot be reached" in error, error
+    assert "torch" not in imported and "open_clip" not in imported
+    assert seconds < BUDGET_S
