@@ -28,6 +28,22 @@ if TYPE_CHECKING:
     from mmsearch.status import StatusReport
 
 
+class _Console(Console):
+    """A console whose closed pipe raises BrokenPipeError for the CLI to handle once (rich's
+    own handler exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def make_console(
+    file: TextIO | None = None, stderr: bool = False, soft_wrap: bool = False
+) -> Console:
+    """A rich console for people: no guessed highlighting, a closed pipe reported plainly."""
+    return _Console(file=file, stderr=stderr, highlight=False, soft_wrap=soft_wrap)
+
+
 def hits(
     results: Sequence[Hit], fmt: str, out: TextIO | None = None, preview: bool = False
 ) -> None:
@@ -62,13 +78,13 @@ def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
     the middle to what is left; a document's passage on its own wrapped line below it.
     Widths are display cells (CJK and emoji take two), so nothing ever pushes the rank, score
     or kind off the line; everything from the data is shown escaped (mmsearch.sanitise)."""
-    console = Console(file=out, highlight=False)
+    console = make_console(out)
     if not results:
         console.print("no results", style="dim")
         return
     protocol = thumbnails.image_protocol(os.environ) if preview else None
     if preview and protocol is None:
-        Console(stderr=True).print(
+        make_console(stderr=True).print(
             "mmsearch: this terminal shows no inline images (kitty, iTerm2 and WezTerm do)",
             style="dim",
             markup=False,
@@ -189,7 +205,7 @@ def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> 
         data = [{"size": len(g.members), "files": [asdict(m) for m in g.members]} for g in groups]
         out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
-    console = Console(file=out, highlight=False)
+    console = make_console(out)
     if not groups:
         console.print("no near-duplicates", style="dim")
     for n, g in enumerate(groups, 1):
@@ -225,9 +241,7 @@ def index_summary(report: IndexReport, console: Console) -> None:
             markup=False,
         )
     for path, reason in r.failures[:10]:
-        console.print(
-            f"failed: {terminal(path)}: {terminal(reason)}", markup=False, style="yellow"
-        )
+        console.print(f"failed: {terminal(path)}: {terminal(reason)}", markup=False, style="yellow")
     if len(r.failures) > 10:
         console.print(f"... and {len(r.failures) - 10} more: see `mmsearch status`", markup=False)
 
@@ -255,7 +269,7 @@ def status_json(report: StatusReport) -> str:
 
 
 def status_text(report: StatusReport, out: TextIO | None = None) -> None:
-    console = Console(file=out or sys.stdout, highlight=False)
+    console = make_console(out or sys.stdout)
     model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
     rows = [
         ("store", report.db + (f" ({_size(report.size_bytes)})" if report.size_bytes else "")),
