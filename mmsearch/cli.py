@@ -29,6 +29,7 @@ from mmsearch.options import (
     StoreOptions,
     with_options,
 )
+from mmsearch.private import take_notices
 from mmsearch.sanitise import terminal
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ def _handle_errors(fn: F) -> F:
                 err=True,
             )
             raise typer.Exit(ExitStatus.ERROR) from None
+        finally:
+            for notice in take_notices():
+                typer.echo(f"mmsearch: {terminal(notice)}", err=True)
 
     return wrapper  # type: ignore[return-value]
 

@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
+from mmsearch.private import FILE_MODE, FOLDER_MODE, private_cache, private_umask, tighten
 from mmsearch.vocab import FileStatus, Kind
 
 MODELS = "models"
@@ -212,7 +213,8 @@ class Store:
         if not is_local_uri(self.uri):
             return
         try:
-            os.makedirs(self.uri, exist_ok=True)
+            with private_umask():
+                os.makedirs(self.uri, mode=FOLDER_MODE, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store folder {self.uri}: {e.strerror or e}") from None
 
@@ -241,7 +243,7 @@ class Store:
         if held is not None:  # this thread holds it already: the outermost hold releases it
             yield
             return
-        lock = FileLock(lock_path, timeout=0)
+        lock = FileLock(lock_path, timeout=0, mode=FILE_MODE)
         try:
             lock.acquire()
         except Timeout:
@@ -252,13 +254,21 @@ class Store:
         with _holders_lock:
             _holders[lock_path] = _Holder(me, owner)
         try:
-            with open(lock_path + ".owner", "w") as f:
-                f.write(owner)
-            yield
+            with private_umask():  # LanceDB creates the files: see mmsearch.private
+                self._make_private()
+                with open(lock_path + ".owner", "w") as f:
+                    f.write(owner)
+                yield
         finally:
             with _holders_lock:
                 del _holders[lock_path]
             lock.release()
+
+    def _make_private(self) -> None:
+        """A store folder open to others (made by an older mmsearch, or by hand) is made
+        private on its first write; a private top folder means this was done."""
+        if is_local_uri(self.uri) and os.stat(self.uri).st_mode & 0o077:
+            tighten(self.uri)
 
     def _busy(self, owner: str) -> StoreBusy:
         return StoreBusy(
@@ -274,10 +284,7 @@ class Store:
         if is_local_uri(self.uri):
             self._make_local_dir()
             return os.path.join(self.uri, ".writer.lock")
-        from platformdirs import user_cache_path
-
-        folder = user_cache_path("mmsearch") / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_cache("locks")
         return str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
 
     @staticmethod
