@@ -433,8 +433,11 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
         message = f"serving {lib.settings.db} on {path} (pid {os.getpid()})"
         _stderr().print(terminal(message), markup=False)
 
+    def notice(message: str) -> None:
+        _stderr().print(f"mmsearch: {terminal(message)}", markup=False, style="yellow")
+
     with _until_signalled() as stop:
-        lib.serve(stop, ready)
+        lib.serve(stop, ready, notice)
 
 
 @_command(store=StoreOptions)

@@ -194,12 +194,17 @@ class Library:
 
     # Serving ------------------------------------------------------------------------
 
-    def serve(self, stop: threading.Event, on_ready: Callable[[str], None] = print) -> None:
+    def serve(
+        self,
+        stop: threading.Event,
+        on_ready: Callable[[str], None] = print,
+        on_notice: Callable[[str], None] = lambda message: None,
+    ) -> None:
         """Answer searches for this store over its socket until `stop` is set, with the
         model and the index warm. Raises StoreBusy when another server answers already."""
         from mmsearch.serve import serving, warm_up
 
-        with serving(self) as path:
+        with serving(self, on_notice) as path:
             warm_up(self)
             on_ready(path)
             stop.wait()
@@ -211,7 +216,7 @@ class Library:
         with contextlib.ExitStack() as stack:
             if serve:
                 try:
-                    stack.enter_context(serving(self))
+                    stack.enter_context(serving(self, on_notice))
                 except StoreBusy as e:
                     on_notice(f"not serving queries: {e}")
             yield

@@ -180,13 +180,18 @@ def open_collection(settings: Settings) -> Collection:
     store = Store(settings.db)
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
-        others = [m["model"] for m in store.models()] if store.exists() else []
-        hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
-        raise NoIndex(
-            f"nothing indexed with {settings.model} in {settings.db} yet: "
-            f"run `mmsearch index PATH` first{hint}"
-        )
+        raise no_index(settings, store)
     return coll
+
+
+def no_index(settings: Settings, store: Store) -> NoIndex:
+    """The error for a model that has indexed nothing in `store`, naming those that have."""
+    others = [m["model"] for m in store.models()] if store.exists() else []
+    hint = f" (the store has vectors for: {', '.join(others)}; pass --model)" if others else ""
+    return NoIndex(
+        f"nothing indexed with {settings.model} in {settings.db} yet: "
+        f"run `mmsearch index PATH` first{hint}"
+    )
 
 
 class Store:
