@@ -4,6 +4,7 @@ Light on imports: this is the fast path of every query."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,8 +51,10 @@ def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
             return None  # a killed server's socket, or one too busy to accept: nothing ran
         try:
             conn.settimeout(ANSWER_TIMEOUT)
-            conn.sendall(json.dumps({"v": PROTOCOL, "db": db, **request}).encode() + b"\n")
-            conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                # a server that refuses at once (busy) answers before reading it all
+                conn.sendall(json.dumps({"v": PROTOCOL, "db": db, **request}).encode() + b"\n")
+                conn.shutdown(socket.SHUT_WR)
             answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
         except TimeoutError:
             raise _no_answer(db, f"no answer within {ANSWER_TIMEOUT:g} s") from None
