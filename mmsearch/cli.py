@@ -591,5 +591,12 @@ def main() -> None:
     except BrokenPipeError:  # raised outside a command: by the final flush of stdout
         _reader_gone()
         sys.exit(ExitStatus.OK)
+    except SystemExit as e:
+        # Click answers a closed pipe outside our commands (--help, usage) by exiting 1 and
+        # muting stdout with its flush wrapper; the convention here is exit 0.
+        if e.code == ExitStatus.ERROR and "PacifyFlushWrapper" in type(sys.stdout).__name__:
+            _reader_gone()
+            sys.exit(ExitStatus.OK)
+        raise
     finally:
         timings.report()
