@@ -147,10 +147,9 @@ def test_a_burst_of_changes_settles_into_an_exact_index_without_reembedding_move
         os.replace(tmp, f)
     populate(folder / "new", 30, seed=7000)  # a new subfolder
 
-    took = wait_until_exact(folder)
+    wait_until_exact(folder)  # fails past SETTLE_TIMEOUT
     expected = 10 + len(changed[10:]) + 30
     assert w.embedded_reaches(before + expected) - before == expected
-    assert took < SETTLE_TIMEOUT
 
 
 def test_temporary_and_partial_files_never_reach_the_index(tmp_path: Path, watcher) -> None:
