@@ -150,7 +150,12 @@ class Library:
 
     def search_here(self, request: SearchRequest) -> list[Hit]:
         """Answer in this process, whatever servers run."""
+        from mmsearch.reading import query_file
         from mmsearch.search import search
+
+        for part in request.parts:
+            if part.kind == "image":
+                query_file(part.value)  # a FIFO, device or huge file: refused before any work
 
         return search(
             self.with_model(request.model, request.pretrained).settings,
