@@ -24,16 +24,16 @@ if TYPE_CHECKING:
 
 
 def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) -> np.ndarray:
-    texts = [p for p in parts if p.kind == "text"]
     vectors: dict[int, np.ndarray] = {}
+    for p in parts:  # pictures first: a bad query file fails before any text is embedded
+        if p.kind == "image":
+            vectors[id(p)] = _image_vector(settings, coll, p)
+    texts = [p for p in parts if p.kind == "text"]
     if texts:
         from mmsearch.query_cache import text_vectors
 
         embedded = text_vectors(settings, [p.value for p in texts], _text_embedder(settings))
         vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
-    for p in parts:
-        if p.kind == "image":
-            vectors[id(p)] = _image_vector(settings, coll, p)
     total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:

@@ -83,7 +83,7 @@ def opener_command(hit: dict[str, Any]) -> list[str]:
             words = shlex.split(custom)
         except ValueError as e:
             raise UsageError(f"MMSEARCH_OPENER cannot be read as a command: {e}") from None
-        values = {"path": path, "t": f"{t:.3f}" if t is not None else "0"}
+        values = {"path": path, "t": str(t) if t is not None else "0"}
         command = [_PLACEHOLDER.sub(lambda m: _fill(m, values), w) for w in words]
         if not any("{path}" in w for w in words):
             command.append(path)
