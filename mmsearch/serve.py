@@ -127,8 +127,12 @@ class _Server(socketserver.UnixStreamServer):
     def _busy(self, request: Any) -> None:
         reply = error_reply(StoreBusy("the server is busy with other queries: try again"))
         with contextlib.suppress(OSError):
-            request.settimeout(1.0)
+            request.settimeout(0.2)
             request.sendall(json.dumps(reply).encode())
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline and request.recv(1 << 16):
+                pass  # closing on an unread request would reset the connection, reply and all
         self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
