@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import os
+import shlex
 import sys
 import threading
 import warnings
@@ -20,7 +21,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from mmsearch import timings
-from mmsearch.errors import MmsearchError, UsageError
+from mmsearch.errors import MmsearchError, UsageError, one_line
 from mmsearch.options import (
     IndexingOptions,
     RuntimeOptions,
@@ -28,6 +29,8 @@ from mmsearch.options import (
     StoreOptions,
     with_options,
 )
+from mmsearch.private import take_notices
+from mmsearch.sanitise import terminal
 
 if TYPE_CHECKING:
     from mmsearch.filters import Filters
@@ -68,24 +71,39 @@ def _handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except MmsearchError as e:
-            typer.echo(f"mmsearch: error: {e}", err=True)
+            typer.echo(f"mmsearch: error: {terminal(str(e))}", err=True)
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:
+            _reader_gone()
+            raise typer.Exit(ExitStatus.OK) from None
         except KeyboardInterrupt:
             typer.echo("mmsearch: interrupted (run the same command again to finish)", err=True)
             raise typer.Exit(ExitStatus.INTERRUPTED) from None
-        except (typer.BadParameter, typer.Exit, typer.Abort, BrokenPipeError):
+        except (typer.BadParameter, typer.Exit, typer.Abort):
             raise
         except Exception as e:
             if os.environ.get("MMSEARCH_TRACEBACK"):
                 raise
             typer.echo(
-                f"mmsearch: internal error: {type(e).__name__}: {e} "
+                f"mmsearch: internal error: {type(e).__name__}: {terminal(one_line(e))} "
                 "(set MMSEARCH_TRACEBACK=1 for details and report it)",
                 err=True,
             )
             raise typer.Exit(ExitStatus.ERROR) from None
+        finally:
+            for notice in take_notices():
+                typer.echo(f"mmsearch: {terminal(notice)}", err=True)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _reader_gone() -> None:
+    """The reader of our output went away (`| head`, `| true`): it read all it wanted, so the
+    command ends quietly with exit 0 (README: exit codes). Later writes, and Python's final
+    flush, go to /dev/null instead of raising again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 class _Command(TyperCommand):
@@ -126,9 +144,9 @@ def _library(store: StoreOptions, runtime: RuntimeOptions | None = None) -> Libr
 
 
 def _stderr() -> Any:
-    from rich.console import Console
+    from mmsearch.render import make_console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return make_console(stderr=True, soft_wrap=True)
 
 
 def _show_version(value: bool) -> None:
@@ -317,7 +335,7 @@ def watch(
 
     def on_notice(message: str) -> None:
         if not quiet:
-            err.print(f"mmsearch: {message}", markup=False, style="yellow")
+            err.print(f"mmsearch: {terminal(message)}", markup=False, style="yellow")
 
     with _until_signalled() as stop:
         _library(store, runtime).watch(
@@ -422,7 +440,7 @@ def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> No
         err = _stderr()
         err.print("query read as:", markup=False)
         for p in parts:
-            err.print(f"  {p.describe()}", markup=False)
+            err.print(f"  {terminal(p.describe())}", markup=False)
     hits = _library(store).search(
         parts,
         top=search.top,
@@ -509,10 +527,13 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
 
     def ready(path: str) -> None:
         message = f"serving {lib.settings.db} on {path} (pid {os.getpid()})"
-        _stderr().print(message, markup=False)
+        _stderr().print(terminal(message), markup=False)
+
+    def notice(message: str) -> None:
+        _stderr().print(f"mmsearch: {terminal(message)}", markup=False, style="yellow")
 
     with _until_signalled() as stop:
-        lib.serve(stop, ready)
+        lib.serve(stop, ready, notice)
 
 
 @_command(store=StoreOptions, runtime=RuntimeOptions)
@@ -634,7 +655,7 @@ def open_(
     from mmsearch.opener import open_result
 
     command = open_result(n)
-    _stderr().print(" ".join(command), markup=False, style="dim")
+    _stderr().print(terminal(shlex.join(command)), markup=False, style="dim")
 
 
 @_command(store=StoreOptions)
@@ -757,10 +778,15 @@ def main() -> None:
     timings.mark_start()
     try:
         app(prog_name="mmsearch")
-    except BrokenPipeError:
-        # The reader went away (`| head`): not an error worth a traceback.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(ExitStatus.ERROR)
+    except BrokenPipeError:  # raised outside a command: by the final flush of stdout
+        _reader_gone()
+        sys.exit(ExitStatus.OK)
+    except SystemExit as e:
+        # Click answers a closed pipe outside our commands (--help, usage) by exiting 1 and
+        # muting stdout with its flush wrapper; the convention here is exit 0.
+        if e.code == ExitStatus.ERROR and "PacifyFlushWrapper" in type(sys.stdout).__name__:
+            _reader_gone()
+            sys.exit(ExitStatus.OK)
+        raise
     finally:
         timings.report()

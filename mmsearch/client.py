@@ -4,6 +4,7 @@ Light on imports: this is the fast path of every query."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mmsearch.errors import MmsearchError
 from mmsearch.protocol import VERSION as PROTOCOL
 
 CONNECT_TIMEOUT = 0.5  # a live server accepts at once; anything slower is not worth waiting on
@@ -27,25 +29,48 @@ def socket_path(db: str) -> Path:
 
 
 def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
-    """The server's answer, or None when no server of ours is listening for this store
-    (the caller then answers by itself)."""
+    """The server's answer, or None when no server of ours is listening for this store, or
+    it speaks another protocol (nothing ran there: the caller answers by itself).
+
+    Once a server has the request, its outcome is the answer: a server that then fails,
+    hangs up or outlives ANSWER_TIMEOUT is an error, never a second run here."""
     if os.environ.get("MMSEARCH_NO_SERVER"):
         return None
     path = socket_path(db)
     try:
         st = os.lstat(path)
-        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
-            return None
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
             conn.settimeout(CONNECT_TIMEOUT)
             conn.connect(str(path))
+        except OSError:
+            return None  # a killed server's socket, or one too busy to accept: nothing ran
+        try:
             conn.settimeout(ANSWER_TIMEOUT)
-            conn.sendall(json.dumps({"v": PROTOCOL, "db": db, **request}).encode() + b"\n")
-            conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                # a server that refuses at once (busy) answers before reading it all
+                conn.sendall(json.dumps({"v": PROTOCOL, "db": db, **request}).encode() + b"\n")
+                conn.shutdown(socket.SHUT_WR)
             answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
+        except TimeoutError:
+            raise _no_answer(db, f"no answer within {ANSWER_TIMEOUT:g} s") from None
+        except OSError as e:
+            raise _no_answer(db, e.strerror or str(e)) from None
+    try:
         reply = json.loads(answer)
-    except (OSError, ValueError):
-        return None
+    except ValueError:
+        raise _no_answer(db, "it hung up without an answer" if not answer else "garbled") from None
     if not isinstance(reply, dict) or reply.get("v") != PROTOCOL or "refused" in reply:
-        return None
+        return None  # another version of mmsearch: it ran nothing
     return reply
+
+
+def _no_answer(db: str, why: str) -> MmsearchError:
+    return MmsearchError(
+        f"the server for {db} did not answer ({why}); stop it, or set MMSEARCH_NO_SERVER=1 "
+        "to search without it"
+    )

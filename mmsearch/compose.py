@@ -3,7 +3,7 @@ from their stored vector when indexed and unchanged), weighted, summed, normalis
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ from mmsearch.config import Settings
 from mmsearch.errors import ExtractError, MmsearchError, UsageError
 from mmsearch.formats import kind_of
 from mmsearch.grammar import Part
+from mmsearch.reading import query_file, read_query_file
 from mmsearch.timings import phase
 from mmsearch.vocab import Kind
 
@@ -23,16 +24,16 @@ if TYPE_CHECKING:
 
 
 def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) -> np.ndarray:
-    texts = [p for p in parts if p.kind == "text"]
     vectors: dict[int, np.ndarray] = {}
+    for p in parts:  # pictures first: a bad query file fails before any text is embedded
+        if p.kind == "image":
+            vectors[id(p)] = _image_vector(settings, coll, p)
+    texts = [p for p in parts if p.kind == "text"]
     if texts:
         from mmsearch.query_cache import text_vectors
 
         embedded = text_vectors(settings, [p.value for p in texts], _text_embedder(settings))
         vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
-    for p in parts:
-        if p.kind == "image":
-            vectors[id(p)] = _image_vector(settings, coll, p)
     total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
@@ -65,23 +66,19 @@ def _image_vector(settings: Settings, coll: Collection | None, part: Part) -> np
         raise UsageError("--at picks a moment of a video; the query is not a video")
     if kind_of(path) == Kind.DOCUMENT:
         raise MmsearchError(f"{path} is a document, not an image")
-    try:
-        st = os.stat(path)
-        if part.at is not None:
-            from mmsearch.extract.video import frame_at
+    st = query_file(path)  # a regular file within the size cap, or a one-line error
+    if part.at is not None:
+        from mmsearch.extract.video import frame_at
 
-            at = part.at
-            return _embed_picture(settings, path, lambda size: frame_at(path, at, size))
-        stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns) if coll else None
-        if stored is not None:
-            return stored
-        from mmsearch.extract.image import load_image
+        at = part.at
+        return _embed_picture(settings, path, lambda size: frame_at(path, at, size))
+    stored = coll.stored_vector(path, st.st_size, st.st_mtime_ns) if coll else None
+    if stored is not None:
+        return stored
+    from mmsearch.extract.image import load_image
 
-        with open(path, "rb") as f:
-            data = f.read()
-        return _embed_picture(settings, path, lambda size: load_image(data, size, path))
-    except OSError as e:
-        raise MmsearchError(f"cannot read {path}: {e.strerror or e}") from None
+    data = read_query_file(path)
+    return _embed_picture(settings, path, lambda size: load_image(data, size, path))
 
 
 def _embed_picture(
@@ -90,8 +87,32 @@ def _embed_picture(
     from mmsearch.embed import load_embedder
 
     embedder = load_embedder(settings)
-    try:
-        pixels = embedder.preprocess(picture(embedder.image_size))
-    except ExtractError as e:
-        raise MmsearchError(f"{name}: {e}") from None
+    pixels = embedder.preprocess(_decoded(name, lambda: picture(embedder.image_size)))
     return embedder.embed_images([pixels])[0]
+
+
+DECODE_TIMEOUT = 30.0  # seconds to turn a query file into a picture
+
+
+def _decoded(name: str, picture: Callable[[], Image.Image]) -> Image.Image:
+    """`picture()`, or a one-line error when it fails or takes longer than DECODE_TIMEOUT
+    (the decoder is left behind in a daemon thread: a query, or the server, moves on)."""
+    outcome: list[Image.Image | BaseException] = []
+
+    def decode() -> None:
+        try:
+            outcome.append(picture())
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=decode, name="mmsearch-query-decode", daemon=True)
+    thread.start()
+    thread.join(DECODE_TIMEOUT)
+    if not outcome:
+        raise MmsearchError(f"{name}: decoding took longer than {DECODE_TIMEOUT:g} s")
+    result = outcome[0]
+    if isinstance(result, ExtractError):
+        raise MmsearchError(f"{name}: {result}") from None
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -304,9 +304,10 @@ def _remember_digest(name: str, size: int, mtime_ns: int, digest: str) -> None:
     private (mode 0600); a cache that cannot be written only costs hashing again."""
     entries = _read_digest_cache()
     entries[name] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
-    folder = cache_root()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        from mmsearch.private import private_cache
+
+        folder = private_cache()
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{DIGEST_CACHE}.", suffix=".tmp")
     except OSError:
         return

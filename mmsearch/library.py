@@ -208,7 +208,12 @@ class Library:
 
     def search_here(self, request: SearchRequest) -> list[Hit]:
         """Answer in this process, whatever servers run."""
+        from mmsearch.reading import query_file
         from mmsearch.search import search
+
+        for part in request.parts:
+            if part.kind == "image":
+                query_file(part.value)  # a FIFO, device or huge file: refused before any work
 
         return search(
             self.with_model(request.model, request.pretrained).settings,
@@ -259,13 +264,18 @@ class Library:
 
     # Serving ------------------------------------------------------------------------
 
-    def serve(self, stop: threading.Event, on_ready: Callable[[str], None] = print) -> None:
+    def serve(
+        self,
+        stop: threading.Event,
+        on_ready: Callable[[str], None] = print,
+        on_notice: Callable[[str], None] = lambda message: None,
+    ) -> None:
         """Answer searches for this store over its socket until `stop` is set, with the
         model and the index warm. Raises StoreBusy when another server answers already."""
         from mmsearch.serve import serving, warm_up
 
         self.check_model()
-        with serving(self) as path:
+        with serving(self, on_notice) as path:
             warm_up(self)
             on_ready(path)
             stop.wait()
@@ -279,7 +289,7 @@ class Library:
             served = False
             if serve:
                 try:
-                    stack.enter_context(serving(self))
+                    stack.enter_context(serving(self, on_notice))
                     served = True
                 except StoreBusy as e:
                     on_notice(f"not serving queries: {e}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -19,20 +20,24 @@ if TYPE_CHECKING:
     from mmsearch.ranking import Hit
 
 
-def _last_results() -> Path:
-    from platformdirs import user_cache_path
+PLACEHOLDERS = ("path", "t")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
-    return user_cache_path("mmsearch") / "last-results.json"
+
+def _last_results() -> Path:
+    from mmsearch.config import cache_root
+
+    return cache_root() / "last-results.json"
 
 
 def remember(hits: Sequence[Hit]) -> None:
-    """Keep the results for `mmsearch open N`; a cache, so failing to write is harmless."""
-    path = _last_results()
+    """Keep the results for `mmsearch open N`, private (they hold paths and passages); a
+    cache, so failing to write is harmless."""
+    from mmsearch.private import private_cache, write_private
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps([asdict(h) for h in hits], ensure_ascii=False))
-        os.replace(tmp, path)
+        private_cache()
+        write_private(_last_results(), json.dumps([asdict(h) for h in hits], ensure_ascii=False))
     except OSError:
         pass
 
@@ -57,21 +62,32 @@ def open_result(n: int) -> list[str]:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+    except FileNotFoundError:
+        raise MmsearchError(
+            f"no program to open files with ({command[0]} is not installed): set "
+            "MMSEARCH_OPENER to one, e.g. MMSEARCH_OPENER='mpv --start={t} {path}'"
+        ) from None
     except OSError as e:
         raise MmsearchError(f"cannot run {command[0]}: {e.strerror or e}") from None
     return command
 
 
 def opener_command(hit: dict[str, Any]) -> list[str]:
-    """$MMSEARCH_OPENER if set ({path} and {t} are filled in, else the path is appended);
-    a video moment in mpv or VLC at its time; otherwise the desktop's opener."""
+    """$MMSEARCH_OPENER if set (`{path}` and `{t}` are filled in wherever they appear, each
+    on its own; without `{path}` the path is appended); a video moment in mpv or VLC at its
+    time; otherwise the desktop's opener."""
     path, t = hit["path"], hit.get("t")
     custom = os.environ.get("MMSEARCH_OPENER")
     if custom:
-        words = shlex.split(custom)
-        if any("{path}" in w for w in words):
-            return [w.format(path=path, t=t or 0) for w in words]
-        return [*words, path]
+        try:
+            words = shlex.split(custom)
+        except ValueError as e:
+            raise UsageError(f"MMSEARCH_OPENER cannot be read as a command: {e}") from None
+        values = {"path": path, "t": str(t) if t is not None else "0"}
+        command = [_PLACEHOLDER.sub(lambda m: _fill(m, values), w) for w in words]
+        if not any("{path}" in w for w in words):
+            command.append(path)
+        return command
     if t is not None:
         if shutil.which("mpv"):
             return ["mpv", f"--start={t:.3f}", path]
@@ -82,3 +98,11 @@ def opener_command(hit: dict[str, Any]) -> list[str]:
     if sys.platform == "win32":
         return ["cmd", "/c", "start", "", path]
     return ["xdg-open", path]
+
+
+def _fill(match: re.Match[str], values: dict[str, str]) -> str:
+    name = match.group(1)
+    if name not in values:
+        valid = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        raise UsageError(f"MMSEARCH_OPENER has an unknown placeholder {{{name}}}: use {valid}")
+    return values[name]

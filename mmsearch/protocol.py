@@ -4,10 +4,11 @@ place, so a request the client writes is exactly what the server reads."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
-from mmsearch.errors import MmsearchError
+from mmsearch.errors import MmsearchError, UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part
 from mmsearch.ranking import Hit
@@ -43,17 +44,58 @@ class SearchRequest:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> SearchRequest:
-        """Raises KeyError, TypeError or ValueError (a malformed request) or UsageError."""
-        return cls(
-            model=str(data["model"]),
-            pretrained=None if data.get("pretrained") is None else str(data["pretrained"]),
-            parts=tuple(Part(**p) for p in data["parts"]),
-            top=int(data["top"]),
-            filters=Filters(**data["filters"]),
-            moments=bool(data["moments"]),
-            mode=choose(Mode, str(data["mode"]), "--mode"),
-            sort=choose(Sort, str(data.get("sort", Sort.SCORE)), "--sort"),
-        )
+        """The request a client sent, checked field by field: a malformed one is a
+        UsageError that names the field, before anything runs."""
+        try:
+            parts = _field(data, "parts", list)
+            if not 1 <= len(parts) <= MAX_PARTS:
+                raise UsageError(f"a query has 1 to {MAX_PARTS} parts, not {len(parts)}")
+            pretrained = data.get("pretrained")
+            if pretrained is not None and not isinstance(pretrained, str):
+                raise UsageError("bad request: pretrained must be a string or null")
+            sort = data.get("sort", Sort.SCORE)
+            if not isinstance(sort, str):
+                raise UsageError("bad request: sort has the wrong type")
+            top = _field(data, "top", int)
+            if not 1 <= top <= MAX_TOP:
+                raise UsageError(f"bad request: top must be 1 to {MAX_TOP}, not {top}")
+            return cls(
+                model=_field(data, "model", str),
+                pretrained=pretrained,
+                parts=tuple(_part(p) for p in parts),
+                top=top,
+                filters=Filters(**_field(data, "filters", dict)),
+                moments=_field(data, "moments", bool),
+                mode=choose(Mode, _field(data, "mode", str), "--mode"),
+                sort=choose(Sort, sort, "--sort"),
+            )
+        except TypeError as e:  # an unknown or missing field of Part or Filters
+            raise UsageError(f"bad request: {e}") from None
+
+
+MAX_PARTS = 64
+MAX_TOP = 10_000
+_PART_FIELDS = {"kind": str, "value": str, "weight": (int, float), "at": (int, float, type(None))}
+
+
+def _field(data: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(data, dict) or name not in data:
+        raise UsageError(f"bad request: {name} is missing")
+    value = data[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+        raise UsageError(f"bad request: {name} has the wrong type")
+    return value
+
+
+def _part(data: Any) -> Part:
+    for name, kind in _PART_FIELDS.items():
+        if name in data or name != "at":
+            _field(data, name, kind)
+    if data["kind"] not in ("text", "image"):
+        raise UsageError("bad request: a part is text or image")
+    if not math.isfinite(data["weight"]) or (data.get("at") is not None and data["at"] < 0):
+        raise UsageError("bad request: a part's weight must be finite and its time positive")
+    return Part(**data)
 
 
 def hits_reply(hits: Sequence[Hit]) -> dict[str, Any]:

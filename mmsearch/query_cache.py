@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsearch.config import Settings, cache_root
+from mmsearch.private import private_cache
 
 KEEP = 1000  # vectors per model; the least recently used go first
 
@@ -42,9 +43,9 @@ def text_vectors(
 
 def _keep(folder: Path, path: Path, vector: np.ndarray) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_cache("queries", folder.name)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             np.save(f, vector.astype(np.float32))
         os.replace(tmp, path)
         entries = list(os.scandir(folder))

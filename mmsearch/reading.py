@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from mmsearch.errors import one_line
+from mmsearch.errors import MmsearchError, one_line
 from mmsearch.scan import FileEntry
 from mmsearch.vocab import Kind
 
@@ -73,3 +73,52 @@ def read_file(entry: FileEntry) -> FileRead:
     except OSError as e:
         return FileRead(error=f"cannot read: {one_line(e)}")
     return FileRead(data, content_hash(data))
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def query_file(path: str) -> os.stat_result:
+    """The status of a file a query names, which must be a regular file within the indexing
+    size cap: a FIFO would block, a device never ends, a socket is no picture. Checked with
+    `stat`, so nothing is opened that is not a plain file."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise MmsearchError(f"cannot read {path}: {e.strerror or one_line(e)}") from None
+    _check_query(path, st)
+    return st
+
+
+def read_query_file(path: str) -> bytes:
+    """The bytes of a query picture, bounded like an indexed file's (MAX_FILE_BYTES). Opened
+    non-blocking and checked again once open, so a file swapped for a FIFO meanwhile cannot
+    block the reader."""
+    query_file(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            _check_query(path, os.fstat(f.fileno()))
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise MmsearchError(f"cannot read {path}: {e.strerror or one_line(e)}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise MmsearchError(f"{path} is too large for a query (over {MAX_FILE_BYTES >> 20} MiB)")
+    return data
+
+
+def _check_query(path: str, st: os.stat_result) -> None:
+    for test, what in _NOT_REGULAR:
+        if test(st.st_mode):
+            raise MmsearchError(f"{path} is {what}, not a file: a query reads only files")
+    if not stat.S_ISREG(st.st_mode):
+        raise MmsearchError(f"{path} is not a regular file: a query reads only files")
+    if st.st_size > MAX_FILE_BYTES:
+        size, limit = st.st_size >> 20, MAX_FILE_BYTES >> 20
+        raise MmsearchError(f"{path} is too large for a query ({size} MiB > {limit} MiB)")

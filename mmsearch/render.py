@@ -11,19 +11,37 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
+from rich.cells import cell_len
 from rich.console import Console
+from rich.padding import Padding
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 
 from mmsearch import thumbnails
 from mmsearch.paths import is_within
+from mmsearch.sanitise import snippet, terminal
 
 if TYPE_CHECKING:
     from mmsearch.dupes import Group
     from mmsearch.index import IndexReport
     from mmsearch.ranking import Hit
     from mmsearch.status import StatusReport
+
+
+class _Console(Console):
+    """A console whose closed pipe raises BrokenPipeError for the CLI to handle once (rich's
+    own handler exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def make_console(
+    file: TextIO | None = None, stderr: bool = False, soft_wrap: bool = False
+) -> Console:
+    """A rich console for people: no guessed highlighting, a closed pipe reported plainly."""
+    return _Console(file=file, stderr=stderr, highlight=False, soft_wrap=soft_wrap)
 
 
 def hits(
@@ -51,45 +69,65 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 
 _BAR = " ▏▎▍▌▋▊▉█"
-_FIXED_WIDTH = 40  # rank, score and bar, kind, moment, and the gaps between columns
+_GAP = "  "
+_MIN_PATH = 24  # below this the score bars give their room to the path
 
 
 def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
-    console = Console(file=out, highlight=False)
+    """One line per hit: rank, score, kind and moment at their full width, the path cut in
+    the middle to what is left; a document's passage on its own wrapped line below it.
+    Widths are display cells (CJK and emoji take two), so nothing ever pushes the rank, score
+    or kind off the line; everything from the data is shown escaped (mmsearch.sanitise)."""
+    console = make_console(out)
     if not results:
         console.print("no results", style="dim")
         return
     protocol = thumbnails.image_protocol(os.environ) if preview else None
     if preview and protocol is None:
-        Console(stderr=True).print(
+        make_console(stderr=True).print(
             "mmsearch: this terminal shows no inline images (kitty, iTerm2 and WezTerm do)",
             style="dim",
             markup=False,
         )
-    path_width = max(20, console.width - _FIXED_WIDTH)
     best, worst = results[0].score, min(h.score for h in results)
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("score", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("when", no_wrap=True)
-    table.add_column("path", no_wrap=True, overflow="ellipsis")
-    for rank, h in enumerate(results, 1):
-        table.add_row(
-            str(rank),
-            f"{h.score:.3f} {_bar(h.score, worst, best)}",
-            h.kind,
-            _locator(h).strip(" @"),
-            _path_cell(h, path_width),
-        )
+    columns = [
+        [str(rank) for rank in range(1, len(results) + 1)],
+        [f"{h.score:.3f}" for h in results],
+        [terminal(h.kind) for h in results],
+        [_locator(h).strip(" @") for h in results],
+    ]
+    widths = [max(cell_len(c) for c in column) for column in columns]
+    widths[3] = max(widths[3], 4) if any(columns[3]) else 0
+    fixed = sum(w + len(_GAP) for w in widths if w)
+    bar = 5 if console.width - fixed - 5 >= _MIN_PATH else 0  # a space and four eighths
+    path_width = max(1, console.width - fixed - bar)
+    header = Text(style="dim")
+    for name, width, align in zip(("#", "score", "kind", "when"), widths, "><<<", strict=True):
+        if width:
+            header.append(_pad(name, width + (bar if name == "score" else 0), align) + _GAP)
+    console.print(header.append("path"), no_wrap=True, crop=True)
+    for i, h in enumerate(results):
+        line = Text(no_wrap=True)
+        line.append(_pad(columns[0][i], widths[0], ">") + _GAP, style="dim")
+        score = columns[1][i] + (" " + _bar(h.score, worst, best) if bar else "")
+        line.append(_pad(score, widths[1] + bar) + _GAP)
+        line.append(_pad(columns[2][i], widths[2]) + _GAP)
+        if widths[3]:
+            line.append(_pad(columns[3][i], widths[3]) + _GAP)
+        line.append_text(_linked_path(h.path, path_width))
+        console.print(line, no_wrap=True, crop=True)
+        if h.snippet:
+            indent = widths[0] + len(_GAP)
+            shown = cut_end(snippet(h.snippet), 2 * (console.width - indent))
+            console.print(Padding(Text(shown, style="dim"), (0, 0, 0, indent)))
         if protocol:
-            console.print(table)
             out.write(thumbnails.escape(h, protocol) + "\n")
-            table = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
-            for column in ("#", "score", "kind", "when", "path"):
-                table.add_column(column, no_wrap=True)
-    if not protocol:
-        console.print(table)
+
+
+def _pad(text: str, width: int, align: str = "<") -> str:
+    """`text` padded with spaces to `width` display cells."""
+    room = " " * max(0, width - cell_len(text))
+    return room + text if align == ">" else text + room
 
 
 def _bar(score: float, worst: float, best: float, width: int = 4) -> str:
@@ -100,21 +138,41 @@ def _bar(score: float, worst: float, best: float, width: int = 4) -> str:
 
 
 def _linked_path(path: str, width: int) -> Text:
-    """The path with the home folder as ~, cut from the left to fit, clickable (OSC 8)."""
+    """The path with the home folder as ~, cut in the middle to fit, clickable (OSC 8)."""
     home = os.path.expanduser("~")
     shown = "~" + path[len(home) :] if home != "/" and is_within(path, home) else path
-    if len(shown) > width:
-        shown = "…" + shown[-(width - 1) :]
-    return Text(shown, style=Style(link="file://" + quote(path)))
+    raw = path.encode("utf-8", "surrogateescape")
+    return Text(cut_middle(terminal(shown), width), style=Style(link="file://" + quote(raw)))
 
 
-def _path_cell(hit: Hit, width: int) -> Text:
-    cell = _linked_path(hit.path, width)
-    if hit.snippet:
-        snippet = Text(hit.snippet[: width * 2], style="dim")
-        cell.append("\n")
-        cell.append_text(snippet)
-    return cell
+def cut_middle(path: str, width: int) -> str:
+    """`path` in at most `width` display cells: folders give way first (`/a/…/name.jpg`),
+    then the middle of the file name, never its extension."""
+    if cell_len(path) <= width:
+        return path
+    head, sep, name = path.rpartition("/")
+    if cell_len(name) + 2 <= width:  # room for "…/" and the whole name
+        keep = width - cell_len(name) - 2
+        return cut_end(head + sep, keep, ellipsis="") + "…/" + name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 8 or cell_len(ext) + 3 > width:
+        stem, ext = name, ""  # no extension, or no room to keep one
+    tail = "." + ext if ext else ""
+    return cut_end(stem, width - cell_len(tail)) + tail
+
+
+def cut_end(text: str, width: int, ellipsis: str = "…") -> str:
+    """`text` in at most `width` display cells, cut at its end (marked with `ellipsis`)."""
+    if cell_len(text) <= width:
+        return text
+    room = width - cell_len(ellipsis)
+    kept, used = [], 0
+    for char in text:
+        used += cell_len(char)
+        if used > room:
+            break
+        kept.append(char)
+    return "".join(kept) + ellipsis if room >= 0 else ""
 
 
 def _plain(hit: Hit) -> str:
@@ -147,7 +205,7 @@ def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> 
         data = [{"size": len(g.members), "files": [asdict(m) for m in g.members]} for g in groups]
         out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
-    console = Console(file=out, highlight=False)
+    console = make_console(out)
     if not groups:
         console.print("no near-duplicates", style="dim")
     for n, g in enumerate(groups, 1):
@@ -155,7 +213,9 @@ def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> 
         for m in g.members:
             moment = f" @ {clock(m.t)}" if m.t is not None else ""
             console.print(
-                f"  {m.similarity:.3f}  {m.kind:<5}  {m.path}{moment}", markup=False, soft_wrap=True
+                f"  {m.similarity:.3f}  {m.kind:<5}  {terminal(m.path)}{moment}",
+                markup=False,
+                soft_wrap=True,
             )
 
 
@@ -191,7 +251,7 @@ def index_summary(report: IndexReport, console: Console, total: float | None = N
             markup=False,
         )
     for path, reason in r.failures[:10]:
-        console.print(f"failed: {path}: {reason}", markup=False, style="yellow")
+        console.print(f"failed: {terminal(path)}: {terminal(reason)}", markup=False, style="yellow")
     if len(r.failures) > 10:
         console.print(f"... and {len(r.failures) - 10} more: see `mmsearch status`", markup=False)
 
@@ -219,7 +279,7 @@ def status_json(report: StatusReport) -> str:
 
 
 def status_text(report: StatusReport, out: TextIO | None = None) -> None:
-    console = Console(file=out or sys.stdout, highlight=False)
+    console = make_console(out or sys.stdout)
     model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
     rows = [
         ("store", report.db + (f" ({_size(report.size_bytes)})" if report.size_bytes else "")),
@@ -235,8 +295,12 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         rows.append(("index", f"nothing indexed with this model: {hint}"))
     else:
         rows += [
-            ("roots", "\n".join(report.roots) or "-"),
-            *([("forgotten", "\n".join(report.excluded))] if report.excluded else []),
+            ("roots", "\n".join(map(terminal, report.roots)) or "-"),
+            *(
+                [("forgotten", "\n".join(map(terminal, report.excluded)))]
+                if report.excluded
+                else []
+            ),
             (
                 "files",
                 f"{report.files_indexed} indexed{_by_kind(report.files_by_kind)}, "
@@ -248,17 +312,18 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
             ("ocr", _ocr_line(report)),
         ]
     if report.other_models:
-        rows.append(("also", "\n".join(report.other_models)))
+        rows.append(("also", "\n".join(map(terminal, report.other_models))))
     width = max(len(name) for name, _ in rows) + 2
     for name, value in rows:
-        lines = value.split("\n")
+        lines = [terminal(line) for line in value.split("\n")]
         console.print(Text(name.ljust(width), style="bold") + Text(lines[0]), soft_wrap=True)
         for line in lines[1:]:
             console.print(" " * width + line, markup=False, soft_wrap=True)
     if report.failures:
         console.print("failed files:", style="bold")
         for f in report.failures:
-            console.print(f"  {f['path']}: {f['reason']}", markup=False, soft_wrap=True)
+            line = f"  {terminal(f['path'])}: {terminal(f['reason'])}"
+            console.print(line, markup=False, soft_wrap=True)
 
 
 def _ocr_line(report: StatusReport) -> str:

@@ -1,63 +1,154 @@
 """The warm path: one process per store keeps the model loaded and the index open, and
-answers searches over a Unix socket that only its user can reach."""
+answers searches over a Unix socket that only its user can reach.
+
+Quiet and bounded: a request is read with a size cap and a deadline and validated before
+anything runs; only models the store holds are served; a fixed pool of workers answers,
+and a connection beyond what the pool and its short queue hold is told the server is busy;
+a client that goes away costs at most one log line a minute. The socket is owned through a
+lock taken atomically (flock), never by "is anyone there? then unlink and bind"."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
 import socketserver
 import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.client import ask, socket_path
-from mmsearch.errors import MmsearchError, StoreBusy
+from mmsearch.client import socket_path
+from mmsearch.errors import MmsearchError, StoreBusy, one_line
+from mmsearch.private import private_folder, private_umask
 from mmsearch.protocol import VERSION, SearchRequest, error_reply, hits_reply
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
 
-MAX_REQUEST = 1 << 20
+MAX_REQUEST = 1 << 20  # bytes: a query is words and a few paths
+WORKERS = 4  # searches at once; the model and the index are shared by all
+WAITING = 16  # accepted connections that may wait for a worker; more are told "busy"
+READ_TIMEOUT = 10.0  # seconds a client has to send its request
+LOG_EVERY = 60.0  # seconds between two lines about clients that went away
+
+Notice = Callable[[str], None]
 
 
-def answer(library: Library, request: dict[str, Any]) -> dict[str, Any]:
+def answer(library: Library, request: Any) -> dict[str, Any]:
     """What `ask` gets back: hits, or the error a one-shot run would have raised."""
-    if request.get("v") != VERSION or request.get("db") != library.settings.db:
+    if (
+        not isinstance(request, dict)
+        or request.get("v") != VERSION
+        or request.get("db") != library.settings.db
+    ):
         return {"v": VERSION, "refused": "another protocol or store"}
     if request.get("ping"):
         return {"v": VERSION, "pid": os.getpid()}
     try:
-        return hits_reply(library.search_here(SearchRequest.from_wire(request)))
+        search = SearchRequest.from_wire(request)
+        _check_model(library, search)
+        return hits_reply(library.search_here(search))
     except MmsearchError as e:
         return error_reply(e)
+    except Exception as e:  # a bug here must reach the user as one line, as one-shot would
+        return error_reply(MmsearchError(f"internal error: {type(e).__name__}: {one_line(e)}"))
+
+
+def _check_model(library: Library, request: SearchRequest) -> None:
+    """Serve only the models the store holds: a client cannot make the server load (and
+    keep) whatever model it names, nor hash whatever file it calls a checkpoint."""
+    if (request.model, request.pretrained) == (library.settings.model, library.settings.pretrained):
+        return
+    held = {(m["model"], m["pretrained"]) for m in library.store.models()}
+    if (request.model, request.pretrained) not in held:
+        from mmsearch.store import no_index
+
+        settings = library.with_model(request.model, request.pretrained).settings
+        raise no_index(settings, library.store)
 
 
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+    timeout = READ_TIMEOUT
 
     def handle(self) -> None:
         if _peer_uid(self.connection) not in (None, os.getuid()):
             return  # the folder's mode already keeps others out; this is belt and braces
-        line = self.rfile.readline(MAX_REQUEST)
-        try:
-            request = json.loads(line)
-            reply = answer(self.server.library, request)
-        except (ValueError, KeyError, TypeError) as e:
-            reply = {"v": VERSION, "refused": f"bad request: {e}"}
-        except Exception as e:  # one bad query must not take the server down
-            reply = {"v": VERSION, "refused": f"{type(e).__name__}: {e}"}
+        line = self.rfile.readline(MAX_REQUEST + 1)
+        if len(line) > MAX_REQUEST:
+            reply: dict[str, Any] = error_reply(
+                MmsearchError(f"request too large (over {MAX_REQUEST >> 10} KiB)")
+            )
+        else:
+            try:
+                request = json.loads(line)
+            except ValueError as e:
+                reply = {"v": VERSION, "error": f"bad request: {one_line(e)}", "exit_code": 2}
+            else:
+                reply = answer(self.server.library, request)
         self.wfile.write(json.dumps(reply).encode())
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+class _Server(socketserver.UnixStreamServer):
+    """A Unix-socket server with a fixed pool of workers instead of a thread per client."""
 
-    def __init__(self, path: str, library: Library):
+    request_queue_size = 64
+
+    def __init__(self, path: str, library: Library, on_notice: Notice):
         self.library = library
+        self.on_notice = on_notice
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="mmsearch-serve")
+        self.slots = threading.BoundedSemaphore(WORKERS + WAITING)
+        self.gone = 0  # clients that went away since the last line about them
+        self.said_at = -LOG_EVERY
+        self.log_lock = threading.Lock()
         super().__init__(path, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        self.pool.submit(self._work, request, client_address)
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self.slots.release()
+
+    def _busy(self, request: Any) -> None:
+        reply = error_reply(StoreBusy("the server is busy with other queries: try again"))
+        with contextlib.suppress(OSError):
+            request.settimeout(0.2)
+            request.sendall(json.dumps(reply).encode())
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline and request.recv(1 << 16):
+                pass  # closing on an unread request would reset the connection, reply and all
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (or never sent its request) is no one's problem: counted,
+        and said at most once a minute, never as a traceback."""
+        with self.log_lock:
+            self.gone += 1
+            now = time.monotonic()
+            if now - self.said_at < LOG_EVERY:
+                return
+            gone, self.gone, self.said_at = self.gone, 0, now
+        self.on_notice(f"{gone} client(s) went away before their answer")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
@@ -68,35 +159,52 @@ def _peer_uid(conn: socket.socket) -> int | None:
 
 
 @contextlib.contextmanager
-def serving(library: Library) -> Iterator[str]:
+def _owning(path: str, db: str) -> Iterator[None]:
+    """Hold the socket's lock for the block: taken atomically, so of two servers started at
+    the same instant exactly one owns the socket, and the other fails with StoreBusy. The
+    lock dies with its process, so a killed server's socket is simply taken over."""
+    lock_path = path + ".lock"
+    with private_umask():
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise StoreBusy(f"mmsearch (pid {owner}) already answers queries for {db}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def serving(library: Library, on_notice: Notice = lambda message: None) -> Iterator[str]:
     """Listen for the library's store in a background thread until the block ends; yields
-    the socket path. Fails with StoreBusy when another live server already answers."""
+    the socket path. Fails with StoreBusy when another server owns the socket. Only
+    clients heed MMSEARCH_NO_SERVER."""
     from mmsearch.library import Library
 
     db = library.settings.db
     local = Library(library.settings, ask_server=False)  # a server never asks itself
     path = socket_path(db)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    running = ask(db, {"ping": True})
-    if running is not None:
-        raise StoreBusy(f"mmsearch (pid {running.get('pid')}) already answers queries for {db}")
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # left by a server that was killed
-    old_umask = os.umask(0o177)
-    try:
-        server = _Server(str(path), local)
-    finally:
-        os.umask(old_umask)
-    thread = threading.Thread(target=server.serve_forever, name="mmsearch-serve", daemon=True)
-    thread.start()
-    try:
-        yield str(path)
-    finally:
-        server.shutdown()
-        server.server_close()
+    private_folder(path.parent)
+    with _owning(str(path), db):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            path.unlink()  # left by a server that was killed: we own the lock now
+        with private_umask():
+            server = _Server(str(path), local, on_notice)
+        path.chmod(0o600)  # read and write are all a client needs
+        thread = threading.Thread(target=server.serve_forever, name="mmsearch-serve", daemon=True)
+        thread.start()
+        try:
+            yield str(path)
+        finally:
+            server.shutdown()
+            server.server_close()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def warm_up(library: Library) -> None:

@@ -31,6 +31,7 @@ from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.paths import PathSet, cover, outermost
+from mmsearch.private import FILE_MODE, FOLDER_MODE, private_cache, private_umask, tighten
 from mmsearch.ranking import CJK_RANGES, cjk_runs
 from mmsearch.registry import (
     MODELS,
@@ -234,9 +235,13 @@ def open_collection(settings: Settings) -> Collection:
     store = Store(settings.db)
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
-        others = store.models() if store.exists() else []
-        raise NoIndex(no_index_message(settings, others))
+        raise no_index(settings, store)
     return coll
+
+
+def no_index(settings: Settings, store: Store) -> NoIndex:
+    """The error for a model that has indexed nothing in `store`, naming those that have."""
+    return NoIndex(no_index_message(settings, store.models() if store.exists() else []))
 
 
 class Store:
@@ -266,7 +271,8 @@ class Store:
         if not is_local_uri(self.uri):
             return
         try:
-            os.makedirs(self.uri, exist_ok=True)
+            with private_umask():
+                os.makedirs(self.uri, mode=FOLDER_MODE, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store folder {self.uri}: {e.strerror or e}") from None
 
@@ -299,7 +305,7 @@ class Store:
         if held is not None:  # this thread holds it already: the outermost hold releases it
             yield
             return
-        lock = FileLock(lock_path, timeout=0)
+        lock = FileLock(lock_path, timeout=0, mode=FILE_MODE)
         try:
             lock.acquire()
         except Timeout:
@@ -317,15 +323,23 @@ class Store:
         with _holders_lock:
             _holders[lock_path] = _Holder(me, owner, lease)
         try:
-            with open(lock_path + ".owner", "w") as f:
-                f.write(owner)
-            yield
+            with private_umask():  # LanceDB creates the files: see mmsearch.private
+                self._make_private()
+                with open(lock_path + ".owner", "w") as f:
+                    f.write(owner)
+                yield
         finally:
             with _holders_lock:
                 del _holders[lock_path]
             if lease is not None:
                 lease.release()
             lock.release()
+
+    def _make_private(self) -> None:
+        """A store folder open to others (made by an older mmsearch, or by hand) is made
+        private on its first write; a private top folder means this was done."""
+        if is_local_uri(self.uri) and os.stat(self.uri).st_mode & 0o077:
+            tighten(self.uri)
 
     def _busy(self, owner: str) -> StoreBusy:
         return StoreBusy(
@@ -352,10 +366,7 @@ class Store:
         if is_local_uri(self.uri):
             self._make_local_dir()
             return os.path.join(self.uri, ".writer.lock")
-        from platformdirs import user_cache_path
-
-        folder = user_cache_path("mmsearch") / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_cache("locks")
         return str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
 
     @staticmethod

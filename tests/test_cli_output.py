@@ -156,7 +156,8 @@ def test_open_beyond_the_last_results_is_a_usage_error(photos: Path, recorder: P
     assert result.exit_code == 2 and "1-2" in result.stderr
 
 
-def test_open_before_any_query_says_so() -> None:
+def test_open_before_any_query_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))  # where the results would be
     result = run("open", "1")
     assert result.exit_code == 1 and "run `mmsearch query` first" in result.stderr
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import (
     file_rows,
+    item_paths,
     item_rows,
     make_encrypted_pdf,
     make_image,
@@ -215,7 +216,8 @@ def test_a_pdf_with_a_broken_xref_table_is_repaired_or_recorded(tmp_path: Path) 
     (folder / "broken.pdf").write_bytes(broken)
     index(folder)
     row = file_rows()[str(folder / "broken.pdf")]
-    assert row["status"] == "ok" or row["reason"]
+    assert row["status"] == "ok"  # pdfium repairs the table
+    assert str(folder / "broken.pdf") in item_paths()
 
 
 class TestRankingAcrossPicturesAndPassages:

@@ -69,9 +69,15 @@ def test_kill_9_at_random_moments_then_a_normal_run_gives_an_exact_index(
 
 
 def test_two_index_runs_started_at_once_leave_one_exact_index(folder: Path) -> None:
-    first, second = (index_process(folder, dict(os.environ)) for _ in range(2))
-    codes = sorted(p.wait(timeout=300) for p in (first, second))
-    assert codes in ([0, 0], [0, 3])  # the second either waited its turn or was refused
+    procs = [index_process(folder, dict(os.environ)) for _ in range(2)]
+    outcomes = sorted(
+        ((p.wait(timeout=300), p.stderr.read().decode(), p) for p in procs), key=lambda o: o[0]
+    )
+    (code_a, err_a, winner), (code_b, err_b, _) = outcomes
+    if code_b == 3:  # refused while the other wrote: it names the writer
+        assert code_a == 0 and f"mmsearch index (pid {winner.pid})" in err_b
+    else:  # the lock was free again: the first had finished and left nothing to do
+        assert (code_a, code_b) == (0, 0) and ("0 new" in err_a or "0 new" in err_b)
     assert_exact(folder)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -138,3 +139,215 @@ def test_watch_answers_queries_while_it_runs(indexed: Path) -> None:
     finally:
         stop.set()
         thread.join(60)
+
+
+def raw(path: Path, payload: bytes) -> dict:
+    """Send `payload` as it is and read the server's reply."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(30)
+        conn.connect(str(path))
+        with contextlib.suppress(BrokenPipeError):  # a refusal may come before the end
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+        return json.loads(b"".join(iter(lambda: conn.recv(65536), b"")))
+
+
+def request(**fields) -> bytes:
+    base = {
+        "v": 1,
+        "db": env_settings().db,
+        "model": env_settings().model,
+        "pretrained": None,
+        "parts": [{"kind": "text", "value": "x", "weight": 1.0}],
+        "filters": {},
+        "top": 3,
+        "moments": False,
+        "mode": "auto",
+    }
+    return json.dumps({**base, **fields}).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"top": "3"},
+        {"top": 0},
+        {"parts": "x"},
+        {"parts": [{"kind": "sound", "value": "x", "weight": 1.0}]},
+        {"parts": [{"kind": "text", "value": 3, "weight": 1.0}]},
+        {"parts": [{"kind": "text", "value": "x", "weight": 1.0, "evil": 1}]},
+        {"filters": {"kinds": ["nope"]}},
+        {"mode": "fastest"},
+        {"moments": "yes"},
+    ],
+)
+def test_a_malformed_request_is_a_usage_error_before_anything_runs(
+    server: Path, fields: dict
+) -> None:
+    reply = raw(server, request(**fields))
+    assert reply["exit_code"] == 2 and "\n" not in reply["error"], reply
+
+
+def test_a_request_over_the_size_cap_is_refused_unread(server: Path) -> None:
+    try:  # the refusal, or a reset: the server stops reading at the cap either way
+        reply = raw(server, b'{"v": 1, "pad": "' + b"x" * (2 << 20) + b'"}\n')
+        assert "request too large" in reply["error"]
+    except ConnectionResetError:
+        pass
+    assert ask(env_settings().db, {"ping": True}) is not None
+
+
+def test_a_model_the_store_does_not_hold_is_never_loaded(server: Path, tmp_path: Path) -> None:
+    from mmsearch import embed
+
+    checkpoint = tmp_path / "elsewhere"
+    checkpoint.mkdir()
+    before = set(embed._cache)
+    reply = raw(server, request(model=f"local-dir:{checkpoint}"))
+    assert "nothing indexed with local-dir:" in reply["error"] and reply["exit_code"] == 1
+    assert set(embed._cache) == before
+
+
+def test_two_servers_started_at_the_same_instant_one_serves_one_exits_3(indexed: Path) -> None:
+    command = [sys.executable, "-m", "mmsearch", "serve"]
+    env = {**os.environ, "MMSEARCH_NO_SERVER": "1"}  # only clients heed it
+    procs = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    try:
+        deadline = time.monotonic() + 120
+        while all(p.poll() is None for p in procs):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        loser = next(p for p in procs if p.poll() is not None)
+        winner = next(p for p in procs if p is not loser)
+        assert loser.returncode == 3 and "already answers queries" in loser.stderr.read()
+        while ask(env_settings().db, {"ping": True}) is None:
+            assert winner.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert ask(env_settings().db, {"ping": True})["pid"] == winner.pid
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(30)
+
+
+def test_no_server_for_clients_does_not_let_a_second_server_take_the_socket(
+    server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMSEARCH_NO_SERVER", "1")
+    assert run("serve").exit_code == 3
+    monkeypatch.delenv("MMSEARCH_NO_SERVER")
+    assert answered_by_server("x")
+
+
+def test_clients_that_hang_up_cost_one_line_and_no_traceback(
+    indexed: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from mmsearch import serve
+
+    monkeypatch.setattr(serve._Handler, "timeout", 0.5)
+    notices: list[str] = []
+    with serving(Library(env_settings()), notices.append) as path:
+        for i in range(60):
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(path)
+            if i % 3 == 0:
+                conn.sendall(request()[:20])  # half a request, then gone
+            elif i % 3 == 1:
+                conn.sendall(request())  # a whole one, gone before the answer
+            conn.close()
+        time.sleep(2)  # the reads time out
+        assert ask(env_settings().db, {"ping": True}) is not None
+    assert len(notices) == 1 and "went away" in notices[0]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_pool_is_bounded_and_a_client_beyond_it_is_told_busy(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from mmsearch import serve
+
+    before = threading.active_count()
+    with serving(Library(env_settings())) as path:
+        idle = []
+        for _ in range(serve.WORKERS + serve.WAITING + 10):
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(path)
+            idle.append(conn)  # connected, never asking: each holds a worker or a place
+        time.sleep(1)
+        assert threading.active_count() <= before + 1 + serve.WORKERS
+        result = run("query", "x")
+        assert result.exit_code == 3 and "busy" in result.stderr
+        for conn in idle:
+            conn.close()
+
+
+def test_an_error_inside_the_server_comes_back_as_one_line_and_is_not_rerun(
+    server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def broken(self, request):
+        calls.append(request.parts[0].value)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Library, "search_here", broken)
+    result = run("query", "x")
+    assert result.exit_code == 1 and calls == ["x"]  # run once, by the server
+    assert result.stderr == "mmsearch: error: internal error: RuntimeError: boom\n"
+
+
+def test_a_slow_query_is_never_run_twice(server: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmsearch.client
+
+    calls: list[str] = []
+    real = Library.search_here
+
+    def slow(self, request):
+        calls.append("ran")
+        time.sleep(2)
+        return real(self, request)
+
+    monkeypatch.setattr(Library, "search_here", slow)
+    monkeypatch.setattr(mmsearch.client, "ANSWER_TIMEOUT", 0.5)
+    result = run("query", "x")
+    assert result.exit_code == 1 and "no answer within 0.5 s" in result.stderr
+    time.sleep(2)
+    assert calls == ["ran"]
+
+
+def test_a_caller_of_another_uid_gets_no_answer(server: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to connect as another user")
+    probe = (
+        "import socket, sys\n"
+        "c = socket.socket(socket.AF_UNIX)\n"
+        "c.connect(sys.argv[1])\n"
+        "try:\n"
+        "    c.sendall(sys.argv[2].encode())\n"
+        "    c.shutdown(socket.SHUT_WR)\n"
+        "    print(repr(c.recv(65536)))\n"
+        "except (BrokenPipeError, ConnectionResetError):\n"
+        "    print(repr(b''))\n"
+    )
+    ping = json.dumps({"v": 1, "db": env_settings().db, "ping": True}) + "\n"
+    server.parent.chmod(0o711)  # let the stranger reach the socket: only the uid check is left
+    server.chmod(0o666)
+    try:
+        proc = subprocess.run(
+            ["/usr/bin/python3", "-I", "-S", "-c", probe, str(server), ping],
+            capture_output=True,
+            text=True,
+            user=65534,
+            timeout=60,
+        )
+    finally:
+        server.parent.chmod(0o700)
+        server.chmod(0o600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "b''"
