@@ -320,16 +320,17 @@ def _tower_recall(name: str, vectors: np.ndarray, reference: dict[str, np.ndarra
     )
 
 
-def _session(path: Path) -> Any:
+def _session(path: Path, threads: int | None = 1) -> Any:
     import onnxruntime as ort
 
     from mmsearch.clip_onnx import session_options
 
-    return ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
+    options = session_options(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _run(path: Path, batch: np.ndarray) -> np.ndarray:
-    return _session(path).run(None, {"input": batch})[0]
+    return _session(path, threads=None).run(None, {"input": batch})[0]  # every core
 
 
 def _seconds(path: Path, batch: np.ndarray) -> float:

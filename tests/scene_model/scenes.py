@@ -87,6 +87,50 @@ def random_scene(rng: random.Random) -> Scene:
     return Scene(background, texture, (thing,), size=size, position=position, jitter=jitter)
 
 
+def random_variant(scene: Scene, rng: random.Random) -> Scene:
+    """The same scene with one thing about it changed (a shape, a colour, the count, the size
+    or place, the word, the background): in one training batch, the pair teaches that
+    exactly this attribute matters."""
+    colours = [c for c in COLOURS if c != scene.background]
+    if scene.words:
+        change = rng.choice(("words", "ink", "background"))
+        if change == "words":
+            return replace(scene, words=rng.choice([w for w in WORDS if w != scene.words]))
+        if change == "ink":
+            return replace(scene, ink=rng.choice([c for c in colours if c != scene.ink]))
+    else:
+        change = rng.choice(("shape", "shape", "colour", "colour", "layout", "background"))
+        first = scene.things[0]
+        others = {t.shape for t in scene.things} | {t.colour for t in scene.things}
+        if change == "shape":
+            shape = rng.choice([s for s in SHAPES if s not in others])
+            return replace(scene, things=(Thing(shape, first.colour), *scene.things[1:]))
+        if change == "colour":
+            colour = rng.choice([c for c in colours if c not in others])
+            return replace(scene, things=(Thing(first.shape, colour), *scene.things[1:]))
+        if change == "layout" and len(scene.things) == 1:
+            if scene.count > 1:
+                return replace(scene, count=rng.choice([n for n in NUMBERS if n != scene.count]))
+            if scene.size == "large":
+                return replace(scene, size="small", position=rng.choice(tuple(POSITIONS)))
+            other = [p for p in POSITIONS if p != scene.position]
+            return (
+                replace(scene, size="large", position="center")
+                if rng.random() < 0.3
+                else (replace(scene, position=rng.choice(other)))
+            )
+        if change == "layout":  # two things: swap their places
+            return replace(scene, things=scene.things[::-1])
+    background = rng.choice(
+        [
+            b
+            for b in BACKGROUNDS
+            if b != scene.background and b not in (scene.ink, *(t.colour for t in scene.things))
+        ]
+    )
+    return replace(scene, background=background)
+
+
 def scenes(seed: int, n: int) -> list[Scene]:
     rng = random.Random(seed)
     return [random_scene(rng) for _ in range(n)]
@@ -245,8 +289,3 @@ def _write(draw: ImageDraw.ImageDraw, scene: Scene, size: int, rng: random.Rando
     y = (size - h) / 2 - box[1] + rng.uniform(-0.04, 0.04) * size
     draw.multiline_text((x, y), text, font=font, fill=_shade(COLOURS[scene.ink], rng),
                         align="center")  # fmt: skip
-
-
-def variant(scene: Scene, **changes: object) -> Scene:
-    """The same scene with some attributes changed (the same jitter: the same layout)."""
-    return replace(scene, **changes)  # type: ignore[arg-type]

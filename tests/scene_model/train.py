@@ -26,7 +26,14 @@ from PIL import Image
 # CPU time the other thread needs (it changes no result).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scene_model.scenes import Scene, caption, caption_variant, render, scenes
+from scene_model.scenes import (
+    Scene,
+    caption,
+    caption_variant,
+    random_variant,
+    render,
+    scenes,
+)
 
 SEED = 20261203
 HELD_OUT_SEED = 7  # scenes never trained on
@@ -69,24 +76,36 @@ def training_pixels(items: list[Scene], rng: random.Random) -> np.ndarray:
     return out
 
 
-def train(steps: int, batch: int, n_scenes: int, out: Path) -> None:
+def train(
+    steps: int, batch: int, n_scenes: int, out: Path, stage: int = 1, lr: float = 3e-3
+) -> None:
+    """Stage 1 starts from open_clip's initialisation; stage N > 1 continues from `out` as
+    stage N-1 left it, on new scenes (the seed moves with the stage)."""
     import open_clip
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
 
     torch.set_num_threads(2)
-    torch.manual_seed(SEED)
-    rng = random.Random(SEED)
+    seed = SEED + stage - 1
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    train_scenes = scenes(SEED, n_scenes)
+    # Pairs that differ in one attribute, trained in the same batch: hard negatives.
+    train_scenes = [x for s in scenes(seed, n_scenes // 2) for x in (s, random_variant(s, rng))]
+    n_scenes = len(train_scenes)
     images = torch.from_numpy(training_pixels(train_scenes, rng))
     print(f"rendered {n_scenes} scenes in {time.perf_counter() - start_wall:.0f} s", flush=True)
     tokenizer = open_clip.get_tokenizer(
         "ViT-B-32", context_length=CONFIG["text_cfg"]["context_length"]
     )
     model = open_clip.CLIP(**CONFIG)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+    if stage > 1:
+        from safetensors.torch import load_file
+
+        weights = load_file(str(out / "open_clip_model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
@@ -97,9 +116,10 @@ def train(steps: int, batch: int, n_scenes: int, out: Path) -> None:
     order: list[int] = []
     model.train()
     for step in range(steps):
-        if len(order) < batch:
-            order += rng.sample(range(n_scenes), n_scenes)
-        picked, order = order[:batch], order[batch:]
+        if len(order) < batch // 2:
+            order += rng.sample(range(n_scenes // 2), n_scenes // 2)
+        pairs, order = order[: batch // 2], order[batch // 2 :]
+        picked = [i for pair in pairs for i in (2 * pair, 2 * pair + 1)]
         texts = tokenizer([caption_variant(train_scenes[i], rng) for i in picked])
         image_features, text_features, scale = model(images[picked], texts)
         logits = scale * image_features @ text_features.T
@@ -160,14 +180,16 @@ def evaluate(folder: Path, n: int = 500) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=450)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--scenes", type=int, default=12000)
+    parser.add_argument("--scenes", type=int, default=16000)
     parser.add_argument("--out", type=Path, default=FOLDER)
+    parser.add_argument("--stage", type=int, default=1, help="2: continue from --out's weights")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--eval", action="store_true", help="only measure the saved weights")
     args = parser.parse_args()
     if not args.eval:
-        train(args.steps, args.batch, args.scenes, args.out)
+        train(args.steps, args.batch, args.scenes, args.out, args.stage, args.lr)
     for name, value in evaluate(args.out).items():
         print(f"{name}: {value:.3f}")
 
