@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.config import Settings, is_local_uri
+from mmsearch.private import FILE_MODE
 
 MODELS = "models"
 SCHEMA = "schema"
@@ -31,11 +32,21 @@ REGISTRY = "registry.json"
 
 
 def _manifests(db: str, table: str) -> list[str]:
+    """The table's manifests with their sizes, and its data files: any commit adds a
+    manifest, and a cut manifest or a lost data file (a damaged store) shows as well."""
+    folder = Path(db) / f"{table}.lance"
     try:
-        names = os.listdir(Path(db) / f"{table}.lance" / "_versions")
+        with os.scandir(folder / "_versions") as entries:
+            manifests = [
+                f"{e.name}:{e.stat().st_size}" for e in entries if e.name.endswith(".manifest")
+            ]
     except OSError:
         return []
-    return sorted(n for n in names if n.endswith(".manifest"))
+    try:
+        data = os.listdir(folder / "data")
+    except OSError:
+        data = []
+    return sorted(manifests) + sorted(data)
 
 
 def tables_token(db: str, tables: Sequence[str]) -> str | None:
@@ -111,7 +122,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     readers the slower path."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False))
+        # Private from the start, as everything else in the store (see mmsearch.private).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, ensure_ascii=False))
         os.replace(tmp, path)
     except OSError:
         with suppress(OSError):

@@ -31,7 +31,13 @@ from mmsearch.config import Settings, is_local_uri
 from mmsearch.errors import MmsearchError, NoIndex, StoreBusy, StoreError, one_line
 from mmsearch.filters import sql_str, subtree_sql
 from mmsearch.paths import PathSet, cover, outermost
-from mmsearch.private import FILE_MODE, FOLDER_MODE, private_cache, private_umask, tighten
+from mmsearch.private import (
+    FILE_MODE,
+    FOLDER_MODE,
+    private_folder,
+    private_umask,
+    tighten,
+)
 from mmsearch.ranking import CJK_RANGES, cjk_runs
 from mmsearch.registry import (
     MODELS,
@@ -366,7 +372,11 @@ class Store:
         if is_local_uri(self.uri):
             self._make_local_dir()
             return os.path.join(self.uri, ".writer.lock")
-        folder = private_cache("locks")
+        # This machine's lock for a remote store: in the user's cache folder, whatever
+        # MMSEARCH_CACHE says (machines share stores, never this folder).
+        from platformdirs import user_cache_path
+
+        folder = private_folder(private_folder(user_cache_path("mmsearch")) / "locks")
         return str(folder / (hashlib.sha1(self.uri.encode()).hexdigest() + ".lock"))
 
     @staticmethod

@@ -331,7 +331,7 @@ def test_ext_completion_offers_the_tables_extensions() -> None:
 
     env = {
         **os.environ,
-        "_MMSEARCH_COMPLETE": "complete_bash",
+        "_MMSEARCH_COMPLETE": "bash",
         "COMP_WORDS": "mmsearch query x --ext dn",
         "COMP_CWORD": "4",
     }

@@ -3,6 +3,7 @@ on purpose (see the report of issue 15)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -61,10 +62,13 @@ def test_ctrl_c_commits_what_was_already_embedded(tmp_path: Path) -> None:
         def start(self, total: int, label: str = "indexing") -> None:
             pass
 
-        def advance(self, n: int = 1) -> None:
+        def advance(self, n: int = 1, embedded: bool = False) -> None:
             self.done += n
             if self.done == 3:
                 raise KeyboardInterrupt
+
+        def step(self, label: str) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
 
     options = IndexOptions(batch_size=64, workers=1)  # nothing reaches the store by itself
     with pytest.raises(KeyboardInterrupt):

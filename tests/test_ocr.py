@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -98,8 +99,11 @@ class Labels:
     def start(self, total: int, label: str = "indexing") -> None:
         self.started[label] = total
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, embedded: bool = False) -> None:
         pass
+
+    def step(self, label: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 def test_photos_are_judged_while_decoded_and_the_ocr_pass_opens_only_the_screenshots(

@@ -105,7 +105,7 @@ def test_a_decoder_that_hangs_is_given_up_on(
 
     never = threading.Event()
     monkeypatch.setattr(mmsearch.compose, "DECODE_TIMEOUT", 0.5)
-    monkeypatch.setattr(mmsearch.extract.image, "load_image", lambda data, size: never.wait())
+    monkeypatch.setattr(mmsearch.extract.image, "load_image", lambda *args: never.wait())
     make_image(indexed / "new.png", seed=7)  # not indexed: it must be decoded
     result = run("similar", str(indexed / "new.png"))
     never.set()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mmsearch.filters import Filters
+from mmsearch.grammar import Part
 from mmsearch.protocol import SearchRequest
 from mmsearch.ranking import (
     Hit,
@@ -133,7 +134,8 @@ def test_sorting_by_date_keeps_the_hits_and_puts_undated_ones_last() -> None:
 
 
 def test_the_sort_travels_over_the_wire() -> None:
-    request = SearchRequest("m", None, (), 5, Filters(), False, Mode.AUTO, Sort.NEWEST)
+    parts = (Part("text", "cat", 1.0),)
+    request = SearchRequest("m", None, parts, 5, Filters(), False, Mode.AUTO, Sort.NEWEST)
     assert SearchRequest.from_wire(request.to_wire()).sort == Sort.NEWEST
 
 
