@@ -90,7 +90,10 @@ def make_image(
 def _table(prefix: str):
     import lancedb
 
-    db = lancedb.connect(os.environ["MMSEARCH_DB"])
+    store = os.environ["MMSEARCH_DB"]
+    if not os.path.isdir(store):  # connecting would create it, with this process's umask
+        raise FileNotFoundError(store)
+    db = lancedb.connect(store)
     names = [t for t in db.list_tables().tables if t.startswith(prefix)]
     assert len(names) == 1, names
     return db.open_table(names[0])
