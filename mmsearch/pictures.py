@@ -83,31 +83,11 @@ def _frame(path: str, t: float, side: int) -> Image.Image:
 
     from PIL import Image
 
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.extract.video import one_frame
 
-    cmd = [
-        ffmpeg_binary(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-ss",
-        f"{t:.3f}",
-        "-i",
-        path,
-        "-an",
-        "-sn",
-        "-dn",
-        "-frames:v",
-        "1",
-        "-vf",
-        f"scale={side}:{side}:force_original_aspect_ratio=decrease",
-        "-f",
-        "image2pipe",
-        "-c:v",
-        "png",
-        "pipe:1",
-    ]
+    fit = f"scale={side}:{side}:force_original_aspect_ratio=decrease"
+    png = ["-loglevel", "error", "-f", "image2pipe", "-c:v", "png", "pipe:1"]
+    cmd = [*one_frame(path, t, fit), *png]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:

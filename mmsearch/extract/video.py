@@ -125,32 +125,21 @@ def _stream_end(path: str, timeout: float) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds) or None
 
 
+def one_frame(path: str, t: float, scale: str) -> list[str]:
+    """ffmpeg's arguments up to the output: seek to `t` seconds, decode the one frame there
+    through the `scale` filter, video only."""
+    return [
+        *(ffmpeg_binary(), "-hide_banner", "-nostdin", "-ss", f"{t:.3f}", "-i", path),
+        *("-an", "-sn", "-dn", "-frames:v", "1", "-vf", scale),
+    ]
+
+
 def frame_at(path: str, t: float, size: int, timeout: float = 120.0) -> Image.Image:
     """One frame at `t` seconds (for `similar VIDEO --at T`)."""
     length = probe(path).duration or _stream_end(path, timeout)
     if length is not None and t > length:
         raise ExtractError(f"--at {t:g} s is past its end: the video is {length:.3g} s long")
-    cmd = [
-        ffmpeg_binary(),
-        "-hide_banner",
-        "-nostdin",
-        "-ss",
-        f"{t:.3f}",
-        "-i",
-        path,
-        "-an",
-        "-sn",
-        "-dn",
-        "-frames:v",
-        "1",
-        "-vf",
-        _scale(size),
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "pipe:1",
-    ]
+    cmd = [*one_frame(path, t, _scale(size)), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     data, stderr = _pipe(cmd, size * size * 3, timeout)
     if not data:
         raise ExtractError(f"no frame at {t:g} s: {_problem(stderr)}")
