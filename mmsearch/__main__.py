@@ -1,7 +1,9 @@
 """`python -m mmsearch` and the `mmsearch` command. A shell completion request is answered
-before the CLI (typer, click, rich) is even imported: one bare Python start per Tab."""
+before the CLI (typer, click, rich) is even imported: one bare Python start per Tab; so is a
+query a running server answers (mmsearch.warm)."""
 
 import os
+import sys
 
 
 def run() -> None:
@@ -9,6 +11,12 @@ def run() -> None:
         from mmsearch.completion import respond
 
         respond()
+    if sys.argv[1:2] in (["query"], ["similar"]):
+        from mmsearch.warm import answer
+
+        status = answer(sys.argv[1:])
+        if status is not None:
+            sys.exit(status)
     from mmsearch.cli import main
 
     main()

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from mmsearch import timings
-from mmsearch.errors import MmsearchError, UsageError, one_line
+from mmsearch.errors import INTERRUPTED, MmsearchError, UsageError, internal_error
 from mmsearch.options import (
     IndexingOptions,
     RuntimeOptions,
@@ -29,6 +29,7 @@ from mmsearch.options import (
     StoreOptions,
     with_options,
 )
+from mmsearch.output import reader_gone
 from mmsearch.private import take_notices
 from mmsearch.sanitise import terminal
 
@@ -74,36 +75,23 @@ def _handle_errors(fn: F) -> F:
             typer.echo(f"mmsearch: error: {terminal(str(e))}", err=True)
             raise typer.Exit(e.exit_code) from None
         except BrokenPipeError:
-            _reader_gone()
+            reader_gone()
             raise typer.Exit(ExitStatus.OK) from None
         except KeyboardInterrupt:
-            typer.echo("mmsearch: interrupted (run the same command again to finish)", err=True)
+            typer.echo(f"mmsearch: {INTERRUPTED}", err=True)
             raise typer.Exit(ExitStatus.INTERRUPTED) from None
         except (typer.BadParameter, typer.Exit, typer.Abort):
             raise
         except Exception as e:
             if os.environ.get("MMSEARCH_TRACEBACK"):
                 raise
-            typer.echo(
-                f"mmsearch: internal error: {type(e).__name__}: {terminal(one_line(e))} "
-                "(set MMSEARCH_TRACEBACK=1 for details and report it)",
-                err=True,
-            )
+            typer.echo(f"mmsearch: {internal_error(e)}", err=True)
             raise typer.Exit(ExitStatus.ERROR) from None
         finally:
             for notice in take_notices():
                 typer.echo(f"mmsearch: {terminal(notice)}", err=True)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _reader_gone() -> None:
-    """The reader of our output went away (`| head`, `| true`): it read all it wanted, so the
-    command ends quietly with exit 0 (README: exit codes). Later writes, and Python's final
-    flush, go to /dev/null instead of raising again."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
 
 
 class _Command(TyperCommand):
@@ -485,31 +473,17 @@ def _index_options(indexing: IndexingOptions, **tuning: int | None) -> IndexOpti
 
 def _filters(search: SearchOptions) -> Filters:
     from mmsearch.filters import Filters
-    from mmsearch.grammar import parse_date
 
-    return Filters(
-        within=[str(w) for w in search.within or []],
-        kinds=search.kind or [],
-        exts=search.ext or [],
-        after=parse_date(search.after, "--after") if search.after else None,
-        before=parse_date(search.before, "--before") if search.before else None,
-        min_score=search.min_score,
+    return Filters.from_options(
+        search.within, search.kind, search.ext, search.after, search.before, search.min_score
     )
 
 
 def _output_format(search: SearchOptions) -> str:
-    flags = (
-        ("--json", "json", search.json_),
-        ("--jsonl", "jsonl", search.jsonl),
-        ("--paths", "paths", search.paths),
-        ("-0", "nul", search.null),
-    )
-    chosen = [(flag, fmt) for flag, fmt, on in flags if on]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one output format, not {' and '.join(f for f, _ in chosen)}")
-    if chosen:
-        return chosen[0][1]
-    return "table" if sys.stdout.isatty() else "plain"
+    from mmsearch.output import output_format
+
+    flags = {"--json": search.json_, "--jsonl": search.jsonl, "--paths": search.paths}
+    return output_format({**flags, "-0": search.null}, sys.stdout.isatty())
 
 
 @_command(store=StoreOptions, runtime=RuntimeOptions)
@@ -779,13 +753,13 @@ def main() -> None:
     try:
         app(prog_name="mmsearch")
     except BrokenPipeError:  # raised outside a command: by the final flush of stdout
-        _reader_gone()
+        reader_gone()
         sys.exit(ExitStatus.OK)
     except SystemExit as e:
         # Click answers a closed pipe outside our commands (--help, usage) by exiting 1 and
         # muting stdout with its flush wrapper; the convention here is exit 0.
         if e.code == ExitStatus.ERROR and "PacifyFlushWrapper" in type(sys.stdout).__name__:
-            _reader_gone()
+            reader_gone()
             sys.exit(ExitStatus.OK)
         raise
     finally:

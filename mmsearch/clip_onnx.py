@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmsearch.embed import META
 from mmsearch.timings import phase
 from mmsearch.tokenizer import ClipTokenizer
 
 if TYPE_CHECKING:  # PIL stays out of text queries
     from PIL import Image
 
-META = "meta.json"
 VISUAL, TEXTUAL, VOCAB = "visual.onnx", "textual.onnx", "bpe_simple_vocab_16e6.txt.gz"
 
 

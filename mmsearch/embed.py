@@ -9,15 +9,17 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mmsearch.config import Settings, cache_root
 from mmsearch.errors import ModelUnavailable, UsageError, one_line
 
+if TYPE_CHECKING:
+    import numpy as np
+
 RUNTIMES = ("auto", "onnx", "torch")
 PRECISIONS = ("auto", "fp32", "int8", "bf16", "fp16")
+META = "meta.json"  # an ONNX export's record; its presence means the export is complete
 
 
 class Embedder(Protocol):
@@ -98,8 +100,6 @@ def needs_export(settings: Settings) -> bool:
 
 def exported(settings: Settings) -> bool:
     """Whether the model will run from its ONNX export already made: no weights are read."""
-    from mmsearch.clip_onnx import META
-
     if settings.runtime == "torch" or has_gpu():
         return False
     return (onnx_folder(settings) / META).exists()
@@ -108,7 +108,7 @@ def exported(settings: Settings) -> bool:
 def _load(settings: Settings) -> Embedder:
     runtime, precision = choose_runtime(settings)
     if runtime == "onnx":
-        from mmsearch.clip_onnx import META, OnnxEmbedder
+        from mmsearch.clip_onnx import OnnxEmbedder
 
         folder = onnx_folder(settings)
         try:

@@ -53,3 +53,16 @@ def one_line(e: BaseException) -> str:
     reason and error takes."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+INTERRUPTED = "interrupted (run the same command again to finish)"
+
+
+def internal_error(e: BaseException) -> str:
+    """The line for a bug: what broke, and how to see and report it."""
+    from mmsearch.sanitise import terminal
+
+    return (
+        f"internal error: {type(e).__name__}: {terminal(one_line(e))} "
+        "(set MMSEARCH_TRACEBACK=1 for details and report it)"
+    )

@@ -136,6 +136,28 @@ class Filters:
                 raise UsageError(f"{name.replace('_', '-')} must be a finite number")
             set_(name, None if value is None else float(value))
 
+    @classmethod
+    def from_options(
+        cls,
+        within: Sequence[str] | None,
+        kinds: Sequence[str] | None,
+        exts: Sequence[str] | None,
+        after: str | None,
+        before: str | None,
+        min_score: float | None,
+    ) -> Filters:
+        """The filter the command line's options ask for (dates as the user wrote them)."""
+        from mmsearch.grammar import parse_date
+
+        return cls(
+            within=[str(w) for w in within or []],
+            kinds=kinds or [],
+            exts=exts or [],
+            after=parse_date(after, "--after") if after else None,
+            before=parse_date(before, "--before") if before else None,
+            min_score=min_score,
+        )
+
     def predicates(self, exclude: Sequence[str] = ()) -> list[Predicate]:
         found: list[Predicate] = []
         if self.within:

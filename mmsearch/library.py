@@ -177,6 +177,24 @@ class Library:
         """The best hits for a query: a string in the CLI's grammar ("./beach.jpg + sunset"),
         its words as a list (as a shell splits them), or parsed parts. `sort`: "score", or
         the same top hits by capture date, "date" (oldest first) or "-date" (newest first)."""
+        request = self.request(
+            query, top=top, filters=filters, moments=moments, mode=mode, sort=sort
+        )
+        hits = self.ask(request) if self.ask_server else None
+        return hits if hits is not None else self.search_here(request)
+
+    def request(
+        self,
+        query: Query,
+        *,
+        top: int = 10,
+        filters: Filters | None = None,
+        moments: bool = False,
+        mode: Mode | str = Mode.AUTO,
+        sort: Sort | str = Sort.SCORE,
+    ) -> SearchRequest:
+        """A search checked as far as it can be without the model or LanceDB: arguments,
+        the model's name and weights, that the store exists."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
         from mmsearch.preflight import check_given
@@ -197,14 +215,16 @@ class Library:
             from mmsearch.registry import no_index_message
 
             raise NoIndex(no_index_message(self.settings, []))  # no store: no LanceDB import
-        if self.ask_server:
-            from mmsearch.client import ask
+        return request
 
-            with phase("server"):
-                reply = ask(self.settings.db, request.to_wire())
-            if reply is not None:
-                return hits_from(reply)
-        return self.search_here(request)
+    def ask(self, request: SearchRequest) -> list[Hit] | None:
+        """A running server's answer (its error raised here), or None when no server
+        answers for this store: then nothing ran anywhere."""
+        from mmsearch.client import ask
+
+        with phase("server"):
+            reply = ask(self.settings.db, request.to_wire())
+        return None if reply is None else hits_from(reply)
 
     def search_here(self, request: SearchRequest) -> list[Hit]:
         """Answer in this process, whatever servers run."""

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.clip_onnx import META, TEXTUAL, VISUAL, VOCAB, OnnxEmbedder, int8_name
+from mmsearch.clip_onnx import TEXTUAL, VISUAL, VOCAB, OnnxEmbedder, int8_name
 from mmsearch.config import Settings
+from mmsearch.embed import META
 from mmsearch.errors import one_line
 
 UNSUPPORTED = "unsupported.txt"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import quote
 
 from rich.cells import cell_len
@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 
 from mmsearch import thumbnails
+from mmsearch.output import write_hits
 from mmsearch.paths import is_within
 from mmsearch.sanitise import snippet, terminal
 
@@ -47,25 +48,12 @@ def make_console(
 def hits(
     results: Sequence[Hit], fmt: str, out: TextIO | None = None, preview: bool = False
 ) -> None:
+    if fmt != "table":
+        write_hits(results, fmt, out)
+        return
     out = out or sys.stdout
-    if fmt == "table":
-        _hits_table(results, out, preview)
-    elif fmt == "json":
-        out.write(json.dumps([hit_json(h) for h in results], ensure_ascii=False, indent=2) + "\n")
-    elif fmt == "jsonl":
-        out.writelines(json.dumps(hit_json(h), ensure_ascii=False) + "\n" for h in results)
-    elif fmt == "paths":
-        out.writelines(h.path + "\n" for h in results)
-    elif fmt == "nul":
-        out.writelines(h.path + "\0" for h in results)
-    else:
-        out.writelines(_plain(h) for h in results)
+    _hits_table(results, out, preview)
     out.flush()
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    """The documented result object (schema/result.schema.json)."""
-    return asdict(hit)
 
 
 _BAR = " ▏▎▍▌▋▊▉█"
@@ -173,12 +161,6 @@ def cut_end(text: str, width: int, ellipsis: str = "…") -> str:
             break
         kept.append(char)
     return "".join(kept) + ellipsis if room >= 0 else ""
-
-
-def _plain(hit: Hit) -> str:
-    """`score<TAB>path`, plus `<TAB>seconds` for a video moment (to feed a player)."""
-    moment = f"\t{hit.t:.3f}" if hit.t is not None else ""
-    return f"{hit.score:.4f}\t{hit.path}{moment}\n"
 
 
 def _locator(hit: Hit) -> str:

@@ -221,6 +221,6 @@ def test_the_result_fields_in_the_readme_are_the_json_fields() -> None:
     assert table
     listed = re.findall(r"^\| `(\w+)` \|", table[1], re.M)
     hit = Hit(path="/x", kind="image", score=1.0)
-    from mmsearch import render
+    from mmsearch import output
 
-    assert listed == list(render.hit_json(hit)), "the README's table is not the JSON's fields"
+    assert listed == list(output.hit_json(hit)), "the README's table is not the JSON's fields"
