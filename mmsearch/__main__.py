@@ -1,6 +1,6 @@
 """`python -m mmsearch` and the `mmsearch` command. A shell completion request is answered
-before the CLI (typer, click, rich) is even imported: one bare Python start per Tab; so is a
-query a running server answers (mmsearch.warm)."""
+before the CLI (typer, click, rich) is even imported: one bare Python start per Tab; so are
+`query` and `similar` (mmsearch.quick)."""
 
 import os
 import sys
@@ -12,7 +12,7 @@ def run() -> None:
 
         respond()
     if sys.argv[1:2] in (["query"], ["similar"]):
-        from mmsearch.warm import answer
+        from mmsearch.quick import answer
 
         status = answer(sys.argv[1:])
         if status is not None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import shlex
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from enum import IntEnum
 from pathlib import Path
@@ -196,10 +194,9 @@ def _quiet_libraries(
         ),
     ] = None,
 ) -> None:
-    # Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
-    # real problems arrive as exceptions.
-    logging.disable(logging.CRITICAL)
-    warnings.filterwarnings("ignore")
+    from mmsearch.quick import quiet_libraries
+
+    quiet_libraries()
 
 
 @_command(indexing=IndexingOptions, store=StoreOptions, runtime=RuntimeOptions)
@@ -418,9 +415,8 @@ def _require_existing(paths: list[Path], command: str) -> None:
 
 
 def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> None:
-    """Shared by `query` and `similar`: explain, search, remember, render."""
-    from mmsearch import render
-    from mmsearch.opener import remember
+    """Shared by `query` and `similar`: explain, then what mmsearch.quick does."""
+    from mmsearch.quick import show
 
     fmt = _output_format(search)
     filters = _filters(search)
@@ -429,17 +425,17 @@ def _search(parts: list[Part], search: SearchOptions, store: StoreOptions) -> No
         err.print("query read as:", markup=False)
         for p in parts:
             err.print(f"  {terminal(p.describe())}", markup=False)
-    hits = _library(store).search(
+    show(
+        _library(store),
         parts,
+        fmt,
         top=search.top,
         filters=filters,
         moments=search.moments,
         mode=search.mode,
         sort=search.sort,
+        preview=search.preview,
     )
-    with timings.phase("render"):
-        remember(hits)
-        render.hits(hits, fmt, preview=search.preview)
 
 
 @contextlib.contextmanager

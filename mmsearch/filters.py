@@ -181,11 +181,12 @@ class Filters:
     def mask(self, rows: pa.Table, exclude: Sequence[str] = ()) -> np.ndarray | None:
         """The same filter over a snapshot's columns: a row SQL would drop (false or NULL) is
         False. None when everything may answer."""
+        predicates = self.predicates(exclude)
+        if not predicates:
+            return None
         import pyarrow.compute as pc
 
-        masks = [p.mask(rows) for p in self.predicates(exclude)]
-        if not masks:
-            return None
+        masks = [p.mask(rows) for p in predicates]
         both = functools.reduce(pc.and_kleene, masks)
         return both.fill_null(False).to_numpy(zero_copy_only=False)
 

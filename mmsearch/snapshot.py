@@ -126,8 +126,10 @@ class Snapshot:
             return []
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        rows = self.rows.take(top).select(["path", "kind", "t", "t_end", "page", "text", "taken"])
-        found = rows.to_pylist()
+        # row by row: Table.take converts its indices through pyarrow.compute, whose first
+        # use imports pandas where it is installed (a quarter of a second)
+        rows = self.rows.select(["path", "kind", "t", "t_end", "page", "text", "taken"])
+        found = [rows.slice(int(i), 1).to_pylist()[0] for i in top]
         for r, s in zip(found, scores[top], strict=True):
             r["score"] = float(s)
         return found

@@ -1,12 +1,11 @@
-"""The warm path of `query` and `similar`: when a server (`serve`, `watch`) answers for the
-store, this process reads its own options, asks, and prints plain lines or JSON, without
-importing the CLI (typer, click, rich) or numpy, so a whole answer costs little more than
-starting Python.
+"""`query` and `similar` without the CLI: the command line is read here, the search runs
+(asking a running server first, as every search does) and the results are printed, without
+importing typer, click or pydantic; a server's answer needs no numpy either. That is most
+of a one-shot query's start-up, and nearly all of a warm one's.
 
-It takes only command lines it reads exactly as the CLI would. Anything else (the table a
-terminal gets, --explain, --help, a value spelled in a way the CLI might refuse, no server
-listening) goes to the full CLI, which gives the same answer, only later; nothing has run
-by then."""
+It takes only command lines it reads exactly as the CLI would. Anything else (--explain,
+--preview, --help, a value spelled in a way the CLI might refuse) goes to the full CLI,
+which gives the same answer through the same `show`, only later; nothing has run by then."""
 
 from __future__ import annotations
 
@@ -21,12 +20,14 @@ from mmsearch.errors import INTERRUPTED, MmsearchError, internal_error
 
 
 class Takes(Enum):
+    """What an option takes from the command line."""
+
     FLAG = "flag"
     VALUE = "value"  # given twice, the last one counts (as click does)
     VALUES = "values"  # repeatable
 
 
-# Every option this path reads, and the field it fills; tests/test_warm.py keeps the table
+# Every option this path reads, and the field it fills; tests/test_quick.py keeps the table
 # equal to the CLI's own options (an option missing here only sends the command to the CLI).
 SEARCH_OPTIONS: dict[str, tuple[str, Takes]] = {
     "-n": ("top", Takes.VALUE),
@@ -62,43 +63,66 @@ _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 def answer(argv: list[str]) -> int | None:
-    """The exit status once a server has answered `argv` (`query ...` or `similar ...`), or
-    None when the full CLI must run it."""
-    if os.environ.get("MMSEARCH_NO_SERVER") or not argv or argv[0] not in COMMANDS:
+    """The exit status once `argv` (`query ...` or `similar ...`) has been answered, or None
+    when the full CLI must run it."""
+    if not argv or argv[0] not in COMMANDS:
         return None
     read = _read(argv[0], argv[1:])
-    if read is None or _format(read) == "table":
+    if read is None:
         return None
-    from mmsearch.client import socket_path
-    from mmsearch.config import Settings
-
-    settings = Settings(
-        **{k: read[k] if k in read else os.environ.get(v, "") for k, v in ENV.items()}
-    )
-    if not os.path.exists(socket_path(settings.db)):
-        return None  # no server: the CLI answers here
     timings.mark_start()
+    quiet_libraries()
     try:
-        return _ask(settings, argv[0], read)
+        return _answer(argv[0], read)
     finally:
         timings.report()
 
 
-def _ask(settings: Any, command: str, read: dict[str, Any]) -> int | None:
+def quiet_libraries() -> None:
+    """Library chatter (open_clip's logging, torch/PIL warnings) is not the user's business;
+    real problems arrive as exceptions."""
+    import logging
+    import warnings
+
+    logging.disable(logging.CRITICAL)
+    warnings.filterwarnings("ignore")
+
+
+def show(
+    library: Any,
+    parts: list[Any],
+    fmt: str,
+    *,
+    top: int,
+    filters: Any,
+    moments: bool,
+    mode: str,
+    sort: str,
+    preview: bool = False,
+) -> None:
+    """Search, keep the results for `open N`, print them: for the CLI and for `answer`."""
+    from mmsearch.opener import remember
+
+    hits = library.search(parts, top=top, filters=filters, moments=moments, mode=mode, sort=sort)
+    with timings.phase("render"):
+        remember(hits)
+        if fmt == "table":
+            from mmsearch import render
+
+            render.hits(hits, fmt, preview=preview)
+        else:
+            from mmsearch.output import write_hits
+
+            write_hits(hits, fmt)
+
+
+def _answer(command: str, read: dict[str, Any]) -> int:
     from mmsearch.output import reader_gone
     from mmsearch.private import take_notices
     from mmsearch.sanitise import terminal
 
     try:
-        hits = _hits(settings, command, read)
-        if hits is None:
-            return None
-        from mmsearch.opener import remember
-        from mmsearch.output import write_hits
-
-        with timings.phase("render"):
-            remember(hits)
-            write_hits(hits, _format(read))
+        _search(command, read)
         return 0
     except MmsearchError as e:
         print(f"mmsearch: error: {terminal(str(e))}", file=sys.stderr)
@@ -119,12 +143,15 @@ def _ask(settings: Any, command: str, read: dict[str, Any]) -> int | None:
             print(f"mmsearch: {terminal(notice)}", file=sys.stderr)
 
 
-def _hits(settings: Any, command: str, read: dict[str, Any]) -> list[Any] | None:
-    """The server's hits, or None when none answered (nothing ran)."""
+def _search(command: str, read: dict[str, Any]) -> None:
+    from mmsearch.config import Settings
     from mmsearch.filters import Filters
     from mmsearch.grammar import parse, similar_parts
     from mmsearch.library import Library
+    from mmsearch.output import FLAGS, output_format
 
+    fmt = output_format({f: read.get(f, False) for f, _ in FLAGS}, sys.stdout.isatty())
+    named = {k: read[k] if k in read else os.environ.get(v, "") for k, v in ENV.items()}
     if command == "query":
         parts = parse(read["args"])
     else:
@@ -139,25 +166,16 @@ def _hits(settings: Any, command: str, read: dict[str, Any]) -> list[Any] | None
         read.get("before"),
         read.get("min_score"),
     )
-    library = Library(settings)
-    request = library.request(
+    show(
+        Library(Settings(**named)),
         parts,
+        fmt,
         top=read.get("top", 10),
         filters=filters,
         moments=read.get("moments", False),
         mode=read.get("mode", "auto"),
         sort=read.get("sort", "score"),
     )
-    return library.ask(request)
-
-
-def _format(read: dict[str, Any]) -> str:
-    from mmsearch.output import FLAGS, output_format
-
-    try:
-        return output_format({f: read.get(f, False) for f, _ in FLAGS}, sys.stdout.isatty())
-    except MmsearchError:
-        return "table"  # the CLI says what is wrong
 
 
 def _read(command: str, args: list[str]) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
-"""The warm path's client (mmsearch.warm): while a server answers for the store, `mmsearch
-query` and `similar` answer without loading the CLI or numpy, and say exactly what the full
-CLI would say, in every format and for every error."""
+"""`query` and `similar` without the CLI (mmsearch.quick): they answer without loading typer,
+click or pydantic (nor numpy when a server answers), and say exactly what the full CLI would
+say, in every format and for every error, with a server running and without one."""
 
 from __future__ import annotations
 
@@ -13,25 +13,31 @@ import pytest
 import typer
 from helpers import env_settings, run
 
-from mmsearch import warm
+from mmsearch import quick
 from mmsearch.cli import app
 from mmsearch.library import Library
 from mmsearch.serve import serving
 
-HEAVY = ("typer", "click", "rich", "pydantic", "numpy", "pyarrow", "lancedb", "onnxruntime")
+CLI = ("typer", "click", "pydantic")
+HEAVY = (*CLI, "rich", "numpy", "pyarrow", "lancedb", "onnxruntime")
 NOT_READ = {"--explain", "--preview"}  # these always go to the full CLI
 
 
 @pytest.fixture
-def served(photos: Path) -> Iterator[Path]:
-    """The photos, indexed, with a server answering for their store."""
+def indexed(photos: Path) -> Path:
     assert run("index", "-q", str(photos)).exit_code == 0
+    return photos
+
+
+@pytest.fixture
+def served(indexed: Path) -> Iterator[Path]:
+    """The photos, indexed, with a server answering for their store."""
     with serving(Library(env_settings())):
-        yield photos
+        yield indexed
 
 
 def mmsearch(*args: str, full_cli: bool = False) -> subprocess.CompletedProcess[str]:
-    """`mmsearch ARGS` as installed (the warm path first), or straight into the full CLI."""
+    """`mmsearch ARGS` as installed (the quick path first), or straight into the full CLI."""
     if full_cli:
         command = [sys.executable, "-c", "from mmsearch.cli import main; main()", *args]
     else:
@@ -41,16 +47,23 @@ def mmsearch(*args: str, full_cli: bool = False) -> subprocess.CompletedProcess[
     )
 
 
-def test_an_answered_query_imports_neither_the_cli_nor_numpy(served: Path) -> None:
+def imported_by(*args: str) -> set[str]:
     traced = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mmsearch", "query", "red car", "--json"],
+        [sys.executable, "-X", "importtime", "-m", "mmsearch", *args],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert traced.returncode == 0 and traced.stdout.startswith("["), traced.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
-    assert not {m for m in imported if m.split(".")[0] in HEAVY}
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in traced.stderr.splitlines()}
+
+
+def test_a_served_query_imports_neither_the_cli_nor_numpy(served: Path) -> None:
+    assert not imported_by("query", "red car", "--json") & set(HEAVY)
+
+
+def test_a_one_shot_query_imports_no_cli(indexed: Path) -> None:
+    assert not imported_by("query", "red car", "--json") & set(CLI)
 
 
 CASES = {
@@ -73,43 +86,35 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_the_warm_path_says_what_the_full_cli_says(served: Path, case: str) -> None:
-    photo = next(served.glob("*.jpg"))
-    args = [a.format(photos=served, photo=photo) for a in CASES[case]]
-    quick, full = mmsearch(*args), mmsearch(*args, full_cli=True)
-    assert (quick.returncode, quick.stdout, quick.stderr) == (
+def says_what_the_full_cli_says(photos: Path, case: str) -> None:
+    photo = next(photos.glob("*.jpg"))
+    args = [a.format(photos=photos, photo=photo) for a in CASES[case]]
+    quick_, full = mmsearch(*args), mmsearch(*args, full_cli=True)
+    assert (quick_.returncode, quick_.stdout, quick_.stderr) == (
         full.returncode,
         full.stdout,
         full.stderr,
     )
 
 
-def test_a_query_with_answers_is_answered_by_the_warm_path(served: Path) -> None:
-    assert warm.answer(["query", "red car", "--json"]) == 0
+@pytest.mark.parametrize("case", CASES)
+def test_with_a_server_it_says_what_the_full_cli_says(served: Path, case: str) -> None:
+    says_what_the_full_cli_says(served, case)
 
 
-def test_without_a_server_the_full_cli_answers(photos: Path) -> None:
-    assert run("index", "-q", str(photos)).exit_code == 0
-    assert warm.answer(["query", "red car", "--json"]) is None
-    assert mmsearch("query", "red car", "--json").stdout.startswith("[")
+@pytest.mark.parametrize("case", ["json", "similar with words", "bad date", "two formats"])
+def test_alone_it_says_what_the_full_cli_says(indexed: Path, case: str) -> None:
+    says_what_the_full_cli_says(indexed, case)
 
 
-def test_a_terminal_gets_the_full_clis_table(served: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    assert warm.answer(["query", "red car"]) is None
+@pytest.mark.parametrize("option", sorted(NOT_READ))
+def test_what_it_does_not_read_goes_to_the_full_cli(option: str) -> None:
+    assert quick.answer(["query", "x", option]) is None
 
 
-def test_no_server_set_sends_every_query_to_the_full_cli(
-    served: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MMSEARCH_NO_SERVER", "1")
-    assert warm.answer(["query", "red car", "--json"]) is None
-
-
-@pytest.mark.parametrize("command", sorted(warm.COMMANDS))
-def test_the_warm_path_reads_the_clis_options_as_the_cli_does(command: str) -> None:
-    """Same names, the same flags and repeatable options: a difference would let the warm
+@pytest.mark.parametrize("command", sorted(quick.COMMANDS))
+def test_it_reads_the_clis_options_as_the_cli_does(command: str) -> None:
+    """Same names, the same flags and repeatable options: a difference would let the quick
     path read a command line otherwise than the CLI."""
     cli = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     declared = {}
@@ -117,13 +122,13 @@ def test_the_warm_path_reads_the_clis_options_as_the_cli_does(command: str) -> N
         if param.param_type_name != "option":
             continue
         takes = (
-            warm.Takes.FLAG
+            quick.Takes.FLAG
             if param.is_flag
-            else warm.Takes.VALUES
+            else quick.Takes.VALUES
             if param.multiple
-            else warm.Takes.VALUE
+            else quick.Takes.VALUE
         )
         for name in [*param.opts, *param.secondary_opts]:
             declared[name] = takes
-    read = {name: takes for name, (_, takes) in warm.COMMANDS[command].items()}
+    read = {name: takes for name, (_, takes) in quick.COMMANDS[command].items()}
     assert read == {n: t for n, t in declared.items() if n not in NOT_READ}
