@@ -8,8 +8,12 @@ before anything uses it, that it gives the vectors the torch model gives.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,57 @@ def session_options(threads: int | None = None) -> Any:
     return options
 
 
+def open_session(path: Path, threads: int | None = None) -> Any:
+    """A tower's session, from its graph as ONNX Runtime optimised it on this machine: saved
+    beside the tower the first time (named by `machine_fingerprint`, since the optimised
+    graph may use this CPU's kernels and layouts) and loaded with optimisation off. That
+    loads ViT-B-32's int8 text tower in ~0.08 s instead of ~0.3 s. A saved graph that cannot
+    be written or read is simply not used."""
+    import onnxruntime as ort
+
+    saved = path.with_name(f"{path.stem}.opt-{machine_fingerprint()}.onnx")
+    if saved.exists():
+        options = session_options(threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        with contextlib.suppress(Exception):  # damaged or foreign: optimise afresh below
+            return ort.InferenceSession(str(saved), options, providers=["CPUExecutionProvider"])
+    work = path.parent / f".{saved.name}.{os.getpid()}"
+    options = session_options(threads)
+    try:
+        work.mkdir(exist_ok=True)
+        options.optimized_model_filepath = str(work / saved.name)
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", f"{saved.name}.data"
+        )
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
+        )
+    except OSError:
+        options = session_options(threads)  # a read-only cache: optimise in memory only
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with contextlib.suppress(OSError):  # the data first: the graph's arrival means complete
+        (work / f"{saved.name}.data").replace(saved.parent / f"{saved.name}.data")
+        (work / saved.name).replace(saved)
+    shutil.rmtree(work, ignore_errors=True)
+    return session
+
+
+@functools.cache
+def machine_fingerprint() -> str:
+    """ONNX Runtime's version and this CPU's model and features, hashed."""
+    import platform
+
+    import onnxruntime as ort
+
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+        cpu += "".join(
+            line for line in first.splitlines() if line.startswith(("model name", "flags"))
+        )
+    return hashlib.sha1(f"{ort.__version__} {cpu}".encode()).hexdigest()[:12]
+
+
 @dataclass
 class OnnxEmbedder:
     """An exported model folder; each tower's session opens on first use."""
@@ -100,12 +155,8 @@ class OnnxEmbedder:
     def _run(self, name: str, batch: np.ndarray) -> np.ndarray:
         with self._lock, phase("model load"):
             if name not in self._sessions:
-                import onnxruntime as ort
-
-                self._sessions[name] = ort.InferenceSession(
-                    str(self.folder / self.tower_file(name)),
-                    session_options(self.threads),
-                    providers=["CPUExecutionProvider"],
+                self._sessions[name] = open_session(
+                    self.folder / self.tower_file(name), self.threads
                 )
             session = self._sessions[name]
         return session.run(None, {"input": batch})[0]

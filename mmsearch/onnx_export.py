@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.clip_onnx import TEXTUAL, VISUAL, VOCAB, OnnxEmbedder, int8_name
+from mmsearch.clip_onnx import (
+    TEXTUAL,
+    VISUAL,
+    VOCAB,
+    OnnxEmbedder,
+    int8_name,
+    open_session,
+)
 from mmsearch.config import Settings
 from mmsearch.embed import META
 from mmsearch.errors import one_line
@@ -66,6 +73,9 @@ def export(settings: Settings, folder: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         work.chmod(0o755)  # as any cache folder: mkdtemp's 0700 is not the point here
         work.rename(folder)  # whole or absent: a killed export leaves only a temp folder
+    exported = OnnxEmbedder.open(folder, int8=True)
+    for name in (VISUAL, TEXTUAL):  # optimised once now, not on the first query
+        open_session(folder / exported.tower_file(name))
 
 
 def _write(embedder: Any, out: Path) -> None:
