@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,28 @@ def test_bf16_vectors_agree_with_fp32(tiny_model: str, photo_library: Path) -> N
     pixels = [fp32.preprocess(p) for p in pictures]
     cosine = (fp32.embed_images(pixels) * bf16.embed_images(pixels)).sum(axis=1)
     assert cosine.min() > 0.99
+
+
+def test_a_towers_optimised_graph_is_saved_at_export_and_answers_the_same(
+    tiny_model: str, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    from mmsearch.clip_onnx import open_session, session_options
+
+    settings = Settings(db="/unused", model=tiny_model)
+    load_embedder(settings)
+    assert len(list(onnx_folder(settings).glob("textual.int8.opt-*.onnx"))) == 1
+    folder = tmp_path / "onnx"
+    shutil.copytree(onnx_folder(settings), folder)
+    tokens = load_embedder(settings)._tokenizer()(["a red car", "a dog"])
+    plain = ort.InferenceSession(str(folder / "textual.int8.onnx"), session_options())
+    expected = plain.run(None, {"input": tokens})[0]
+    [saved] = folder.glob("textual.int8.opt-*.onnx")
+    saved.write_bytes(b"not a graph")  # damaged: optimised afresh and saved again
+    assert np.array_equal(
+        open_session(folder / "textual.int8.onnx").run(None, {"input": tokens})[0], expected
+    )
+    assert saved.read_bytes() != b"not a graph"
+    reloaded = open_session(folder / "textual.int8.onnx")  # from the saved graph
+    assert np.array_equal(reloaded.run(None, {"input": tokens})[0], expected)
