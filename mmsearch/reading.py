@@ -7,11 +7,13 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mmsearch.errors import MmsearchError, one_line
-from mmsearch.scan import FileEntry
 from mmsearch.vocab import Kind
+
+if TYPE_CHECKING:
+    from mmsearch.scan import FileEntry
 
 
 def content_hash(data: bytes) -> str:

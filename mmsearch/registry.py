@@ -58,6 +58,39 @@ def tables_token(db: str, tables: Sequence[str]) -> str | None:
     return hashlib.sha1("\1".join(parts).encode()).hexdigest()
 
 
+def version_token(db: str, key: str) -> str | None:
+    """Names the current version of collection `key`'s items table and of the layout record,
+    from two directory listings (no LanceDB import: one-shot queries stay cheap). Any commit
+    adds a manifest, so any change to the items or to the schema shows. For a remote store,
+    the two tables' version numbers (one manifest read each). None when there is no table."""
+    if not is_local_uri(db):
+        return _remote_version_token(db, key)
+    try:
+        items = sorted(os.listdir(Path(db) / f"items_{key}.lance" / "_versions"))
+    except OSError:
+        return None
+    try:
+        layout = sorted(os.listdir(Path(db) / f"{SCHEMA}.lance" / "_versions"))
+    except OSError:
+        layout = []
+    names = [n for n in items if n.endswith(".manifest")]
+    names += ["schema"] + [n for n in layout if n.endswith(".manifest")]
+    return hashlib.sha1("\0".join(names).encode()).hexdigest()
+
+
+def _remote_version_token(db: str, key: str) -> str | None:
+    try:
+        from mmsearch.store import Store
+
+        store = Store(db)
+        items = store.db.open_table(f"items_{key}").version
+        names = store._table_names()
+        layout = store.db.open_table(SCHEMA).version if SCHEMA in names else 0
+    except Exception:
+        return None
+    return f"remote:{items}:schema:{layout}"
+
+
 def registry_tables() -> list[str]:
     return [MODELS, SCHEMA]
 

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch.config import is_local_uri
-from mmsearch.store import ANN_MIN_ITEMS as MAX_ITEMS  # past it, the store's ANN index
-from mmsearch.store import SCHEMA_VERSION, version_token
+from mmsearch.registry import SCHEMA_VERSION, version_token
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,9 +61,11 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
     """Streamed batch by batch: memory stays flat however large the index."""
     import pyarrow as pa
 
+    from mmsearch.store import ANN_MIN_ITEMS  # past it, the store's ANN index answers
+
     before = version_token(db, coll.key)
     count = coll.item_count()
-    if before is None or count > MAX_ITEMS:
+    if before is None or count > ANN_MIN_ITEMS:
         shutil.rmtree(target, ignore_errors=True)
         return
     shutil.rmtree(work, ignore_errors=True)

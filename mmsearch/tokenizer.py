@@ -57,15 +57,15 @@ def _fix_text(text: str) -> str:
 MERGES = 49152 - 256 - 2  # the merges CLIP's vocabulary uses, of the file's ~262k
 
 
-def merge_lines(vocab: Path) -> list[str]:
-    """The used merges ("a b" per line), decompressing only as much of the file as holds
-    them (a sixth of it)."""
+def merge_lines(vocab: Path) -> str:
+    """The used merges, "a b" per line, decompressing only as much of the file as holds them
+    (a sixth of it). One string: the dictionaries are built from it in C (0.03 s, not 0.1)."""
     stream, pieces, lines = zlib.decompressobj(wbits=31), [], 0  # 31: gzip framing
     with open(vocab, "rb") as f:
         while lines <= MERGES and (chunk := f.read(1 << 16)):
             pieces.append(stream.decompress(chunk))
             lines += pieces[-1].count(b"\n")
-    return [line.decode("utf-8") for line in b"".join(pieces).split(b"\n")[1 : MERGES + 1]]
+    return b"\n".join(b"".join(pieces).split(b"\n", MERGES + 1)[1 : MERGES + 1]).decode()
 
 
 class ClipTokenizer:
@@ -76,9 +76,10 @@ class ClipTokenizer:
         symbols = list(_byte_symbols().values())
         words = [*symbols, *(s + "</w>" for s in symbols)]
         self.ids = {w: i for i, w in enumerate(words)}
-        self.ids.update({m.replace(" ", ""): i for i, m in enumerate(merges, len(words))})
-        self.ids.update({w: i for i, w in enumerate(SPECIAL, len(words) + len(merges))})
-        self.ranks = {m: i for i, m in enumerate(merges)}  # keyed by the line: "a b"
+        merged = merges.replace(" ", "").split("\n")  # "ab": what each merge makes
+        self.ids.update(zip(merged, range(len(words), len(words) + MERGES), strict=True))
+        self.ids.update({w: i for i, w in enumerate(SPECIAL, len(words) + MERGES)})
+        self.ranks = dict(zip(merges.split("\n"), range(MERGES), strict=True))  # by "a b"
         self.sot, self.eot = self.ids[SPECIAL[0]], self.ids[SPECIAL[1]]
         self.context_length, self.clean = context_length, clean
         self.cache: dict[str, list[str]] = {}
