@@ -132,7 +132,6 @@ def test_a_corrupt_snapshot_is_ignored(library: Path) -> None:
 def test_past_the_threshold_an_ann_index_answers_instead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MAX_ITEMS", 300)
     monkeypatch.setattr(store, "ANN_MIN_ITEMS", 300)
     folder = tmp_path / "many"
     for i in range(320):
