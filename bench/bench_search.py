@@ -69,11 +69,14 @@ def build(db: Path, settings, n: int) -> tuple[float, np.ndarray]:
                     "taken": pa.array([1.6e9 + i for i in ids], pa.float64()),
                     "content_hash": [f"{i:x}" for i in ids],
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(block.ravel()), DIM),
+                    "words": pa.nulls(len(block), pa.string()),
+                    "grams": pa.nulls(len(block), pa.string()),
                 },
                 schema=items_schema(DIM),
             )
         )
     coll.optimize()  # snapshot, or the ANN index past its threshold
+    store.remember()  # the registry file, as an index run leaves it
     seconds = time.perf_counter() - started
     (db / "built").write_text(json.dumps({"seconds": seconds}))
     return seconds, vectors
@@ -130,6 +133,7 @@ def peak_rss_mib(pid: int) -> float:
 def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: int) -> dict:
     from mmsearch.client import ask
     from mmsearch.config import Settings
+    from mmsearch.store import Store
 
     db = HERE / "out" / f"search-{n}"
     env = {
@@ -142,6 +146,7 @@ def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: i
     }
     settings = Settings(db=str(db), model=model, pretrained=pretrained)
     build_s, vectors = build(db, settings, n)
+    Store(str(db)).remember()  # a store built before the registry file existed
     recall10, direct_ms = recall(settings, vectors)
     del vectors
 

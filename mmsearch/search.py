@@ -146,9 +146,9 @@ def _from_store(
     exclude: Sequence[str],
 ) -> Ranked:
     with phase("open index"):
-        from mmsearch.store import open_collection
+        from mmsearch.store import search_collection
 
-        coll = open_collection(settings)
+        coll = search_collection(settings)
     if mode == Mode.AUTO:
         mode = Mode.HYBRID if words and coll.has_text() else Mode.VECTOR
     vector = compose(settings, coll, parts) if mode != Mode.TEXT else None

@@ -49,6 +49,7 @@ from mmsearch.registry import (
     row_of,
     summary_token,
     tables_token,
+    version_token,
     write_json,
 )
 from mmsearch.remote import Lease, has_lease, redact, storage_options
@@ -211,6 +212,29 @@ def open_collection(settings: Settings) -> Collection:
     coll = store.collection(settings) if store.exists() else None
     if coll is None:
         raise no_index(settings, store)
+    return coll
+
+
+_open_for_search: dict[tuple[str, str], tuple[str, Collection]] = {}
+
+
+def search_collection(settings: Settings) -> Collection:
+    """As `open_collection`, for searches: the collection of a local store stays open in this
+    process (a server's) while its items table and layout are as they were (the version token:
+    two directory listings), so a warm query does not reopen the store (~18 ms at 1M items).
+    The token is read before the tables are opened: a commit landing meanwhile is seen by the
+    next query."""
+    if not is_local_uri(settings.db):
+        return open_collection(settings)
+    cache_key = (settings.db, settings.model_key)
+    known = _open_for_search.get(cache_key)
+    if known is not None and version_token(settings.db, known[1].key) == known[0]:
+        return known[1]
+    key = known[1].key if known else settings.model_key
+    token = version_token(settings.db, key)
+    coll = open_collection(settings)
+    if token is not None and coll.key == key:
+        _open_for_search[cache_key] = (token, coll)
     return coll
 
 

@@ -83,3 +83,22 @@ def test_cli_values_outside_a_vocabulary_exit_2_naming_the_valid_ones(
 
     result = run("query", "x", *args)
     assert result.exit_code == 2 and listed in result.stderr
+
+
+def test_a_long_lived_library_keeps_its_store_open_and_sees_every_commit(tmp_path: Path) -> None:
+    """A server's searches reuse the collection they opened while the store is unchanged,
+    and find what an index run committed since."""
+    from mmsearch.store import search_collection
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("the zebra crossing near the old bridge")
+    library = Library(Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"]))
+    library.index([str(docs)])
+    first = [h.path for h in library.search("zebra", mode=Mode.TEXT)]
+    assert first == [str(docs / "a.txt")]
+    assert search_collection(library.settings) is search_collection(library.settings)
+    (docs / "b.txt").write_text("a zebra in the garden")
+    Library(library.settings).index([str(docs)])  # another writer, as watch or index would be
+    later = {h.path for h in library.search("zebra", mode=Mode.TEXT)}
+    assert later == {str(docs / "a.txt"), str(docs / "b.txt")}
