@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -55,6 +52,8 @@ def open_result(n: int) -> list[str]:
         raise MmsearchError(f"{hit['path']} no longer exists")
     command = opener_command(hit)
     try:
+        import subprocess  # here: `query` remembers its results without it
+
         subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -80,6 +79,8 @@ def opener_command(hit: dict[str, Any]) -> list[str]:
     custom = os.environ.get("MMSEARCH_OPENER")
     if custom:
         try:
+            import shlex
+
             words = shlex.split(custom)
         except ValueError as e:
             raise UsageError(f"MMSEARCH_OPENER cannot be read as a command: {e}") from None
@@ -89,6 +90,8 @@ def opener_command(hit: dict[str, Any]) -> list[str]:
             command.append(path)
         return command
     if t is not None:
+        import shutil
+
         if shutil.which("mpv"):
             return ["mpv", f"--start={t:.3f}", path]
         if shutil.which("vlc"):

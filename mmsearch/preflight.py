@@ -10,17 +10,19 @@ in `pretrained.py` (read with `ast`, never run). A model or tag registered at ru
 
 from __future__ import annotations
 
-import ast
-import difflib
 import functools
 import importlib.util
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmsearch.config import Settings
 from mmsearch.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    import ast
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 HF_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -62,8 +64,10 @@ def check(settings: Settings, *, weights_needed: bool = True) -> None:
         return
     if model.startswith("hf-hub:"):
         return
-    known = known_models()
+    known = None if _bundled(model) else known_models()
     if known is not None and model not in known:
+        import difflib
+
         close = difflib.get_close_matches(model, known, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see open_clip's list_models()"
         raise ModelUnavailable(
@@ -150,6 +154,14 @@ def _package() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _bundled(model: str) -> bool:
+    """Whether open_clip ships a config for `model`: one file's presence, not a listing."""
+    package = _package()
+    if package is None or "/" in model or os.sep in model or "open_clip" in sys.modules:
+        return False
+    return (package / "model_configs" / f"{model}.json").is_file()
+
+
 def known_models() -> list[str] | None:
     """open_clip's model names; None when they cannot be told (then open_clip decides)."""
     if "open_clip" in sys.modules:  # imported: it knows configs registered at run time
@@ -177,6 +189,8 @@ def _pretrained_table() -> dict[str, dict[str, str]] | None:
     their hf_hub repos. None if its shape is not the one known here."""
     package = _package()
     try:
+        import ast
+
         tree = ast.parse((package / "pretrained.py").read_text()) if package else None
     except (OSError, SyntaxError, ValueError):
         return None
@@ -204,6 +218,8 @@ def _pretrained_table() -> dict[str, dict[str, str]] | None:
 
 
 def _hf_hub(call: ast.expr) -> str:
+    import ast
+
     if isinstance(call, ast.Call):
         for kw in call.keywords:
             if kw.arg == "hf_hub" and isinstance(kw.value, ast.Constant):

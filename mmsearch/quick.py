@@ -71,7 +71,6 @@ def answer(argv: list[str]) -> int | None:
     if read is None:
         return None
     timings.mark_start()
-    quiet_libraries()
     try:
         return _answer(argv[0], read)
     finally:
@@ -103,7 +102,13 @@ def show(
     """Search, keep the results for `open N`, print them: for the CLI and for `answer`."""
     from mmsearch.opener import remember
 
-    hits = library.search(parts, top=top, filters=filters, moments=moments, mode=mode, sort=sort)
+    request = library.request(
+        parts, top=top, filters=filters, moments=moments, mode=mode, sort=sort
+    )
+    hits = library.ask(request) if library.ask_server else None
+    if hits is None:
+        quiet_libraries()  # what loads here (ONNX Runtime, LanceDB, even torch) may talk
+        hits = library.search_here(request)
     with timings.phase("render"):
         remember(hits)
         if fmt == "table":

@@ -197,7 +197,8 @@ def _order(c: Candidate) -> tuple[Any, ...]:
     return (-c.score, -text, -picture, -passage, path, page or 0, t or 0.0)
 
 
-_WORD = re.compile(r"\w+")
+# Patterns as strings: compiled on first use (re caches them), not by every importer of Hit.
+_WORD = r"\w+"
 # Scripts written without spaces between words (Hangul, kana, CJK ideographs): their runs are
 # indexed and searched as character bigrams (the store's `grams` column).
 CJK_RANGES = (
@@ -207,7 +208,7 @@ CJK_RANGES = (
     (0x4E00, 0x9FFF),
     (0xAC00, 0xD7AF),
 )
-_CJK = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in CJK_RANGES) + "]")
+_CJK = "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in CJK_RANGES) + "]"
 _STOP = "a an and are as at be by for from has in is it its of on or that the this to was were with"
 STOP_WORDS = frozenset(_STOP.split(" "))
 
@@ -216,8 +217,8 @@ def query_terms(words: str) -> list[str]:
     """The words of a query that carry meaning (lower case, stop words out); CJK text as
     character bigrams, as the n-gram index reads it."""
     terms: list[str] = []
-    for w in _WORD.findall(words.lower()):
-        if _CJK.search(w):
+    for w in re.findall(_WORD, words.lower()):
+        if re.search(_CJK, w):
             terms.extend(w[i : i + 2] for i in range(max(1, len(w) - 1)))
         elif w not in STOP_WORDS:
             terms.append(w)
@@ -227,7 +228,7 @@ def query_terms(words: str) -> list[str]:
 def cjk_runs(text: str | None) -> str | None:
     """The CJK runs of a text, space-separated (what the bigram index holds and is asked);
     None when it has none."""
-    runs = " ".join(re.findall(f"{_CJK.pattern}+", text)) if text else ""
+    runs = " ".join(re.findall(f"{_CJK}+", text)) if text else ""
     return runs or None
 
 
@@ -243,10 +244,10 @@ def coverage(passage: str | None, terms: Terms) -> float:
     if not passage:
         return 0.0
     text = passage.lower()
-    words = set(_WORD.findall(text))
+    words = set(re.findall(_WORD, text))
     held = 0.0
     for t, weight in weights.items():
-        if t in words or (_CJK.search(t) and t in text):
+        if t in words or (re.search(_CJK, t) and t in text):
             held += weight
         elif len(t) >= 5 and any(w.startswith(t[: max(4, len(t) - 3)]) for w in words):
             held += STEMMED_ONLY * weight
@@ -317,11 +318,11 @@ def make_snippet(passage: str, terms: Terms, before: int = 8, after: int = 22) -
 def _holds_a_term(word: str, terms: Terms) -> bool:
     """A passage's word (punctuation and markup around it aside) starts with a query word,
     or, for CJK, holds it."""
-    w = _EDGES.sub("", word.lower())
-    return any(t in w if _CJK.search(t) else w.startswith(t) for t in terms)
+    w = re.sub(_EDGES, "", word.lower())
+    return any(t in w if re.search(_CJK, t) else w.startswith(t) for t in terms)
 
 
-_EDGES = re.compile(r"^\W+|\W+$")
+_EDGES = r"^\W+|\W+$"
 
 
 def score(c: Candidate) -> float:
