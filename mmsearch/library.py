@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -82,14 +81,18 @@ class Library:
 
     def _check_model_for_search(self) -> None:
         """As `check_model`, but weights matter only for a model the store has vectors of:
-        for any other, "nothing indexed with it" is the useful answer."""
+        for any other, "nothing indexed with it" is the useful answer, given here for a
+        local store (its registry file or an empty folder tells, without LanceDB)."""
         from mmsearch.preflight import check
-        from mmsearch.registry import remembered_models, row_of
+        from mmsearch.registry import no_index_message, remembered_models, row_of
 
-        if row_of(remembered_models(self.settings.db), self.settings) is not None:
+        rows = remembered_models(self.settings.db)
+        if row_of(rows, self.settings) is not None:
             self.check_model()
-        else:
-            check(self.settings, weights_needed=False)
+            return
+        check(self.settings, weights_needed=False)
+        if is_local_uri(self.settings.db):
+            raise NoIndex(no_index_message(self.settings, rows))
 
     @property
     def store(self) -> Store:
@@ -211,10 +214,6 @@ class Library:
             sort=choose(Sort, sort, "--sort"),
         )
         self._check_model_for_search()
-        if is_local_uri(self.settings.db) and not os.path.isdir(self.settings.db):
-            from mmsearch.registry import no_index_message
-
-            raise NoIndex(no_index_message(self.settings, []))  # no store: no LanceDB import
         return request
 
     def ask(self, request: SearchRequest) -> list[Hit] | None:

@@ -112,8 +112,8 @@ def read_registry(db: str) -> dict[str, Any] | None:
 def remembered_models(db: str) -> list[dict[str, Any]]:
     """The models a store was built with (registry rows; empty for no store), from the
     registry file when it is current, else from the tables."""
-    if is_local_uri(db) and not os.path.isdir(db):
-        return []
+    if is_local_uri(db) and not os.path.isdir(Path(db) / f"{MODELS}.lance"):
+        return []  # no store, or an empty folder: nothing to ask LanceDB
     data = read_registry(db)
     if data is not None:
         return list(data["models"])

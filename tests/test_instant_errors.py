@@ -116,3 +116,15 @@ def test_weights_that_cannot_be_downloaded_fail_at_once_online_too(
     assert done.returncode == 1 and "http://127.0.0.1:9 cannot be reached" in error, error
     assert "torch" not in imported and "open_clip" not in imported
     assert seconds < BUDGET_S
+
+
+def test_an_empty_store_folder_is_nothing_indexed_without_lancedb(
+    tmp_path: Path, monkeypatch
+) -> None:
+    db = tmp_path / "empty-store"
+    db.mkdir()
+    monkeypatch.setenv("MMSEARCH_DB", str(db))
+    done, _ = run_probe("query", "red car")
+    error, imported = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and "nothing indexed" in error
+    assert imported == "imported: -", imported
