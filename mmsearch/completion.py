@@ -203,7 +203,7 @@ def spec_from_cli() -> dict[str, Any]:
         options: list[dict[str, Any]] = []
         argument = None
         for p in command.params:
-            path = "Path" in str(getattr(p.type_descriptor, "annotation", ""))
+            path = type(p.type).__name__ in ("Path", "TyperPath")  # click's, or typer's
             if p.param_type_name == "argument":
                 argument = "path" if path else "text"
                 continue
