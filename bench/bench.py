@@ -11,7 +11,11 @@ shared/peers/rclip is set up), precision (bf16 autocast against fp32 on real pho
 warm query latency, recall@10, server RSS; see bench_search.py), scale (peak RSS indexing 1k
 and 10k photos), memory (peak RSS indexing 20 videos that each keep 200 frames, photos mixed
 in: what the pipeline's byte budget bounds), relevance (nDCG@10, R@1, MRR per mode and query
-kind on a generated mixed corpus, with the scene model; see bench_relevance.py). With no
+kind on a generated mixed corpus, with the scene model; see bench_relevance.py), and those
+measured by their own scripts, run whole: ocr (what OCR selection costs where there is
+nothing to read, bench_ocr_cost.py), burst (how soon a big import starts, bench_burst.py),
+int8 (each int8 variant against fp32, bench_int8.py), small (small commands and instant
+errors, bench_small.py). With no
 --pretrained, a random-weight
 checkpoint of the model's architecture is made: speed does not depend on the weight values,
 and nothing is downloaded.
@@ -369,7 +373,33 @@ def median(values: Any) -> float:
     return statistics.median(list(values))
 
 
-SECTIONS = ("index", "precision", "media", "search", "scale", "memory", "relevance")
+SECTIONS = (
+    "index", "precision", "media", "search", "scale", "memory", "ocr", "burst", "int8", "small",
+    "relevance",
+)  # fmt: skip
+OUT = HERE / "out"
+# Sections measured by their own scripts (each also runs alone): script, arguments, its JSON.
+SCRIPTS = {
+    "ocr": ("bench_ocr_cost.py", ["--out", str(OUT / "ocr_cost.json")], OUT / "ocr_cost.json"),
+    "burst": ("bench_burst.py", ["--out", str(OUT / "burst.json")], OUT / "burst.json"),
+    "int8": ("bench_int8.py", ["--json", str(OUT / "int8.json")], OUT / "int8.json"),
+    "small": ("bench_small.py", [], OUT / "small" / "results.json"),
+}
+
+
+def run_script(section: str, model: str) -> dict[str, Any]:
+    """A section's own script, run whole: its figures and the lines it printed."""
+    script, arguments, output = SCRIPTS[section]
+    if section == "int8":
+        arguments = [*arguments, "--arch", model]
+    done = subprocess.run(
+        [sys.executable, str(HERE / script), *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MMSEARCH_")},
+    )
+    return {"figures": json.loads(output.read_text()), "printed": done.stdout.strip()}
 
 
 def main() -> None:
@@ -427,6 +457,9 @@ def main() -> None:
             result["scale"] = bench_scale(args, env, cli, folder)
         if "memory" in sections:
             result["memory"] = bench_memory(args, env, cli, folder)
+        for section in SCRIPTS:
+            if section in sections:
+                result[section] = run_script(section, args.model)
         if "relevance" in sections:  # ranking needs a model that knows something
             from bench_relevance import SCENE_MODEL
             from bench_relevance import measure as relevance
@@ -673,6 +706,9 @@ def table(result: dict[str, Any]) -> str:
             m["peak_rss_mib"],
             f"peak RSS (MiB), {m['wall_s']} s",
         )
+    for section in SCRIPTS:
+        if section in result:
+            lines += ["", f"[{section}: bench/{SCRIPTS[section][0]}]", result[section]["printed"]]
     if "relevance" in result:
         from bench_relevance import table as relevance_table
 

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -215,6 +216,14 @@ def open_collection(settings: Settings) -> Collection:
     return coll
 
 
+def _committed(folder: Path) -> bool:
+    """Whether a local table's folder holds a committed version (a manifest)."""
+    try:
+        return any(n.endswith(".manifest") for n in os.listdir(folder / "_versions"))
+    except OSError:
+        return False
+
+
 _open_for_search: dict[tuple[str, str], tuple[str, Collection]] = {}
 
 
@@ -282,11 +291,22 @@ class Store:
 
     def _table_names(self) -> list[str]:
         try:
-            return list(self.db.list_tables().tables)
+            names = list(self.db.list_tables().tables)
         except MmsearchError:
             raise
         except Exception as e:
             raise StoreError(f"cannot read store {self.uri}: {redact(one_line(e))}") from None
+        if is_local_uri(self.uri):  # a table a killed run began but never committed is not one
+            names = [n for n in names if _committed(Path(self.uri) / f"{n}.lance")]
+        return names
+
+    def _create(self, name: str, **kwargs: Any) -> Any:
+        """Create a table (the caller holds the writer lock), first clearing away the folder
+        of one a killed run began: nothing in it was ever committed."""
+        folder = Path(self.uri) / f"{name}.lance"
+        if is_local_uri(self.uri) and folder.is_dir() and not _committed(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        return self.db.create_table(name, **kwargs)
 
     @contextmanager
     def writer_lock(self, purpose: str = "index") -> Iterator[None]:
@@ -454,7 +474,7 @@ class Store:
             [{"version": SCHEMA_VERSION, "updated": time.time()}], schema=SCHEMA_SCHEMA
         )
         mode = "overwrite" if SCHEMA in names else "create"
-        self.db.create_table(SCHEMA, data=record, mode=mode)
+        self._create(SCHEMA, data=record, mode=mode)
         return SCHEMA_VERSION
 
     def remember(self, summaries: dict[str, dict[str, Any]] | None = None) -> None:
@@ -525,7 +545,7 @@ class Store:
     def create_collection(self, settings: Settings, dim: int) -> Collection:
         """New, empty tables for `settings`' model; the caller holds the writer lock."""
         if not self.exists():
-            self.db.create_table(MODELS, schema=MODELS_SCHEMA, exist_ok=True)
+            self._create(MODELS, schema=MODELS_SCHEMA, exist_ok=True)
             self._version = None
         self._check_schema()  # a new store gets its record; an old one is upgraded first
         models = self._open(MODELS)
@@ -543,8 +563,8 @@ class Store:
             "excluded": [],
         }
         key = info["key"]
-        self.db.create_table(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
-        self.db.create_table(f"items_{key}", schema=items_schema(dim), exist_ok=True)
+        self._create(f"files_{key}", schema=FILES_SCHEMA, exist_ok=True)
+        self._create(f"items_{key}", schema=items_schema(dim), exist_ok=True)
         models.add(pa.Table.from_pylist([info], schema=MODELS_SCHEMA))
         return Collection(self, info, model_key=key)
 

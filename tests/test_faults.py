@@ -112,3 +112,17 @@ def test_a_damaged_store_gives_one_clear_line_and_status_still_runs(
     status = run("status", "--json")
     assert status.exit_code == 1
     assert "damaged" in json.loads(status.stdout)["problem"]
+
+
+@pytest.mark.parametrize("table", ["models", "schema"])
+def test_a_table_a_killed_run_began_but_never_committed_does_not_stop_the_next(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    """A kill while LanceDB creates a table leaves its folder with data but no version."""
+    store = tmp_path / "store"
+    (store / f"{table}.lance" / "data").mkdir(parents=True)
+    (store / f"{table}.lance" / "data" / "0.lance").write_bytes(b"cut short")
+    monkeypatch.setenv("MMSEARCH_DB", str(store))
+    result = run("index", str(folder))
+    assert result.exit_code == 0, result.stderr
+    assert len(file_rows()) == 200
