@@ -24,6 +24,7 @@ and nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -364,7 +366,7 @@ def index_runs(cmd: list[str], env: dict[str, str], store: Path, runs: int) -> l
     for _ in range(runs):
         shutil.rmtree(store, ignore_errors=True)
         wall, rss, summary = timed(cmd, {**env, "MMSEARCH_DB": str(store)})
-        rate = re.search(r"\(([\d.]+) files/s\)", summary)
+        rate = re.search(r"([\d.]+) files/s embedded", summary)  # the summary's own rate
         results.append((wall, rss, float(rate.group(1)) if rate else float("nan")))
     return results
 
@@ -375,8 +377,11 @@ def median(values: Any) -> float:
 
 SECTIONS = (
     "index", "precision", "media", "search", "scale", "memory", "ocr", "burst", "int8", "small",
-    "relevance",
+    "relevance", "gpu",
 )  # fmt: skip
+GPU_BATCHES = (128, 256)
+# clip-retrieval's published figure: ViT-B/32 on one RTX 3080, images/s (its README).
+CLIP_RETRIEVAL_RTX3080 = 1500
 OUT = HERE / "out"
 # Sections measured by their own scripts (each also runs alone): script, arguments, its JSON.
 SCRIPTS = {
@@ -440,38 +445,47 @@ def main() -> None:
     env["MMSEARCH_NO_SERVER"] = "1"
     cli = [sys.executable, "-m", "mmsearch"]
     folder = Path(tempfile.mkdtemp(prefix="mmsearch-bench-"))
+    runs: dict[str, Callable[[], Any]] = {
+        "index": lambda: bench_index(args, settings, env, cli, folder),
+        "precision": lambda: precision_check(args.model, pretrained, args.batch_size),
+        "media": lambda: bench_media(args, pretrained, env, cli, folder),
+        "search": lambda: search_rows(args, pretrained),
+        "scale": lambda: bench_scale(args, env, cli, folder),
+        "memory": lambda: bench_memory(args, env, cli, folder),
+        **{name: functools.partial(run_script, name, args.model) for name in SCRIPTS},
+        "gpu": lambda: bench_gpu(args, pretrained, env, cli, folder),
+        "relevance": relevance_rows,  # ranking needs a model that knows something
+    }
     try:
-        if "index" in sections:
-            result["index"] = bench_index(args, settings, env, cli, folder)
-        if "precision" in sections:
-            result["precision"] = precision_check(args.model, pretrained, args.batch_size)
-        if "media" in sections:
-            result["media"] = bench_media(args, pretrained, env, cli, folder)
-        if "search" in sections:
-            from bench_search import measure
-
-            result["search"] = [
-                measure(int(n), args.model, pretrained, 50, args.runs + 2)
-                for n in args.search_sizes.split(",")
-            ]
-        if "scale" in sections:
-            result["scale"] = bench_scale(args, env, cli, folder)
-        if "memory" in sections:
-            result["memory"] = bench_memory(args, env, cli, folder)
-        for section in SCRIPTS:
-            if section in sections:
-                result[section] = run_script(section, args.model)
-        if "relevance" in sections:  # ranking needs a model that knows something
-            from bench_relevance import SCENE_MODEL
-            from bench_relevance import measure as relevance
-
-            result["relevance"] = relevance(SCENE_MODEL, None)
+        for name, run in runs.items():
+            if name not in sections:
+                continue
+            try:
+                result[name] = run()
+            except Exception as e:  # one section's failure does not cost the others
+                result[name] = {"failed": f"{type(e).__name__}: {e}"}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2))  # kept as it grows
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(table(result))
     print(f"\n(JSON: {args.out})")
+
+
+def search_rows(args: Any, pretrained: str) -> list[dict]:
+    from bench_search import measure
+
+    sizes = (int(n) for n in args.search_sizes.split(","))
+    return [measure(n, args.model, pretrained, 50, args.runs + 2) for n in sizes]
+
+
+def relevance_rows() -> dict:
+    from bench_relevance import SCENE_MODEL
+    from bench_relevance import measure as relevance
+
+    return relevance(SCENE_MODEL, None)
 
 
 def machine() -> str:
@@ -544,6 +558,42 @@ def breakdown(stderrs: Any) -> dict[str, float]:
     ]
     keys = dict.fromkeys(k for p in parsed for k in p)
     return {k: round(median(p.get(k, 0.0) for p in parsed), 3) for k in keys}
+
+
+def bench_gpu(args: Any, pretrained: str, env: dict, cli: list[str], folder: Path) -> dict:
+    """The torch CUDA path: the same photos indexed end to end at fp16 with batches of 128
+    and 256 (decode threads: one per core), and the image tower alone on ready pixels, next
+    to clip-retrieval's published ViT-B/32 figure. Skipped, and said so, without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device on this machine"}
+    from mmsearch.config import Settings
+
+    w, h = (int(v) for v in args.size.split("x"))
+    make_photos(args.dir, args.images, w, h)
+    corpus = folder / "gpu-photos"
+    corpus.mkdir(exist_ok=True)
+    for p in sorted(args.dir.glob("photo_*.jpg"))[: args.images]:
+        shutil.copy(p, corpus / p.name)
+    gpu = {"device": torch.cuda.get_device_name(0), "decode_threads": os.cpu_count()}
+    for batch in GPU_BATCHES:
+        cmd = [*cli, "index", str(corpus), "--runtime", "torch", "--precision", "fp16"]
+        cmd += ["--batch-size", str(batch), "--ocr", "never"]
+        runs = index_runs(cmd, env, folder / "store-gpu", args.runs)
+        gpu[f"batch_{batch}"] = {
+            "images_per_s": round(args.images / median(r[0] for r in runs), 1),
+            "in_run_images_per_s": round(median(r[2] for r in runs), 1),
+            "peak_rss_mib": round(median(r[1] for r in runs)),
+        }
+        settings = Settings(
+            db="unused", model=args.model, pretrained=pretrained, runtime="torch", precision="fp16"
+        )
+        gpu[f"batch_{batch}"]["forward_only_images_per_s"] = round(
+            forward_ceiling(settings, batch, seconds=10), 1
+        )
+    gpu["clip_retrieval_rtx3080_images_per_s"] = CLIP_RETRIEVAL_RTX3080
+    return gpu
 
 
 def bench_media(args: Any, pretrained: str, env: dict, cli: list[str], folder: Path) -> dict:
@@ -710,6 +760,20 @@ def table(result: dict[str, Any]) -> str:
     for section in SCRIPTS:
         if section in result:
             lines += ["", f"[{section}: bench/{SCRIPTS[section][0]}]", result[section]["printed"]]
+    if "gpu" in result:
+        g = result["gpu"]
+        if "skipped" in g:
+            add("GPU (torch CUDA, fp16)", "skipped", g["skipped"])
+        for batch in GPU_BATCHES:
+            if f"batch_{batch}" in g:
+                b = g[f"batch_{batch}"]
+                add(
+                    f"GPU index, fp16, batch {batch} (images/s)",
+                    b["images_per_s"],
+                    f"{g['device']}; in-run {b['in_run_images_per_s']}, forward-only "
+                    f"{b['forward_only_images_per_s']}; clip-retrieval ViT-B/32 on an RTX "
+                    f"3080: {g['clip_retrieval_rtx3080_images_per_s']}",
+                )
     if "relevance" in result:
         from bench_relevance import table as relevance_table
 

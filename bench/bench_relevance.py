@@ -101,9 +101,11 @@ def words(n: int, rng: random.Random) -> list[str]:
 
 
 def make_corpus(folder: Path) -> Corpus:
+    from dataclasses import replace as variant  # a scene with some attributes changed
+
     import docx
     from fpdf import FPDF
-    from scene_model.scenes import COLOURS, Thing, caption, render, scenes, variant
+    from scene_model.scenes import COLOURS, Thing, caption, render, scenes
 
     rng = random.Random(SEED)
     corpus = Corpus(folder)
