@@ -75,8 +75,7 @@ def build(db: Path, settings, n: int) -> tuple[float, np.ndarray]:
                 schema=items_schema(DIM),
             )
         )
-    coll.optimize()  # snapshot, or the ANN index past its threshold
-    store.remember()  # the registry file, as an index run leaves it
+    coll.optimize()  # the ANN index past its threshold
     seconds = time.perf_counter() - started
     (db / "built").write_text(json.dumps({"seconds": seconds}))
     return seconds, vectors
@@ -133,6 +132,7 @@ def peak_rss_mib(pid: int) -> float:
 def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: int) -> dict:
     from mmsearch.client import ask
     from mmsearch.config import Settings
+    from mmsearch.snapshot import refresh
     from mmsearch.store import Store
 
     db = HERE / "out" / f"search-{n}"
@@ -146,7 +146,9 @@ def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: i
     }
     settings = Settings(db=str(db), model=model, pretrained=pretrained)
     build_s, vectors = build(db, settings, n)
-    Store(str(db)).remember()  # a store built before the registry file existed
+    store = Store(str(db))  # as an index run leaves it: its registry file and its snapshot
+    store.remember()
+    refresh(store.collection(settings), changed=False)
     recall10, direct_ms = recall(settings, vectors)
     del vectors
 
