@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark suite: every speed number the README quotes, in one run, one table, one JSON.
 
-    python bench/bench.py                            # everything (~30 min on 2 cores)
+    python bench/bench.py                            # everything (~40 min on 2 cores)
     python bench/bench.py --sections index,precision # a subset
 
 Sections: index (200 photo-sized JPEGs, end to end against the forward-only ceiling, peak RSS,
