@@ -100,6 +100,8 @@ def _index_process(folder: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        # a suite started in the background passes "SIGINT ignored" on, and Python keeps it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -136,7 +138,17 @@ def test_kill_9_mid_run_then_rerun_gives_an_exact_index(many_images: Path, seed:
     _assert_index_equals(many_images)
 
 
-def test_ctrl_c_exits_130_and_keeps_committed_work(many_images: Path) -> None:
+@pytest.fixture
+def more_images(many_images: Path) -> Path:
+    """Enough pictures that a Ctrl-C sent after the first commit lands while the run is still
+    at work (240 alone can be done before the signal arrives)."""
+    for i in range(240, 960):
+        make_image(many_images / f"d{i % 7}" / f"img {i:03d}.png", seed=i, size=(320, 240))
+    return many_images
+
+
+def test_ctrl_c_exits_130_and_keeps_committed_work(more_images: Path) -> None:
+    many_images = more_images
     proc = _index_process(many_images)
     assert _wait_for_first_commit(proc)
     proc.send_signal(signal.SIGINT)
