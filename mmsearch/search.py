@@ -127,7 +127,7 @@ def _from_snapshot(
     if any(snap.holds(path) for path in exclude):
         return None
     vector = compose(settings, None, parts)
-    mask = filters.mask(snap.rows)
+    mask = snap.allowed(filters)
 
     terms = query_terms(words)
 

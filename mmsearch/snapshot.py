@@ -8,6 +8,10 @@ the query to LanceDB as before, where the store checks its schema.
 
 A snapshot is named by the model's key (what a query knows) and records the key of the
 tables it shows (they differ for a collection adopted from an older store).
+
+The rows are kept twice: as Arrow (for filters, read with pyarrow only when a query has
+filters) and as JSON lines with their byte offsets, from which an unfiltered query reads its
+top rows without importing pyarrow (a tenth of a one-shot query).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -28,10 +33,14 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mmsearch.config import Settings
+    from mmsearch.filters import Filters
     from mmsearch.store import Collection
 
 COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "ext", "taken"]
+SHOWN = ["path", "kind", "t", "t_end", "page", "text", "taken"]  # what a result holds
 META, VECTORS, ROWS = "meta.json", "vectors.npy", "rows.arrow"
+LINES, OFFSETS = "rows.jsonl", "rows.offsets.npy"  # line i: bytes offsets[i]:offsets[i + 1]
+FORMAT = 2  # 2: the JSON lines
 
 
 def folder(db: str, key: str) -> Path:
@@ -75,17 +84,27 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
     )
     batches = coll.batches([*COLUMNS, "vector"], 8192)
     rows_schema = batches.schema.remove(batches.schema.get_field_index("vector"))
-    done, texts = 0, 0
-    with pa.OSFile(str(work / ROWS), "wb") as sink, pa.ipc.new_file(sink, rows_schema) as out:
+    done, texts, offsets = 0, 0, [0]
+    with (
+        pa.OSFile(str(work / ROWS), "wb") as sink,
+        pa.ipc.new_file(sink, rows_schema) as out,
+        open(work / LINES, "wb") as lines,
+    ):
         for batch in batches:
             flat = batch["vector"].flatten().to_numpy(zero_copy_only=False)
             vectors[done : done + batch.num_rows] = flat.reshape(batch.num_rows, coll.dim)
             out.write_batch(batch.drop_columns(["vector"]))
+            for row in batch.select(SHOWN).to_pylist():
+                line = json.dumps(row).encode() + b"\n"
+                lines.write(line)
+                offsets.append(offsets[-1] + len(line))
             done += batch.num_rows
             texts += batch.num_rows - batch["text"].null_count
     vectors.flush()
     del vectors
+    np.save(work / OFFSETS, np.array(offsets, dtype=np.int64))
     meta = {
+        "format": FORMAT,
         "signature": before,
         "table": coll.key,
         "schema": SCHEMA_VERSION,
@@ -105,14 +124,35 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
 
 @dataclass
 class Snapshot:
-    rows: pa.Table
+    """Its files are opened once: a newer snapshot renamed into place meanwhile leaves these
+    readable, and in step with each other."""
+
     vectors: np.ndarray  # (n, dim) float32, memory-mapped: scores equal LanceDB's
+    offsets: np.ndarray  # (n + 1,): where each row's JSON line starts in `lines`
+    lines: BinaryIO
+    arrow: BinaryIO
     has_text: bool
+    _table: pa.Table | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def table(self) -> pa.Table:
+        """Every column of every row, as Arrow: what filters are computed on."""
+        with self._lock:
+            if self._table is None:
+                import pyarrow as pa
+
+                self.arrow.seek(0)
+                self._table = pa.ipc.open_file(self.arrow).read_all()
+            return self._table
 
     def holds(self, path: str) -> bool:
         import pyarrow.compute as pc
 
-        return bool(pc.any(pc.equal(self.rows["path"], path)).as_py())
+        return bool(pc.any(pc.equal(self.table()["path"], path)).as_py())
+
+    def allowed(self, filters: Filters) -> np.ndarray | None:
+        """The rows the filters let through; None (and no pyarrow) when they let all."""
+        return filters.mask(self.table()) if filters.predicates() else None
 
     def search(
         self, vector: np.ndarray, limit: int, mask: np.ndarray | None
@@ -127,12 +167,12 @@ class Snapshot:
             return []
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        # row by row: Table.take converts its indices through pyarrow.compute, whose first
-        # use imports pandas where it is installed (a quarter of a second)
-        rows = self.rows.select(["path", "kind", "t", "t_end", "page", "text", "taken"])
-        found = [rows.slice(int(i), 1).to_pylist()[0] for i in top]
-        for r, s in zip(found, scores[top], strict=True):
-            r["score"] = float(s)
+        found = []
+        for i in top:
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            row = json.loads(os.pread(self.lines.fileno(), end - start, start))
+            row["score"] = float(scores[i])
+            found.append(row)
         return found
 
 
@@ -177,13 +217,17 @@ def open_fresh(db: str, key: str) -> Snapshot | None:
         token = version_token(db, table)
         if token is None or meta["signature"] != token:
             return None
-        import pyarrow as pa
-
+        if meta.get("format") != FORMAT:
+            return None
         vectors = np.load(where / VECTORS, mmap_mode="r")
-        rows = pa.ipc.open_file(pa.memory_map(str(where / ROWS))).read_all()
+        offsets = np.load(where / OFFSETS)
+        lines = open(where / LINES, "rb")  # noqa: SIM115 (kept open with the snapshot)
+        arrow = open(where / ROWS, "rb")  # noqa: SIM115
+        if offsets.shape != (len(vectors) + 1,) or offsets[-1] != os.fstat(lines.fileno()).st_size:
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    snap = Snapshot(rows, vectors, bool(meta["has_text"]))
+    snap = Snapshot(vectors, offsets, lines, arrow, bool(meta["has_text"]))
     _opened[db, key] = _Opened(stamp, table, token, snap)
     return snap
 

@@ -15,6 +15,7 @@ import pytest
 from helpers import env_settings, item_paths, make_image, make_video, query_json, run
 
 from mmsearch import snapshot, store
+from mmsearch.filters import Filters
 
 
 def snapshot_dir() -> Path:
@@ -85,8 +86,36 @@ def test_snapshot_and_lancedb_give_the_same_answers(library: Path, args: list[st
     fast = query_json("red", "-n", "20", *args)
     shutil.rmtree(snapshot_dir())
     slow = query_json("red", "-n", "20", *args)
-    assert [(r["path"], r.get("t")) for r in fast] == [(r["path"], r.get("t")) for r in slow]
+    assert [{**r, "score": 0} for r in fast] == [{**r, "score": 0} for r in slow]
     assert np.allclose([r["score"] for r in fast], [r["score"] for r in slow], atol=1e-5)
+
+
+def test_an_unfiltered_query_reads_its_rows_without_pyarrow(library: Path) -> None:
+    code = (
+        "import sys; from mmsearch.quick import answer\n"
+        "assert answer(['query', 'x', '--json']) == 0\n"
+        "print(sorted({'pyarrow', 'lancedb'} & set(sys.modules)), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
+    )
+    assert len(json.loads(out.stdout)) == 10
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_held_snapshot_keeps_answering_from_its_own_rows_when_a_newer_one_replaces_it(
+    library: Path,
+) -> None:
+    settings = env_settings()
+    held = snapshot.open_fresh(settings.db, settings.model_key)
+    assert held is not None
+    vector = np.array(held.vectors[0])
+    before = held.search(vector, 3, None)
+    shutil.rmtree(library / "b")  # the next run's snapshot holds other rows in other places
+    assert run("index", "-q", str(library)).exit_code == 0
+    assert held.search(vector, 3, None) == before
+    videos = held.allowed(Filters.from_options(None, ["video"], None, None, None, None))
+    assert {r["kind"] for r in held.search(vector, 50, videos)} == {"video"}
 
 
 def test_an_outside_image_is_answered_by_the_snapshot_like_by_lancedb(
