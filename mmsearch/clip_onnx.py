@@ -146,7 +146,10 @@ class OnnxEmbedder:
         return _normalised(self._run(VISUAL, np.stack(pixels)))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return _normalised(self._run(TEXTUAL, self._tokenizer()(texts)))
+        tokens = self._tokenizer()(texts)
+        if self.meta.get("trim_tokens"):  # proven at export to change nothing
+            tokens = trimmed(tokens)
+        return _normalised(self._run(TEXTUAL, tokens))
 
     def tower_file(self, name: str) -> str:
         proven = self.int8 and self.meta.get("int8", {}).get(name)
@@ -168,6 +171,16 @@ class OnnxEmbedder:
                     self.folder / VOCAB, self.meta["context_length"], self.meta["clean"]
                 )
             return self._sessions["tokenizer"]
+
+
+def trimmed(tokens: np.ndarray) -> np.ndarray:
+    """The token rows without the padding after the longest one's end-of-text token (always
+    its last non-zero id: id 0, "!", can come before it, never after). A causal text tower
+    gives the same vectors for them, ~6 times sooner for a query of a few words."""
+    if not len(tokens):
+        return tokens
+    padding = int((tokens[:, ::-1] != 0).argmax(axis=1).min())
+    return tokens[:, : tokens.shape[1] - padding]
 
 
 def int8_name(name: str) -> str:

@@ -8,11 +8,13 @@ Then each tower gets the fastest int8 variant that ranks as fp32 ranks, if one d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from mmsearch.clip_onnx import (
     OnnxEmbedder,
     int8_name,
     open_session,
+    trimmed,
 )
 from mmsearch.config import Settings
 from mmsearch.embed import META
@@ -61,6 +64,7 @@ def export(settings: Settings, folder: Path) -> None:
         work = Path(tmp)
         try:
             _write(torch_model, work)
+            _settle_trim(work)
             _prove(torch_model, OnnxEmbedder.open(work, threads=1))
             _quantize(work)
         except OSError:
@@ -98,28 +102,91 @@ def _write(embedder: Any, out: Path) -> None:
     if cfg.get("interpolation", "bicubic") not in ("bicubic", "bilinear"):
         raise Unsupported(f"interpolation {cfg['interpolation']!r}")
 
+    class Attention(torch.nn.Module):
+        """A text block's self-attention as nn.MultiheadAttention computes it, with the
+        token count left to the graph: the exporter's trace of nn.MultiheadAttention fixes
+        it at the context length."""
+
+        def __init__(self, mha: torch.nn.MultiheadAttention):
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, q: Any, k: Any, v: Any, need_weights: bool, attn_mask: Any) -> Any:
+            mha, batch = self.mha, q.shape[0]
+            heads, width = mha.num_heads, mha.embed_dim
+            qkv = torch.nn.functional.linear(q, mha.in_proj_weight, mha.in_proj_bias)
+            qkv = qkv.reshape(batch, -1, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+            scores = (qkv[0] * (width // heads) ** -0.5) @ qkv[1].transpose(-2, -1)
+            attended = (scores + attn_mask).softmax(-1) @ qkv[2]
+            return mha.out_proj(attended.transpose(1, 2).reshape(batch, -1, width)), None
+
     class EncodeText(torch.nn.Module):
+        """CLIP's text tower for any number of tokens up to the context, where the model is
+        causal: the positional embedding and the mask are cut to the tokens given, so a
+        query runs its own few tokens instead of all 77 (`_settle_trim` proves the outputs
+        equal). Other text towers run as open_clip runs them, on the whole context."""
+
         def __init__(self, model: Any):
             super().__init__()
             self.model = model
+            blocks = getattr(getattr(model, "transformer", None), "resblocks", [])
+            self.trims = (
+                isinstance(model, open_clip.CLIP)
+                and model.attn_mask is not None
+                and all(
+                    type(b) is open_clip.transformer.ResidualAttentionBlock
+                    and type(b.attn) is torch.nn.MultiheadAttention
+                    and b.attn.batch_first
+                    and b.attn._qkv_same_embed_dim
+                    and b.attn.bias_k is None
+                    and not b.attn.add_zero_attn
+                    for b in blocks
+                )
+            )
+
+        @contextlib.contextmanager
+        def exporting(self) -> Iterator[None]:
+            """The blocks' attention swapped for `Attention` while the graph is traced."""
+            blocks = self.model.transformer.resblocks if self.trims else []
+            originals = [b.attn for b in blocks]
+            try:
+                for block in blocks:
+                    block.attn = Attention(block.attn)
+                yield
+            finally:
+                for block, attn in zip(blocks, originals, strict=True):
+                    block.attn = attn
 
         def forward(self, tokens: Any) -> Any:
-            return self.model.encode_text(tokens)
+            m = self.model
+            if not self.trims:
+                return m.encode_text(tokens)
+            n = tokens.shape[1]
+            x = m.token_embedding(tokens) + m.positional_embedding[:n]
+            x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
+            eos = getattr(m, "text_eos_id", None)
+            x = open_clip.transformer.text_global_pool(x, tokens, m.text_pool_type, eos)
+            projection = m.text_projection
+            if projection is None:
+                return x
+            return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
     size, context = embedder.image_size, tokenizer.context_length
+    text = EncodeText(embedder.model)
     towers = [
-        (embedder.model.visual, torch.randn(2, 3, size, size), VISUAL),
-        (EncodeText(embedder.model), torch.randint(1, 49407, (2, context)), TEXTUAL),
+        (embedder.model.visual, torch.randn(2, 3, size, size), VISUAL, {0: "batch"}),
+        (text, torch.randint(1, 49407, (2, context)), TEXTUAL, {0: "batch", 1: "tokens"}),
     ]
     torch.backends.mha.set_fastpath_enabled(False)  # export plain attention math
     try:
-        for module, example, name in towers:
-            with torch.no_grad(), warnings.catch_warnings():
+        for module, example, name, axes in towers:
+            swapped = text.exporting() if module is text else contextlib.nullcontext()
+            with torch.no_grad(), warnings.catch_warnings(), swapped:
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     module.eval(), (example,), str(out / name),
                     input_names=["input"], output_names=["output"],
-                    dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                    dynamic_axes={"input": axes, "output": {0: "batch"}},
                     opset_version=18, dynamo=False,
                 )  # fmt: skip
             _weights_apart(out / name)
@@ -136,6 +203,7 @@ def _write(embedder: Any, out: Path) -> None:
         "interpolation": cfg.get("interpolation", "bicubic"),
         "resize_mode": cfg.get("resize_mode", "shortest"),
         "context_length": tokenizer.context_length,
+        "trim_tokens": text.trims,
         "clean": clean,
         "exported_with": {"torch": torch.__version__, "open_clip": open_clip.__version__},
     }
@@ -148,16 +216,17 @@ def _quantize(folder: Path) -> None:
     tower's int8 file; none if no variant passes. meta.json records every variant's figures."""
     full = OnnxEmbedder.open(folder, 1)
     inputs, calibration = probe_inputs(full)
+    meta = json.loads((folder / META).read_text())
+    trim = {VISUAL: False, TEXTUAL: bool(meta.get("trim_tokens"))}  # as queries will run
     reference = {
         VISUAL: _normalised_rows(_run(folder / VISUAL, inputs[VISUAL])),
-        TEXTUAL: _normalised_rows(_run(folder / TEXTUAL, inputs[TEXTUAL])),
+        TEXTUAL: _normalised_rows(_run(folder / TEXTUAL, inputs[TEXTUAL], trim[TEXTUAL])),
     }
-    meta = json.loads((folder / META).read_text())
     meta["int8"], meta["int8_variant"], meta["int8_variants"] = {}, {}, {}
     meta["int8_min_cosine"] = {}
     for name in (VISUAL, TEXTUAL):
         figures: dict[str, dict[str, float]] = {
-            "fp32": {"seconds": _seconds(folder / name, inputs[name])}
+            "fp32": {"seconds": _seconds(folder / name, inputs[name], trim[name])}
         }
         for variant in INT8_VARIANTS:
             target = folder / name.replace(".onnx", f".{variant}.onnx")
@@ -166,11 +235,11 @@ def _quantize(folder: Path) -> None:
             except Exception as e:  # an operator this variant cannot handle: not a candidate
                 figures[variant] = {"error": one_line(e)}  # type: ignore[dict-item]
                 continue
-            vectors = _normalised_rows(_run(target, inputs[name]))
+            vectors = _normalised_rows(_run(target, inputs[name], trim[name]))
             figures[variant] = {
                 "cosine": round(_worst(reference[name], vectors), 6),
                 "recall_at_10": round(_tower_recall(name, vectors, reference), 4),
-                "seconds": _seconds(target, inputs[name]),
+                "seconds": _seconds(target, inputs[name], trim[name]),
             }
         passing = [
             v for v in INT8_VARIANTS
@@ -340,20 +409,44 @@ def _session(path: Path, threads: int | None = 1) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run(path: Path, batch: np.ndarray) -> np.ndarray:
-    return _session(path, threads=None).run(None, {"input": batch})[0]  # every core
+def _run(path: Path, batch: np.ndarray, trim: bool = False) -> np.ndarray:
+    """The tower's outputs on every core; `trim`: token rows one at a time, each cut to its
+    own tokens, as queries run (int8 activation ranges are taken per run)."""
+    session = _session(path, threads=None)
+    if not trim:
+        return session.run(None, {"input": batch})[0]
+    return np.concatenate([session.run(None, {"input": trimmed(row[None])})[0] for row in batch])
 
 
-def _seconds(path: Path, batch: np.ndarray) -> float:
+def _seconds(path: Path, batch: np.ndarray, trim: bool = False) -> float:
     """The best of three runs over 8 inputs on one thread: enough to rank the variants."""
     import time
 
     session, best = _session(path), float("inf")
+    runs = [trimmed(row[None]) for row in batch[:8]] if trim else [batch[:8]]
     for _ in range(3):
         start = time.perf_counter()
-        session.run(None, {"input": batch[:8]})
+        for inputs in runs:
+            session.run(None, {"input": inputs})
         best = min(best, time.perf_counter() - start)
     return round(best, 5)
+
+
+def _settle_trim(folder: Path) -> None:
+    """Keep `trim_tokens` only if the text tower gives each probe text the same vector from
+    its own tokens as from the whole context; otherwise queries run the whole context."""
+    meta = json.loads((folder / META).read_text())
+    if not meta["trim_tokens"]:
+        return
+    tokens = OnnxEmbedder.open(folder)._tokenizer()([*PROBE_TEXTS, *SENTENCES])
+    try:
+        whole = _normalised_rows(_run(folder / TEXTUAL, tokens))
+        same = _worst(_normalised_rows(_run(folder / TEXTUAL, tokens, trim=True)), whole)
+    except Exception:  # a graph that cannot take fewer tokens
+        same = 0.0
+    if same < MIN_COSINE:
+        meta["trim_tokens"] = False
+        (folder / META).write_text(json.dumps(meta, indent=1))
 
 
 def _normalised_rows(features: np.ndarray) -> np.ndarray:

@@ -63,6 +63,35 @@ def test_an_int8_tower_that_fails_its_check_is_not_kept(
     assert not list(onnx_folder(settings).glob("*.int8.onnx"))
 
 
+def test_a_query_runs_only_its_own_tokens_and_gets_the_whole_contexts_vector(
+    tiny_model: str,
+) -> None:
+    onnx, torch = both(tiny_model)
+    onnx.embed_texts(["warm"])
+    run, shapes = onnx._sessions["textual.onnx"].run, []
+    onnx._sessions["textual.onnx"].run = lambda out, feed: (
+        shapes.append(feed["input"].shape) or run(out, feed)
+    )
+    for text in ["a dog", "don't STOP ! <end_of_text> more", "x " * 200]:
+        cosine = float(onnx.embed_texts([text])[0] @ torch.embed_texts([text])[0])
+        assert cosine > 0.9999
+    assert shapes == [(1, 4), (1, 8), (1, 77)]
+
+
+def test_a_text_tower_that_cannot_take_fewer_tokens_is_given_the_whole_context(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsearch import onnx_export
+
+    monkeypatch.setattr(onnx_export, "trimmed", lambda tokens: tokens[:, :2])  # cuts wrongly
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
+    settings = Settings(db="/unused", model=tiny_model)
+    onnx_export.export(settings, onnx_folder(settings))
+    assert json.loads((onnx_folder(settings) / "meta.json").read_text())["trim_tokens"] is False
+    onnx, torch = both(tiny_model)
+    assert float(onnx.embed_texts(["a dog"])[0] @ torch.embed_texts(["a dog"])[0]) > 0.9999
+
+
 def test_onnx_and_torch_give_the_same_text_vectors(tiny_model: str) -> None:
     onnx, torch = both(tiny_model)
     texts = ["a dog", "Ünïcödé & <b>html</b> 東京", "x " * 200]

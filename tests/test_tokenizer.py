@@ -54,3 +54,13 @@ def test_skipping_ftfy_changes_nothing() -> None:
     """Where the tokenizer skips ftfy, ftfy would have returned the text unchanged."""
     for text in [*printable_ascii(random.Random(11), 5000), *TRICKY]:
         assert _fix_text(text) == ftfy.fix_text(text), repr(text)
+
+
+def test_trimmed_tokens_end_at_the_longest_texts_end_of_text() -> None:
+    from mmsearch.clip_onnx import trimmed
+
+    tokens = ClipTokenizer(Path(default_bpe()), 77, "lower")(["a dog !~", "a"])
+    cut = trimmed(tokens)
+    assert cut.shape == (2, 6) and cut[0, 3] == 0  # <start> a dog ! ~ <end>: "!" is id 0
+    assert (cut == tokens[:, :6]).all() and not tokens[:, 6:].any()
+    assert trimmed(tokens[:0]).shape == (0, 77)
