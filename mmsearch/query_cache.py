@@ -12,7 +12,8 @@ import numpy as np
 from mmsearch.config import Settings, cache_root
 from mmsearch.private import private_cache
 
-KEEP = 1000  # vectors per model; the least recently used go first
+KEEP = 1000  # vectors per model; the least recently used go first ...
+PRUNE_TO = 0.9  # ... a tenth at a time: sorting them by age costs a stat each (5 ms for 1000)
 
 
 def _folder(settings: Settings) -> Path:
@@ -50,8 +51,8 @@ def _keep(folder: Path, path: Path, vector: np.ndarray) -> None:
         os.replace(tmp, path)
         entries = list(os.scandir(folder))
         if len(entries) > KEEP:
-            entries.sort(key=lambda e: e.stat().st_mtime)
-            for e in entries[: len(entries) - KEEP]:
+            entries.sort(key=lambda e: e.stat().st_mtime_ns)
+            for e in entries[: len(entries) - int(KEEP * PRUNE_TO)]:
                 os.unlink(e.path)
     except OSError:
         pass  # a cache: failing to keep a vector costs only the next query's time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -45,9 +46,18 @@ def test_cached_vectors_equal_fresh_ones(tiny_model: str) -> None:
     assert np.array_equal(first[0], again[1]) and np.array_equal(first[1], again[0])
 
 
-def test_the_cache_keeps_the_most_recent_vectors(tiny_model: str, monkeypatch) -> None:
-    monkeypatch.setattr(query_cache, "KEEP", 3)
+def test_the_cache_keeps_the_most_recent_vectors_pruning_a_tenth_at_a_time(
+    tiny_model: str, monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(query_cache, "KEEP", 10)
+    monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path))
     settings = Settings(db="/unused", model=tiny_model)
-    for i in range(5):
+    folder, counts = query_cache._folder(settings), []
+    for i in range(13):
         query_cache.text_vectors(settings, [f"q{i}"], lambda t: np.ones((len(t), 4), np.float32))
-    assert len(list(query_cache._folder(settings).iterdir())) == 3
+        kept = folder / (hashlib.sha1(f"q{i}".encode()).hexdigest() + ".npy")
+        os.utime(kept, ns=(0, i * 10**9))  # used in this order, whatever the clock's grain
+        counts.append(len(list(folder.iterdir())))
+    assert counts == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 9, 10, 9]
+    left = {p.name for p in folder.iterdir()}
+    assert left == {hashlib.sha1(f"q{i}".encode()).hexdigest() + ".npy" for i in range(4, 13)}
