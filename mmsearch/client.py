@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,19 @@ ANSWER_TIMEOUT = 120.0  # the first query may load a model
 
 def socket_path(db: str) -> Path:
     """One socket per store, in a folder only this user can enter."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    base = os.environ.get("XDG_RUNTIME_DIR") or _temp_folder()
     name = hashlib.sha1(db.encode()).hexdigest()[:16] + ".sock"
     return Path(base) / f"mmsearch-{os.getuid()}" / name
+
+
+def _temp_folder() -> str:
+    """tempfile.gettempdir()'s answer on a usual system, without importing tempfile (3 ms of a
+    warm query): the first of $TMPDIR, $TEMP, $TMP that is a folder, else /tmp."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name, "")
+        if value and os.path.isdir(value):
+            return os.path.abspath(value)
+    return "/tmp"
 
 
 def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -304,20 +303,10 @@ def _remember_digest(name: str, size: int, mtime_ns: int, digest: str) -> None:
     private (mode 0600); a cache that cannot be written only costs hashing again."""
     entries = _read_digest_cache()
     entries[name] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
-    try:
-        from mmsearch.private import private_cache
+    from mmsearch.private import private_cache, write_private
 
-        folder = private_cache()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{DIGEST_CACHE}.", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as f:  # mkstemp made it 0600
-            json.dump(entries, f)
-        os.replace(tmp, folder / DIGEST_CACHE)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with contextlib.suppress(OSError):
+        write_private(private_cache() / DIGEST_CACHE, json.dumps(entries))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from mmsearch.errors import UsageError
 from mmsearch.formats import kind_of
@@ -138,6 +137,8 @@ _DATE_FORMATS = (
 
 def parse_date(text: str, option: str = "date") -> float:
     """A calendar date or time in local time, as seconds since the epoch."""
+    from datetime import datetime  # only for queries with dates: 2 ms of every other one
+
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(text.strip(), fmt).timestamp()

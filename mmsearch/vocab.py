@@ -4,7 +4,6 @@ ones, whether it came from a flag, an environment variable or a Python caller.""
 
 from __future__ import annotations
 
-import difflib
 from enum import StrEnum
 from typing import TypeVar
 
@@ -95,6 +94,8 @@ def choose(vocabulary: type[E], value: str | E, what: str) -> E:
         return vocabulary(word)
     except ValueError:
         valid = [m.value for m in vocabulary]
+        import difflib  # only for a mistake: 1 ms of every query
+
         close = difflib.get_close_matches(word, valid, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UsageError(f"{what}: {str(value)!r} is not one of {', '.join(valid)}{hint}") from None

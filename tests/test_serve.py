@@ -351,3 +351,17 @@ def test_a_caller_of_another_uid_gets_no_answer(server: Path) -> None:
         server.chmod(0o600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "b''"
+
+
+@pytest.mark.parametrize("tmpdir", ["given", "missing"])
+def test_the_socket_lies_in_the_temporary_folder_python_would_choose(
+    tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    for name in ("XDG_RUNTIME_DIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / tmpdir))
+    (tmp_path / "given").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # its answer is cached
+    assert socket_path("/a/store").parent.parent == Path(tempfile.gettempdir())
