@@ -428,6 +428,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "out" / "results.json")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
+    from bench_small import compile_modules
+
+    compile_modules()
 
     from mmsearch.config import Settings
     from mmsearch.embed import load_embedder

@@ -213,6 +213,9 @@ def main() -> None:
     ap.add_argument("--warm-queries", type=int, default=50)
     ap.add_argument("--cold-runs", type=int, default=5)
     args = ap.parse_args()
+    from bench_small import compile_modules
+
+    compile_modules()
     pretrained = args.pretrained or random_checkpoint(args.model)
     for n in (int(s) for s in args.sizes.split(",")):
         print(json.dumps(measure(n, args.model, pretrained, args.warm_queries, args.cold_runs)))

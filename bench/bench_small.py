@@ -95,11 +95,17 @@ def build_store(db: Path, files: Path, n_files: int, n_items: int) -> None:
         sync(store, settings, [str(files)], __import__("mmsearch.index").index.IndexOptions())
 
 
+def compile_modules() -> None:
+    """As installed: modules compiled to bytecode once, not on every start (an environment
+    with PYTHONDONTWRITEBYTECODE otherwise compiles each edited module in every process)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "mmsearch")], env=env)
+
+
 def main() -> None:
     env = {**os.environ, "MMSEARCH_NO_SERVER": "1", "HF_HUB_OFFLINE": "1"}
-    # As installed: modules compiled once to bytecode, not on every start.
+    compile_modules()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "mmsearch")], env=env)
     env.pop("MMSEARCH_MODEL", None)
     env.pop("MMSEARCH_PRETRAINED", None)
     mm = [sys.executable, "-m", "mmsearch"]
