@@ -95,7 +95,7 @@ def recall(settings, vectors: np.ndarray, queries: int = 200) -> tuple[float, fl
         exact = set(np.argpartition(-(vectors @ q), 10)[:10].tolist())
         started = time.perf_counter()
         if snap is not None:
-            rows = snap.search(q, 10, Filters().mask(snap.rows))
+            rows = snap.search(q, 10, snap.allowed(Filters()))
         else:
             rows = coll.search(q, 10, None)
         times.append(time.perf_counter() - started)
