@@ -207,3 +207,11 @@ def test_a_towers_optimised_graph_is_saved_at_export_and_answers_the_same(
     assert saved.read_bytes() != b"not a graph"
     reloaded = open_session(folder / "textual.int8.onnx")  # from the saved graph
     assert np.array_equal(reloaded.run(None, {"input": tokens})[0], expected)
+
+
+def test_sessions_take_buffers_as_needed_rather_than_one_planned_block() -> None:
+    """The planned block (ONNX Runtime's memory pattern) raised indexing's peak RSS by ~40
+    MiB for an image batch of 16, at no gain in speed (bench/bench.py, memory rows)."""
+    from mmsearch.clip_onnx import session_options
+
+    assert session_options().enable_mem_pattern is False
