@@ -129,6 +129,9 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+CLIENTS = 15  # whole client processes timed against a warm server
+
+
 def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: int) -> dict:
     from mmsearch.client import ask
     from mmsearch.config import Settings
@@ -182,7 +185,9 @@ def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: i
             if i >= 3:  # the first few warm the caches
                 warm.append(time.perf_counter() - started)
             assert reply and len(reply["hits"]) == 10, reply
-        client = [timed([*cli, f"warm client {stamp} {i}"], served)[0] for i in range(cold_runs)]
+        # a whole process is ~0.1 s, where this machine's background shifts a median of 5
+        # by 0.03 s from one minute to the next: more runs
+        client = [timed([*cli, f"warm client {stamp} {i}"], served)[0] for i in range(CLIENTS)]
         server_rss = peak_rss_mib(server.pid)
     finally:
         server.terminate()
