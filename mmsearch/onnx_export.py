@@ -413,9 +413,7 @@ def _run(path: Path, batch: np.ndarray, trim: bool = False) -> np.ndarray:
     """The tower's outputs on every core; `trim`: token rows one at a time, each cut to its
     own tokens, as queries run (int8 activation ranges are taken per run)."""
     session = _session(path, threads=None)
-    if not trim:
-        return session.run(None, {"input": batch})[0]
-    return np.concatenate([session.run(None, {"input": trimmed(row[None])})[0] for row in batch])
+    return np.concatenate([session.run(None, {"input": x})[0] for x in _inputs(batch, trim)])
 
 
 def _seconds(path: Path, batch: np.ndarray, trim: bool = False) -> float:
@@ -423,13 +421,18 @@ def _seconds(path: Path, batch: np.ndarray, trim: bool = False) -> float:
     import time
 
     session, best = _session(path), float("inf")
-    runs = [trimmed(row[None]) for row in batch[:8]] if trim else [batch[:8]]
+    runs = _inputs(batch[:8], trim)
     for _ in range(3):
         start = time.perf_counter()
         for inputs in runs:
             session.run(None, {"input": inputs})
         best = min(best, time.perf_counter() - start)
     return round(best, 5)
+
+
+def _inputs(batch: np.ndarray, trim: bool) -> list[np.ndarray]:
+    """The batch whole, or (`trim`) its rows one by one, each cut to its own tokens."""
+    return [trimmed(row[None]) for row in batch] if trim else [batch]
 
 
 def _settle_trim(folder: Path) -> None:

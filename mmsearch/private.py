@@ -46,7 +46,8 @@ def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically (readers never see half a file), mode 0600."""
     private_folder(path.parent)
     # named by process and thread, not by tempfile (3 ms of a warm query to import): the
-    # folder is this user's alone, and O_EXCL never reuses a file left by a killed run
+    # folder is this user's alone; a leftover of a killed run under this name goes first,
+    # and O_EXCL refuses anything (a link) that appears there meanwhile
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
