@@ -1,6 +1,7 @@
 """`python -m mmsearch` and the `mmsearch` command. A shell completion request is answered
 before the CLI (typer, click, rich) is even imported: one bare Python start per Tab; so are
-`query` and `similar` (mmsearch.quick)."""
+`query` and `similar`: handed whole to a running server (mmsearch.client), else read here
+(mmsearch.quick)."""
 
 import os
 import sys
@@ -12,9 +13,13 @@ def run() -> None:
 
         respond()
     if sys.argv[1:2] in (["query"], ["similar"]):
-        from mmsearch.quick import answer
+        from mmsearch.client import hand_over
 
-        status = answer(sys.argv[1:])
+        status = hand_over(sys.argv[1:])
+        if status is None:
+            from mmsearch.quick import answer
+
+            status = answer(sys.argv[1:])
         if status is not None:
             sys.exit(status)
     from mmsearch.cli import main

@@ -1,6 +1,9 @@
-"""Ask a running `mmsearch serve` (or `watch`) instead of loading the model here.
+"""Ask a running `mmsearch serve` (or `watch`) instead of loading the model here: a search
+(`ask`), or a whole `query`/`similar` command line (`hand_over`), which the server reads,
+runs and prints as this process would have, from the client's folder and environment.
 
-Light on imports: this is the fast path of every query."""
+Light on imports: this is the fast path of every query. A handed-over command line needs
+nothing else of mmsearch here, not even its settings or the command line's grammar."""
 
 from __future__ import annotations
 
@@ -10,12 +13,15 @@ import json
 import os
 import socket
 import stat
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmsearch.errors import MmsearchError
-from mmsearch.protocol import VERSION as PROTOCOL
+from mmsearch.errors import INTERRUPTED, MmsearchError
 
+VERSION = 1  # of a search request (mmsearch.protocol); another version is refused, unrun
+RUN = "run/1"  # of a handed-over command line; a server that does not know it refuses it
 CONNECT_TIMEOUT = 0.5  # a live server accepts at once; anything slower is not worth waiting on
 ANSWER_TIMEOUT = 120.0  # the first query may load a model
 
@@ -45,6 +51,12 @@ def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
     hangs up or outlives ANSWER_TIMEOUT is an error, never a second run here."""
     if os.environ.get("MMSEARCH_NO_SERVER"):
         return None
+    return _exchange(db, {"v": VERSION, "db": db, **request})
+
+
+def _exchange(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    """Send `request` to the store's server: its reply, or None when no server of ours
+    listens or it refused (ran nothing)."""
     path = socket_path(db)
     try:
         st = os.lstat(path)
@@ -62,7 +74,7 @@ def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
             conn.settimeout(ANSWER_TIMEOUT)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 # a server that refuses at once (busy) answers before reading it all
-                conn.sendall(json.dumps({"v": PROTOCOL, "db": db, **request}).encode() + b"\n")
+                conn.sendall(json.dumps(request).encode() + b"\n")
                 conn.shutdown(socket.SHUT_WR)
             answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
         except TimeoutError:
@@ -73,8 +85,8 @@ def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
         reply = json.loads(answer)
     except ValueError:
         raise _no_answer(db, "it hung up without an answer" if not answer else "garbled") from None
-    if not isinstance(reply, dict) or reply.get("v") != PROTOCOL or "refused" in reply:
-        return None  # another version of mmsearch: it ran nothing
+    if not isinstance(reply, dict) or reply.get("v") != request["v"] or "refused" in reply:
+        return None  # another version of mmsearch, or a request it will not run: nothing ran
     return reply
 
 
@@ -83,3 +95,109 @@ def _no_answer(db: str, why: str) -> MmsearchError:
         f"the server for {db} did not answer ({why}); stop it, or set MMSEARCH_NO_SERVER=1 "
         "to search without it"
     )
+
+
+# What a handed-over command line may read of the environment besides its own words: the
+# settings (MMSEARCH_*), where caches, stores and weights live (HOME, XDG_*, HF_*), the time
+# zone of dates, the temporary folder and the proxies the weights check looks at. A server
+# runs it only when these are its own, so its answer is the one the client would give.
+ENV_NAMES = frozenset(
+    {
+        "HOME",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "XDG_DATA_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_STATE_HOME",
+        "XDG_RUNTIME_DIR",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    }
+)
+ENV_PREFIXES = ("MMSEARCH_", "HF_", "HUGGINGFACE_")
+# Set, they need this process: no server at all, timings of this process, a traceback here.
+_HERE_ONLY = ("MMSEARCH_NO_SERVER", "MMSEARCH_TIMINGS", "MMSEARCH_TRACEBACK")
+_FORMAT_FLAGS = frozenset({"--json", "--jsonl", "--paths", "-0", "--null"})
+
+
+def relevant_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of an environment a handed-over command line may depend on."""
+    return {k: v for k, v in environ.items() if k in ENV_NAMES or k.startswith(ENV_PREFIXES)}
+
+
+def hand_over(argv: list[str]) -> int | None:
+    """Have the server of the store `argv` (`query ...` or `similar ...`) names run it, and
+    print its output here: the exit status, or None when no server took it (none listens,
+    another version, another environment, a table for this terminal: nothing ran, the
+    caller runs it). Errors in the exchange are said here, as `ask` raises them."""
+    if any(os.environ.get(name) for name in _HERE_ONLY):
+        return None
+    tty = sys.stdout.isatty()
+    if tty and not _FORMAT_FLAGS.intersection(argv):
+        return None  # a table for a person, drawn here to this terminal's width and colours
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None  # a folder that was removed: the CLI says so
+    db = store_named(argv)
+    request = {"v": RUN, "argv": argv, "cwd": cwd, "env": relevant_env(os.environ), "tty": tty}
+    try:
+        reply = _exchange(db, request)
+    except MmsearchError as e:
+        from mmsearch.sanitise import terminal
+
+        print(f"mmsearch: error: {terminal(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"mmsearch: {INTERRUPTED}", file=sys.stderr)
+        return 130
+    if reply is None:
+        return None
+    try:
+        sys.stdout.write(str(reply.get("stdout", "")))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from mmsearch.output import reader_gone
+
+        reader_gone()
+    sys.stderr.write(str(reply.get("stderr", "")))
+    code = reply.get("exit_code")
+    return code if isinstance(code, int) and not isinstance(code, bool) else 1
+
+
+def store_named(argv: list[str]) -> str:
+    """The store a command line names (`--db`, else $MMSEARCH_DB, else the default), as
+    Settings makes it absolute: where to find its server. Only a guess, the server reads
+    the command line itself and refuses one for another store."""
+    named = os.environ.get("MMSEARCH_DB", "")
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if word == "--db":
+            named = next(words, named)
+        elif word.startswith("--db="):
+            named = word.removeprefix("--db=")
+    if not named:
+        return _default_store()
+    if "://" in named:
+        return named
+    return str(Path(named).expanduser().absolute())
+
+
+def _default_store() -> str:
+    """config.default_db()'s answer without importing platformdirs (and its tempfile) on
+    Linux: an absolute $XDG_DATA_HOME, else ~/.local/share; then mmsearch/db."""
+    if not sys.platform.startswith("linux"):
+        from mmsearch.config import default_db
+
+        return default_db()
+    data = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):
+        data = os.path.expanduser("~/.local/share")
+    return str(Path(data, "mmsearch", "db"))

@@ -49,8 +49,9 @@ class Part:
         return f"{sign} {abs(self.weight):g} x {self.kind} {self.value!r}{where}"
 
 
-def parse(tokens: Sequence[str]) -> list[Part]:
-    """Read a query given as command-line words (see the module docstring)."""
+def parse(tokens: Sequence[str], base: str | None = None) -> list[Part]:
+    """Read a query given as command-line words (see the module docstring); relative image
+    paths are taken from the folder `base` (a client's), else from this process's."""
     pieces: list[str] = []
     for token in tokens:
         if token in ("+", "-"):
@@ -66,7 +67,7 @@ def parse(tokens: Sequence[str]) -> list[Part]:
                     raise UsageError("a query operator (+ or -) needs a part on each side")
                 sign = -1.0  # a leading "-": the first part is subtracted
                 continue
-            parts.append(_part(" ".join(words), sign))
+            parts.append(_part(" ".join(words), sign, base))
             sign, words = (1.0 if piece == "+" else -1.0), []
         else:
             words.append(piece)
@@ -75,7 +76,7 @@ def parse(tokens: Sequence[str]) -> list[Part]:
     return parts
 
 
-def _part(text: str, sign: float) -> Part:
+def _part(text: str, sign: float, base: str | None) -> Part:
     weight = 1.0
     if m := _WEIGHT.match(text):
         weight, text = float(m[1]), m[2]
@@ -87,18 +88,20 @@ def _part(text: str, sign: float) -> Part:
         raise UsageError("a query part is empty")
     if _WEB.match(text):
         raise UsageError(f"{text} is a web address: download it first (nothing leaves here)")
-    if text.startswith(_PATH_SHAPED) or _names_a_picture(text):
-        path = normalize(_file_uri_path(text))
+    if text.startswith(_PATH_SHAPED) or _names_a_picture(text, base):
+        path = normalize(_file_uri_path(text), base)
         if not os.path.isfile(path):
             raise UsageError(f"no such image: {text}")
         return Part("image", path, sign * weight)
     return Part("text", text, sign * weight, phrase=phrase)
 
 
-def _names_a_picture(text: str) -> bool:
+def _names_a_picture(text: str, base: str | None) -> bool:
     """An existing file whose extension says picture or video: a bare word that happens to
     name a file (`dog`, `notes.txt`) stays text."""
-    return kind_of(text) in (Kind.IMAGE, Kind.VIDEO) and os.path.isfile(text)
+    if kind_of(text) not in (Kind.IMAGE, Kind.VIDEO):
+        return False
+    return os.path.isfile(os.path.join(base, text) if base is not None else text)
 
 
 def _file_uri_path(text: str) -> str:

@@ -7,9 +7,13 @@ import os
 from collections.abc import Iterable
 
 
-def normalize(path: str | os.PathLike[str]) -> str:
-    """Absolute, lexically normalised, symlinks kept: the path the user sees is the key."""
-    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+def normalize(path: str | os.PathLike[str], base: str | None = None) -> str:
+    """Absolute, lexically normalised, symlinks kept: the path the user sees is the key. A
+    relative path is taken from `base` (a client's folder), else from this process's."""
+    expanded = os.path.expanduser(os.fspath(path))
+    if base is not None:
+        expanded = os.path.join(base, expanded)
+    return os.path.normpath(os.path.abspath(expanded))
 
 
 def is_within(path: str, root: str) -> bool:

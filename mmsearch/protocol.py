@@ -8,13 +8,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from mmsearch.client import VERSION
 from mmsearch.errors import MmsearchError, UsageError
 from mmsearch.filters import Filters
 from mmsearch.grammar import Part
 from mmsearch.ranking import Hit
 from mmsearch.vocab import Mode, Sort, choose
-
-VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,18 +5,27 @@ of a one-shot query's start-up, and nearly all of a warm one's.
 
 It takes only command lines it reads exactly as the CLI would. Anything else (--explain,
 --preview, --help, a value spelled in a way the CLI might refuse) goes to the full CLI,
-which gives the same answer through the same `show`, only later; nothing has run by then."""
+which gives the same answer through the same `show`, only later; nothing has run by then.
+
+A server runs the same code for a client that handed its command line over
+(`answer_handed`): in the client's folder, for the client's terminal, into buffers."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mmsearch import timings
 from mmsearch.errors import INTERRUPTED, MmsearchError, internal_error
+
+if TYPE_CHECKING:
+    from mmsearch.protocol import SearchRequest
+    from mmsearch.ranking import Hit
 
 
 class Takes(Enum):
@@ -62,6 +71,34 @@ _WHOLE = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
+class Caller:
+    """Whom a command line is answered for. By default this process: its folder, its
+    terminal, its output, asking a server first. For a server running a client's command
+    line: the client's folder and terminal, buffers, the server's store and its search."""
+
+    def __init__(
+        self,
+        cwd: str | None = None,
+        tty: bool | None = None,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+        store: str | None = None,
+        search: Callable[[SearchRequest], list[Hit]] | None = None,
+    ):
+        self.cwd = cwd  # None: this process's own
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.out = out
+        self.err = err or sys.stderr
+        self.store = store
+        self.search = search
+
+
+class Refused(Exception):
+    """A server cannot answer a handed-over command line exactly as its client would (a
+    table to draw, another store, paths it would read from another folder): the client
+    runs it itself."""
+
+
 def answer(argv: list[str]) -> int | None:
     """The exit status once `argv` (`query ...` or `similar ...`) has been answered, or None
     when the full CLI must run it."""
@@ -72,9 +109,31 @@ def answer(argv: list[str]) -> int | None:
         return None
     timings.mark_start()
     try:
-        return _answer(argv[0], read)
+        return _answer(argv[0], read, Caller())
     finally:
         timings.report()
+
+
+def answer_handed(
+    argv: list[str],
+    cwd: str,
+    tty: bool,
+    store: str,
+    search: Callable[[SearchRequest], list[Hit]],
+) -> tuple[int, str, str] | None:
+    """(exit status, stdout, stderr) of `mmsearch ARGV` as a client in `cwd` would have it,
+    answered in a server for `store` with its `search`; None when the client must run it."""
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    read = _read(argv[0], argv[1:], cwd)
+    if read is None:
+        return None
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        status = _answer(argv[0], read, Caller(cwd, tty, out, err, store, search))
+    except Refused:
+        return None
+    return status, out.getvalue(), err.getvalue()
 
 
 def quiet_libraries() -> None:
@@ -98,17 +157,22 @@ def show(
     mode: str,
     sort: str,
     preview: bool = False,
+    caller: Caller | None = None,
 ) -> None:
     """Search, keep the results for `open N`, print them: for the CLI and for `answer`."""
     from mmsearch.opener import remember
 
+    caller = caller or Caller()
     request = library.request(
         parts, top=top, filters=filters, moments=moments, mode=mode, sort=sort
     )
-    hits = library.ask(request) if library.ask_server else None
-    if hits is None:
-        quiet_libraries()  # what loads here (ONNX Runtime, LanceDB, even torch) may talk
-        hits = library.search_here(request)
+    if caller.search is not None:
+        hits = caller.search(request)
+    else:
+        hits = library.ask(request) if library.ask_server else None
+        if hits is None:
+            quiet_libraries()  # what loads here (ONNX Runtime, LanceDB, even torch) may talk
+            hits = library.search_here(request)
     with timings.phase("render"):
         remember(hits)
         if fmt == "table":
@@ -118,53 +182,64 @@ def show(
         else:
             from mmsearch.output import write_hits
 
-            write_hits(hits, fmt)
+            write_hits(hits, fmt, caller.out)
 
 
-def _answer(command: str, read: dict[str, Any]) -> int:
+def _answer(command: str, read: dict[str, Any], caller: Caller) -> int:
     from mmsearch.output import reader_gone
     from mmsearch.private import take_notices
     from mmsearch.sanitise import terminal
 
     try:
-        _search(command, read)
+        _search(command, read, caller)
         return 0
+    except Refused:
+        raise
     except MmsearchError as e:
-        print(f"mmsearch: error: {terminal(str(e))}", file=sys.stderr)
+        print(f"mmsearch: error: {terminal(str(e))}", file=caller.err)
         return e.exit_code
     except BrokenPipeError:
         reader_gone()
         return 0
     except KeyboardInterrupt:
-        print(f"mmsearch: {INTERRUPTED}", file=sys.stderr)
+        print(f"mmsearch: {INTERRUPTED}", file=caller.err)
         return 130
     except Exception as e:
         if os.environ.get("MMSEARCH_TRACEBACK"):
             raise
-        print(f"mmsearch: {internal_error(e)}", file=sys.stderr)
+        print(f"mmsearch: {internal_error(e)}", file=caller.err)
         return 1
     finally:
         for notice in take_notices():
-            print(f"mmsearch: {terminal(notice)}", file=sys.stderr)
+            print(f"mmsearch: {terminal(notice)}", file=caller.err)
 
 
-def _search(command: str, read: dict[str, Any]) -> None:
+def _search(command: str, read: dict[str, Any], caller: Caller) -> None:
     from mmsearch.config import Settings
     from mmsearch.filters import Filters
     from mmsearch.grammar import parse, similar_parts
     from mmsearch.library import Library
     from mmsearch.output import FLAGS, output_format
+    from mmsearch.paths import normalize
 
-    fmt = output_format({f: read.get(f, False) for f, _ in FLAGS}, sys.stdout.isatty())
+    fmt = output_format({f: read.get(f, False) for f, _ in FLAGS}, caller.tty)
+    if fmt == "table" and caller.search is not None:
+        raise Refused  # drawn by the client, for its terminal
     named = {k: read[k] if k in read else os.environ.get(v, "") for k, v in ENV.items()}
+    if caller.cwd is not None:
+        named = _anchored(named, caller.cwd)
+    settings = Settings(**named)
+    if caller.store is not None and settings.db != caller.store:
+        raise Refused
     if command == "query":
-        parts = parse(read["args"])
+        parts = parse(read["args"], caller.cwd)
     else:
         at = read.get("at")
         plus, minus = read.get("plus", []), read.get("minus", [])
-        parts = similar_parts(read["args"][0], at, plus, minus)
+        parts = similar_parts(normalize(read["args"][0], caller.cwd), at, plus, minus)
+    within = read.get("within")
     filters = Filters.from_options(
-        read.get("within"),
+        within and [normalize(w, caller.cwd) for w in within],
         read.get("kinds"),
         read.get("exts"),
         read.get("after"),
@@ -172,7 +247,7 @@ def _search(command: str, read: dict[str, Any]) -> None:
         read.get("min_score"),
     )
     show(
-        Library(Settings(**named)),
+        Library(settings),
         parts,
         fmt,
         top=read.get("top", 10),
@@ -180,12 +255,45 @@ def _search(command: str, read: dict[str, Any]) -> None:
         moments=read.get("moments", False),
         mode=read.get("mode", "auto"),
         sort=read.get("sort", "score"),
+        caller=caller,
     )
 
 
-def _read(command: str, args: list[str]) -> dict[str, Any] | None:
+def _anchored(named: dict[str, str], cwd: str) -> dict[str, str]:
+    """The settings' paths as a client in `cwd` means them (here, in another folder).
+    Refused for a path Settings would read from this process's folder where it cannot
+    be moved without changing a message: a relative checkpoint, model folder or cache."""
+    try:
+        if os.path.samefile(cwd, os.getcwd()):
+            return named
+    except OSError:
+        pass
+    db = named["db"]
+    if db and "://" not in db:
+        named = {**named, "db": os.path.join(cwd, os.path.expanduser(db))}
+    pretrained = os.path.expanduser(named["pretrained"])
+    model = named["model"]
+    folder = ""
+    if model.startswith("local-dir:"):
+        folder = os.path.expanduser(model.removeprefix("local-dir:"))
+    cache = os.path.expanduser(os.environ.get("MMSEARCH_CACHE", ""))
+    if (
+        (folder and not os.path.isabs(folder))
+        or (cache and not os.path.isabs(cache))
+        or (
+            pretrained
+            and not os.path.isabs(pretrained)
+            and (os.path.exists(pretrained) or os.path.exists(os.path.join(cwd, pretrained)))
+        )
+    ):
+        raise Refused
+    return named
+
+
+def _read(command: str, args: list[str], cwd: str | None = None) -> dict[str, Any] | None:
     """The command line's values by field ("args": the positional ones), or None when any
-    part of it is not read here exactly as click reads it."""
+    part of it is not read here exactly as click reads it (relative paths from `cwd`, when
+    not this process's folder)."""
     options = COMMANDS[command]
     read: dict[str, Any] = {"args": []}
     rest = iter(args)
@@ -220,7 +328,7 @@ def _read(command: str, args: list[str]) -> dict[str, Any] | None:
             read.setdefault(field, []).append(converted)
         else:
             read[field] = converted
-    return read if _complete(command, read) else None
+    return read if _complete(command, read, cwd) else None
 
 
 def _convert(field: str, value: str) -> Any:
@@ -238,7 +346,7 @@ def _convert(field: str, value: str) -> Any:
     return value
 
 
-def _complete(command: str, read: dict[str, Any]) -> bool:
+def _complete(command: str, read: dict[str, Any], cwd: str | None) -> bool:
     """Whether the arguments are what the command needs, as the CLI checks them."""
     args = read["args"]
     if command == "query":
@@ -249,4 +357,5 @@ def _complete(command: str, read: dict[str, Any]) -> bool:
 
     path = Path(args[0])
     read["args"] = [str(path)]
-    return path.exists() and not path.is_dir()  # the CLI's FILE: exists, not a folder
+    where = Path(cwd, path) if cwd is not None else path
+    return where.exists() and not where.is_dir()  # the CLI's FILE: exists, not a folder

@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.client import socket_path
+from mmsearch.client import RUN, VERSION, relevant_env, socket_path
 from mmsearch.errors import MmsearchError, StoreBusy, one_line
 from mmsearch.private import private_folder, private_umask
-from mmsearch.protocol import VERSION, SearchRequest, error_reply, hits_reply
+from mmsearch.protocol import SearchRequest, error_reply, hits_reply
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
+    from mmsearch.ranking import Hit
 
 MAX_REQUEST = 1 << 20  # bytes: a query is words and a few paths
 WORKERS = 4  # searches at once; the model and the index are shared by all
@@ -40,7 +41,10 @@ Notice = Callable[[str], None]
 
 
 def answer(library: Library, request: Any) -> dict[str, Any]:
-    """What `ask` gets back: hits, or the error a one-shot run would have raised."""
+    """What `ask` gets back: hits, or the error a one-shot run would have raised; for a
+    handed-over command line, what `hand_over` prints."""
+    if isinstance(request, dict) and request.get("v") == RUN:
+        return _run(library, request)
     if (
         not isinstance(request, dict)
         or request.get("v") != VERSION
@@ -57,6 +61,34 @@ def answer(library: Library, request: Any) -> dict[str, Any]:
         return error_reply(e)
     except Exception as e:  # a bug here must reach the user as one line, as one-shot would
         return error_reply(MmsearchError(f"internal error: {type(e).__name__}: {one_line(e)}"))
+
+
+def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
+    """Run a client's `query`/`similar` command line as the client would have run it, or
+    refuse (the client then runs it itself): a malformed request, an environment other
+    than this process's, or anything `quick.answer_handed` will not run here."""
+    from mmsearch.quick import answer_handed
+
+    argv, cwd, env, tty = (request.get(k) for k in ("argv", "cwd", "env", "tty"))
+    if not (
+        isinstance(argv, list)
+        and all(isinstance(a, str) for a in argv)
+        and isinstance(cwd, str)
+        and os.path.isabs(cwd)
+        and isinstance(tty, bool)
+        and env == relevant_env(os.environ)
+    ):
+        return {"v": RUN, "refused": "another environment, or not a command line"}
+
+    def search(wanted: SearchRequest) -> list[Hit]:
+        _check_model(library, wanted)
+        return library.search_here(wanted)
+
+    ran = answer_handed(argv, cwd, tty, library.settings.db, search)
+    if ran is None:
+        return {"v": RUN, "refused": "the client runs this command line itself"}
+    status, out, err = ran
+    return {"v": RUN, "exit_code": status, "stdout": out, "stderr": err}
 
 
 def _check_model(library: Library, request: SearchRequest) -> None:

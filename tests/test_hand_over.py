@@ -1,0 +1,194 @@
+"""A served `query`/`similar` is handed whole to the server (mmsearch.client.hand_over): the
+client imports next to nothing of mmsearch, and the server answers exactly as the client
+would have, from the client's folder; where it could not (another environment, a table to
+draw, another store, a relative model path), it refuses and the client runs it itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import env_settings, run
+
+from mmsearch import client
+from mmsearch.config import Settings
+from mmsearch.library import Library
+from mmsearch.serve import answer, serving
+
+# Run as the `mmsearch` command runs, then list what the process imported into a file.
+PROBE = """
+import atexit, sys
+def _listed(listing=sys.argv[1]):
+    with open(listing, "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+atexit.register(_listed)
+from mmsearch.__main__ import run
+sys.argv = ["mmsearch", *sys.argv[2:]]
+run()
+"""
+FULL_CLI = "import sys; from mmsearch.cli import main; sys.argv[0] = 'mmsearch'; main()"
+
+
+@pytest.fixture
+def served(photos: Path) -> Iterator[Path]:
+    """The photos, indexed, with a server answering for their store (in this folder)."""
+    assert run("index", "-q", str(photos)).exit_code == 0
+    with serving(Library(env_settings())):
+        yield photos
+
+
+def probed(
+    tmp_path: Path, *args: str, cwd: Path | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`mmsearch ARGS` in `cwd` with `env` added: what it said, and the modules it loaded."""
+    listing = tmp_path / "modules.txt"
+    said = subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    return said, set(listing.read_text().split())
+
+
+def full_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", FULL_CLI, *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+def said(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+    return done.returncode, done.stdout, done.stderr
+
+
+def handed_over(modules: set[str]) -> bool:
+    return "mmsearch.client" in modules and "mmsearch.quick" not in modules
+
+
+def test_a_served_query_loads_neither_settings_nor_grammar(served: Path, tmp_path: Path) -> None:
+    done, modules = probed(tmp_path, "query", "red car", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)
+    needless = {"mmsearch.quick", "mmsearch.config", "mmsearch.grammar", "dataclasses"}
+    assert "mmsearch.client" in modules and not modules & {*needless, "platformdirs"}
+
+
+FROM_ANOTHER_FOLDER = {
+    "similar, a file named from there": ["similar", "{photo}", "--json"],
+    "an image shaped like a path": ["query", "./{photo}", "+", "red", "--json"],
+    "an image named by a bare word": ["query", "{photo}", "--jsonl"],
+    "a folder filter": ["query", "red", "--in", "photos/trips", "--paths"],
+    "the store named from there": ["query", "red", "--db", "{store}", "--json"],
+    "an image that is not there": ["query", "./nothing.jpg", "--json"],
+}
+
+
+@pytest.mark.parametrize("case", FROM_ANOTHER_FOLDER)
+def test_from_another_folder_the_server_answers_as_the_cli(
+    served: Path, tmp_path: Path, case: str
+) -> None:
+    """The client's relative paths are the client's, wherever the server runs."""
+    there = served.parent
+    assert Path.cwd() != there  # the server's folder
+    photo = next(served.glob("*.jpg")).relative_to(there)
+    store = Path(os.environ["MMSEARCH_DB"]).relative_to(there)
+    args = [a.format(photo=photo, store=store) for a in FROM_ANOTHER_FOLDER[case]]
+    done, modules = probed(tmp_path, *args, cwd=there)
+    assert handed_over(modules)
+    assert said(done) == said(full_cli(*args, cwd=there))
+
+
+def test_with_another_environment_the_client_runs_it_itself(served: Path, tmp_path: Path) -> None:
+    done, modules = probed(tmp_path, "query", "red", "--json", MMSEARCH_THREADS="1")
+    assert not handed_over(modules)
+    assert said(done) == said(full_cli("query", "red", "--json", MMSEARCH_THREADS="1"))
+
+
+def test_a_relative_model_folder_from_another_folder_is_run_by_the_client(
+    served: Path, tmp_path: Path
+) -> None:
+    """Settings reads a relative model folder from this process's folder: the server's
+    would be another one, so it does not guess."""
+    folder = os.environ["MMSEARCH_MODEL"].removeprefix("local-dir:")
+    model = "local-dir:" + os.path.relpath(folder, served)
+    args = ["query", "red", "--json", "--model", model]
+    done, modules = probed(tmp_path, *args, cwd=served)
+    assert not handed_over(modules)
+    assert said(done) == said(full_cli(*args, cwd=served))
+
+
+def handed(argv: list[str], **fields: object) -> dict[str, object]:
+    """A hand-over request as `hand_over` writes it, from this folder and environment."""
+    request = {
+        "v": client.RUN,
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "env": client.relevant_env(os.environ),
+        "tty": False,
+    }
+    return {**request, **fields}
+
+
+def test_a_server_runs_a_handed_over_command_line(served: Path) -> None:
+    reply = answer(Library(env_settings()), handed(["query", "red", "--paths", "-n", "2"]))
+    assert (reply["exit_code"], reply["stderr"]) == (0, "")
+    paths = str(reply["stdout"]).splitlines()
+    assert len(paths) == 2 and all(Path(p).is_relative_to(served) for p in paths)
+
+
+REFUSED = {
+    "a table for a terminal": lambda: handed(["query", "red"], tty=True),
+    "another environment": lambda: handed(
+        ["query", "red"], env={**client.relevant_env(os.environ), "TZ": "Asia/Tokyo"}
+    ),
+    "another store": lambda: handed(["query", "red", "--json", "--db", "/elsewhere/store"]),
+    "a relative folder": lambda: handed(["query", "red", "--json"], cwd="photos"),
+    "words that are not strings": lambda: handed(["query", 3, "--json"]),
+    "a command it does not run": lambda: handed(["index", "/"]),
+    "an option only the full CLI reads": lambda: handed(["query", "red", "--explain"]),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_server_refuses_what_it_cannot_answer_as_the_client(served: Path, case: str) -> None:
+    assert "refused" in answer(Library(env_settings()), REFUSED[case]())
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "db"),
+    [
+        (["query", "x"], {}, ""),
+        (["query", "x"], {"XDG_DATA_HOME": None}, ""),
+        (["query", "x"], {"XDG_DATA_HOME": "relative/data"}, ""),
+        (["query", "x", "--db", "rel/./store/"], {}, "rel/./store/"),
+        (["query", "x", "--db=~/store"], {}, "~/store"),
+        (["query", "x", "--db", "a/../b"], {}, "a/../b"),
+        (["query", "x"], {"MMSEARCH_DB": "from-env"}, "from-env"),
+        (["query", "--", "--db", "x"], {"MMSEARCH_DB": "/abs/store"}, "/abs/store"),
+        (["query", "x", "--db", "s3://bucket/store"], {}, "s3://bucket/store"),
+    ],
+)
+def test_the_client_finds_the_server_of_the_store_settings_name(
+    argv: list[str], env: dict[str, str | None], db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`db`: what the command line names, as Settings gets it."""
+    monkeypatch.delenv("MMSEARCH_DB")
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert client.store_named(argv) == Settings(db=db).db
