@@ -10,8 +10,13 @@
 Names are imported on first use, so `import mmsearch` stays cheap.
 """
 
+from __future__ import annotations
+
 from importlib import import_module
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing would cost every `mmsearch` command 3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -8,17 +8,24 @@ nothing else of mmsearch here, not even its settings or the command line's gramm
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
 import stat
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mmsearch.errors import INTERRUPTED, MmsearchError
+
+try:
+    from _sha1 import sha1  # CPython's own: hashlib sets up OpenSSL, 3 ms of a warm query
+except ImportError:  # another Python
+    from hashlib import sha1
+
+TYPE_CHECKING = False  # typing itself is 3 ms of a warm query; type checkers read it as True
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 VERSION = 1  # of a search request (mmsearch.protocol); another version is refused, unrun
 RUN = "run/1"  # of a handed-over command line; a server that does not know it refuses it
@@ -29,7 +36,7 @@ ANSWER_TIMEOUT = 120.0  # the first query may load a model
 def socket_path(db: str) -> Path:
     """One socket per store, in a folder only this user can enter."""
     base = os.environ.get("XDG_RUNTIME_DIR") or _temp_folder()
-    name = hashlib.sha1(db.encode()).hexdigest()[:16] + ".sock"
+    name = sha1(db.encode()).hexdigest()[:16] + ".sock"
     return Path(base) / f"mmsearch-{os.getuid()}" / name
 
 
