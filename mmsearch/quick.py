@@ -266,7 +266,7 @@ def _anchored(named: dict[str, str], cwd: str) -> dict[str, str]:
     try:
         if os.path.samefile(cwd, os.getcwd()):
             return named
-    except OSError:
+    except (OSError, ValueError):  # a folder gone, or a name no folder has (a NUL byte)
         pass
     db = named["db"]
     if db and "://" not in db:

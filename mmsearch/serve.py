@@ -84,7 +84,10 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
         _check_model(library, wanted)
         return library.search_here(wanted)
 
-    ran = answer_handed(argv, cwd, tty, library.settings.db, search)
+    try:
+        ran = answer_handed(argv, cwd, tty, library.settings.db, search)
+    except Exception as e:  # a bug here must reach the user as one line, as in `answer`
+        ran = 1, "", f"mmsearch: internal error: {type(e).__name__}: {one_line(e)}\n"
     if ran is None:
         return {"v": RUN, "refused": "the client runs this command line itself"}
     status, out, err = ran

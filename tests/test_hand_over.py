@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import env_settings, run
 
-from mmsearch import client
+from mmsearch import client, quick
 from mmsearch.config import Settings
 from mmsearch.library import Library
 from mmsearch.serve import answer, serving
@@ -159,6 +159,7 @@ REFUSED = {
     "another store": lambda: handed(["query", "red", "--json", "--db", "/elsewhere/store"]),
     "a relative folder": lambda: handed(["query", "red", "--json"], cwd="photos"),
     "words that are not strings": lambda: handed(["query", 3, "--json"]),
+    "a word no shell passes": lambda: handed(["similar", "a\0b.jpg", "--json"]),
     "a command it does not run": lambda: handed(["index", "/"]),
     "an option only the full CLI reads": lambda: handed(["query", "red", "--explain"]),
 }
@@ -167,6 +168,24 @@ REFUSED = {
 @pytest.mark.parametrize("case", REFUSED)
 def test_a_server_refuses_what_it_cannot_answer_as_the_client(served: Path, case: str) -> None:
     assert "refused" in answer(Library(env_settings()), REFUSED[case]())
+
+
+def test_a_folder_no_shell_has_is_answered_as_any_other(served: Path) -> None:
+    request = handed(["query", "./a.jpg", "--json"], cwd="/tmp/a\0b")
+    reply = answer(Library(env_settings()), request)
+    assert (reply["exit_code"], reply["stderr"]) == (2, "mmsearch: error: no such image: ./a.jpg\n")
+
+
+def test_a_bug_in_reading_a_command_line_reaches_the_client_as_one_line(
+    served: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(quick, "_read", broken)
+    reply = answer(Library(env_settings()), handed(["query", "red", "--json"]))
+    assert reply["exit_code"] == 1 and reply["stdout"] == ""
+    assert reply["stderr"] == "mmsearch: internal error: RuntimeError: a bug over two lines\n"
 
 
 @pytest.mark.parametrize(
