@@ -186,7 +186,8 @@ def pretrained_tags(model: str) -> dict[str, str] | None:
 @functools.cache
 def _pretrained_table() -> dict[str, dict[str, str]] | None:
     """open_clip's `_PRETRAINED` table, read from its source as data: each model's tags and
-    their hf_hub repos. None if its shape is not the one known here."""
+    their hf_hub repos, with the `-quickgelu` twins open_clip adds at import. None if its
+    shape is not the one known here."""
     package = _package()
     try:
         import ast
@@ -196,8 +197,8 @@ def _pretrained_table() -> dict[str, dict[str, str]] | None:
         return None
     if tree is None:
         return None
-    groups: dict[str, dict[str, str]] = {}
-    table: dict[str, dict[str, str]] | None = None
+    groups: dict[str, dict[str, ast.expr]] = {}
+    calls: dict[str, dict[str, ast.expr]] | None = None  # model -> tag -> its `_pcfg(...)` call
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
@@ -205,26 +206,48 @@ def _pretrained_table() -> dict[str, dict[str, str]] | None:
         if not isinstance(target, ast.Name):
             continue
         value = node.value
-        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "dict":
-            groups[target.id] = {
-                kw.arg: _hf_hub(kw.value) for kw in value.keywords if kw.arg is not None
-            }
+        if (tags := _tags_of(value)) is not None:
+            groups[target.id] = tags
         elif target.id == "_PRETRAINED" and isinstance(value, ast.Dict):
-            table = {}
+            calls = {}
             for k, v in zip(value.keys, value.values, strict=True):
-                if isinstance(k, ast.Constant) and isinstance(v, ast.Name) and v.id in groups:
-                    table[str(k.value)] = groups[v.id]
-    return table or None
+                if not isinstance(k, ast.Constant):
+                    continue
+                if isinstance(v, ast.Name) and v.id in groups:  # `"RN50": _RN50,`
+                    calls[str(k.value)] = groups[v.id]
+                elif (tags := _tags_of(v)) is not None:  # `"ViT-B-16-SigLIP": dict(...),`
+                    calls[str(k.value)] = tags
+    if not calls:
+        return None
+    table = {
+        m: {t: str(_keyword(c, "hf_hub") or "") for t, c in tags.items()}
+        for m, tags in calls.items()
+    }
+    for model, tags in calls.items():  # open_clip's loop after the table, as data
+        quick = {t: table[model][t] for t, c in tags.items() if _keyword(c, "quick_gelu") is True}
+        if quick:
+            table[f"{model}-quickgelu"] = quick
+    return table
 
 
-def _hf_hub(call: ast.expr) -> str:
+def _tags_of(value: ast.expr) -> dict[str, ast.expr] | None:
+    """A `dict(tag=_pcfg(...), ...)` call's tags and their calls; None for anything else."""
+    import ast
+
+    if not (isinstance(value, ast.Call) and getattr(value.func, "id", "") == "dict"):
+        return None
+    return {kw.arg: kw.value for kw in value.keywords if kw.arg is not None}
+
+
+def _keyword(call: ast.expr, name: str) -> object:
+    """The constant a `_pcfg(...)` call gives its keyword `name`, else None."""
     import ast
 
     if isinstance(call, ast.Call):
         for kw in call.keywords:
-            if kw.arg == "hf_hub" and isinstance(kw.value, ast.Constant):
-                return str(kw.value.value)
-    return ""
+            if kw.arg == name and isinstance(kw.value, ast.Constant):
+                return kw.value.value
+    return None
 
 
 def _cached(hub: str) -> bool:

@@ -4,6 +4,7 @@ weights not cached while offline (the suite runs with HF_HUB_OFFLINE=1 and an em
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -56,6 +57,9 @@ def run_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
         (["--model", "local-dir:/no/such/folder"], "no such folder"),
         (["--model", "ViT-B-32-256", "--pretrained", "no-such-tag"], "datacomp_s34b_b86k"),
         (["--model", "ViT-B-32", "--pretrained", "laion2b_s34b_b79k"], "HF_HUB_OFFLINE is set"),
+        # tags open_clip writes inline in its table, and the -quickgelu twins it adds
+        (["--model", "ViT-B-16-SigLIP", "--pretrained", "webli"], "HF_HUB_OFFLINE is set"),
+        (["--model", "ViT-B-32-quickgelu", "--pretrained", "openai"], "HF_HUB_OFFLINE is set"),
         (["--model", "ViT-B-32"], "needs weights: pass --pretrained TAG (tags: openai"),
     ],
     ids=[
@@ -64,6 +68,8 @@ def run_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
         "missing-local-dir",
         "unknown-tag",
         "offline",
+        "offline-inline-tag",
+        "offline-quickgelu-tag",
         "no-weights",
     ],
 )
@@ -128,3 +134,28 @@ def test_an_empty_store_folder_is_nothing_indexed_without_lancedb(
     error, imported = done.stderr.strip().splitlines()
     assert done.returncode == 1 and "nothing indexed" in error
     assert imported == "imported: -", imported
+
+
+def test_the_tags_read_from_open_clips_source_are_the_ones_it_lists() -> None:
+    """Every model's tags and Hugging Face repos, read without importing open_clip, are
+    what open_clip itself lists once imported (inline tables and -quickgelu twins too)."""
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from mmsearch.preflight import _pretrained_table; "
+            "print(json.dumps(_pretrained_table())); assert 'open_clip' not in sys.modules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    import open_clip
+
+    listed = {
+        model: {t: open_clip.get_pretrained_cfg(model, t).get("hf_hub", "") for t in tags}
+        for model in {m for m, _ in open_clip.list_pretrained()}
+        if (tags := open_clip.list_pretrained_tags_by_model(model))
+    }
+    assert json.loads(read.stdout) == listed
