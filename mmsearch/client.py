@@ -58,13 +58,12 @@ def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
     hangs up or outlives ANSWER_TIMEOUT is an error, never a second run here."""
     if os.environ.get("MMSEARCH_NO_SERVER"):
         return None
-    return _exchange(db, {"v": VERSION, "db": db, **request})
+    return _exchange(db, socket_path(db), {"v": VERSION, "db": db, **request})
 
 
-def _exchange(db: str, request: dict[str, Any]) -> dict[str, Any] | None:
-    """Send `request` to the store's server: its reply, or None when no server of ours
-    listens or it refused (ran nothing)."""
-    path = socket_path(db)
+def _exchange(db: str, path: Path, request: dict[str, Any]) -> dict[str, Any] | None:
+    """Send `request` to the server for `db` at `path`: its reply, or None when no server
+    of ours listens or it refused (ran nothing)."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -151,10 +150,14 @@ def hand_over(argv: list[str]) -> int | None:
         cwd = os.getcwd()
     except OSError:
         return None  # a folder that was removed: the CLI says so
-    db = store_named(argv)
+    try:
+        db = store_named(argv)
+        path = socket_path(db)
+    except Exception:  # `~nobody/db`, a name not in UTF-8: the CLI says what is wrong
+        return None
     request = {"v": RUN, "argv": argv, "cwd": cwd, "env": relevant_env(os.environ), "tty": tty}
     try:
-        reply = _exchange(db, request)
+        reply = _exchange(db, path, request)
     except MmsearchError as e:
         from mmsearch.sanitise import terminal
 
@@ -165,15 +168,21 @@ def hand_over(argv: list[str]) -> int | None:
         return 130
     if reply is None:
         return None
+    code = reply.get("exit_code")
     try:
-        sys.stdout.write(str(reply.get("stdout", "")))
+        # line by line, as one-shot writes them: a line this stdout cannot encode stops it
+        sys.stdout.writelines(str(reply.get("stdout", "")).splitlines(keepends=True))
         sys.stdout.flush()
     except BrokenPipeError:
         from mmsearch.output import reader_gone
 
         reader_gone()
+    except Exception as e:  # a path this terminal's encoding cannot show, as one-shot says
+        from mmsearch.errors import internal_error
+
+        sys.stderr.write(f"mmsearch: {internal_error(e)}\n")
+        code = 1
     sys.stderr.write(str(reply.get("stderr", "")))
-    code = reply.get("exit_code")
     return code if isinstance(code, int) and not isinstance(code, bool) else 1
 
 

@@ -21,7 +21,8 @@ _LOOSE = 0o077  # any bit for the group or others
 _umask_lock = threading.Lock()
 _umask_holders = 0
 _umask_before = 0
-_notices: list[str] = []
+_notices: list[tuple[int, str]] = []  # (the thread that did it, what it says)
+_notices_lock = threading.Lock()
 
 
 def private_folder(path: Path) -> Path:
@@ -95,15 +96,22 @@ def tighten(root: str) -> int:
                     os.chmod(name, mode)
                     changed += 1
     if changed:
-        _notices.append(
-            f"made the store {root} private (readable by you only): {changed} files and "
-            "folders were open to others"
-        )
+        with _notices_lock:
+            _notices.append(
+                (
+                    threading.get_ident(),
+                    f"made the store {root} private (readable by you only): {changed} files "
+                    "and folders were open to others",
+                )
+            )
     return changed
 
 
-def take_notices() -> list[str]:
-    """What was tightened since the last call, for the CLI to say once."""
-    said = list(_notices)
-    _notices.clear()
-    return said
+def take_notices(this_thread: bool = False) -> list[str]:
+    """What was tightened since the last call, for the CLI to say once; `this_thread`: only
+    what this thread did (a server's worker, answering one client's command line)."""
+    me = threading.get_ident()
+    with _notices_lock:
+        taken = [n for n in _notices if not this_thread or n[0] == me]
+        _notices[:] = [n for n in _notices if n not in taken]
+    return [said for _, said in taken]

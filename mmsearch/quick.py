@@ -16,7 +16,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
 
@@ -198,7 +198,10 @@ def _answer(command: str, read: dict[str, Any], caller: Caller) -> int:
     except MmsearchError as e:
         print(f"mmsearch: error: {terminal(str(e))}", file=caller.err)
         return e.exit_code
-    except BrokenPipeError:
+    except BrokenPipeError as e:
+        if caller.out is not None:  # not our reader: a pipe inside a server's search
+            print(f"mmsearch: {internal_error(e)}", file=caller.err)
+            return 1
         reader_gone()
         return 0
     except KeyboardInterrupt:
@@ -210,7 +213,7 @@ def _answer(command: str, read: dict[str, Any], caller: Caller) -> int:
         print(f"mmsearch: {internal_error(e)}", file=caller.err)
         return 1
     finally:
-        for notice in take_notices():
+        for notice in take_notices(this_thread=caller.search is not None):
             print(f"mmsearch: {terminal(notice)}", file=caller.err)
 
 
@@ -261,8 +264,9 @@ def _search(command: str, read: dict[str, Any], caller: Caller) -> None:
 
 def _anchored(named: dict[str, str], cwd: str) -> dict[str, str]:
     """The settings' paths as a client in `cwd` means them (here, in another folder).
-    Refused for a path Settings would read from this process's folder where it cannot
-    be moved without changing a message: a relative checkpoint, model folder or cache."""
+    Refused for a path this process would read from its own folder where it cannot be
+    moved without changing a message: a relative checkpoint or model folder, or a relative
+    cache, data or temporary folder in the environment."""
     try:
         if os.path.samefile(cwd, os.getcwd()):
             return named
@@ -276,10 +280,9 @@ def _anchored(named: dict[str, str], cwd: str) -> dict[str, str]:
     folder = ""
     if model.startswith("local-dir:"):
         folder = os.path.expanduser(model.removeprefix("local-dir:"))
-    cache = os.path.expanduser(os.environ.get("MMSEARCH_CACHE", ""))
     if (
         (folder and not os.path.isabs(folder))
-        or (cache and not os.path.isabs(cache))
+        or any(not os.path.isabs(os.path.expanduser(v)) for v in _folders_named(os.environ))
         or (
             pretrained
             and not os.path.isabs(pretrained)
@@ -288,6 +291,21 @@ def _anchored(named: dict[str, str], cwd: str) -> dict[str, str]:
     ):
         raise Refused
     return named
+
+
+def _folders_named(environ: Mapping[str, str]) -> list[str]:
+    """The folders the environment names for caches, data and temporary files (a relative
+    one is read from this process's folder)."""
+    from mmsearch.client import relevant_env
+
+    return [
+        value
+        for name, value in relevant_env(environ).items()
+        if value and (name.endswith(("_HOME", "_CACHE", "_DIR")) or name in _TEMP_NAMES)
+    ]
+
+
+_TEMP_NAMES = ("TMPDIR", "TEMP", "TMP")
 
 
 def _read(command: str, args: list[str], cwd: str | None = None) -> dict[str, Any] | None:
@@ -334,7 +352,10 @@ def _read(command: str, args: list[str], cwd: str | None = None) -> dict[str, An
 def _convert(field: str, value: str) -> Any:
     """A value as the CLI's type turns it into one, or None where the CLI might refuse it."""
     if field == "top":
-        return int(value) if _WHOLE.fullmatch(value) and int(value) >= 1 else None
+        # past 18 digits (Python's int() refuses 4,300 and more), click is left to say so
+        if not _WHOLE.fullmatch(value) or len(value) > 18:
+            return None
+        return int(value) if int(value) >= 1 else None
     if field in ("min_score", "at"):
         if not _NUMBER.fullmatch(value) or (field == "at" and value.startswith("-")):
             return None

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.client import RUN, VERSION, relevant_env, socket_path
-from mmsearch.errors import MmsearchError, StoreBusy, one_line
+from mmsearch.errors import MmsearchError, StoreBusy, internal_error, one_line
 from mmsearch.private import private_folder, private_umask
 from mmsearch.protocol import SearchRequest, error_reply, hits_reply
 
@@ -77,6 +77,7 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
         and os.path.isabs(cwd)
         and isinstance(tty, bool)
         and env == relevant_env(os.environ)
+        and not any("$" in value for value in env.values())  # may name variables not sent
     ):
         return {"v": RUN, "refused": "another environment, or not a command line"}
 
@@ -86,8 +87,8 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
 
     try:
         ran = answer_handed(argv, cwd, tty, library.settings.db, search)
-    except Exception as e:  # a bug here must reach the user as one line, as in `answer`
-        ran = 1, "", f"mmsearch: internal error: {type(e).__name__}: {one_line(e)}\n"
+    except Exception as e:  # a bug here must reach the user as one line, as one-shot would
+        ran = 1, "", f"mmsearch: {internal_error(e)}\n"
     if ran is None:
         return {"v": RUN, "refused": "the client runs this command line itself"}
     status, out, err = ran

@@ -9,13 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import env_settings, run
 
-from mmsearch import client, quick
+from mmsearch import client, private, quick
 from mmsearch.config import Settings
 from mmsearch.library import Library
 from mmsearch.serve import answer, serving
@@ -170,6 +171,65 @@ def test_a_server_refuses_what_it_cannot_answer_as_the_client(served: Path, case
     assert "refused" in answer(Library(env_settings()), REFUSED[case]())
 
 
+def test_a_variable_that_names_others_is_run_by_the_client(
+    served: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hugging Face expands `$VAR` in its folders: from variables the server was not sent."""
+    monkeypatch.setenv("HF_HOME", "$SCRATCH/hf")
+    assert "refused" in answer(Library(env_settings()), handed(["query", "red", "--json"]))
+
+
+def test_a_relative_cache_folder_is_run_by_the_client_from_another_folder(
+    served: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", "relative/hf")
+    library = Library(env_settings())
+    assert "refused" in answer(library, handed(["query", "red", "--json"], cwd=str(served)))
+    assert "refused" not in answer(library, handed(["query", "red", "--json"]))
+
+
+STORES_NO_PATH_CAN_NAME = {"a user that does not exist": "~nobody-here/db", "not UTF-8": b"\xff"}
+
+
+@pytest.mark.parametrize("case", STORES_NO_PATH_CAN_NAME)
+def test_a_store_name_no_socket_can_have_is_left_to_the_client(
+    served: Path, tmp_path: Path, case: str
+) -> None:
+    store = STORES_NO_PATH_CAN_NAME[case]
+    args = ["query", "red", "--json", "--db"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args, store],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    full = subprocess.run(
+        [sys.executable, "-c", FULL_CLI, *args, store],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert b"Traceback" not in done.stderr
+    assert (done.returncode, done.stdout, done.stderr) == (
+        full.returncode,
+        full.stdout,
+        full.stderr,
+    )
+
+
+def test_a_path_stdout_cannot_encode_is_said_as_one_shot_says_it(
+    served: Path, tmp_path: Path
+) -> None:
+    accented = served / "café.jpg"
+    accented.write_bytes(next(served.glob("*.jpg")).read_bytes())
+    assert run("index", "-q", str(served)).exit_code == 0
+    args = ["query", "red", "--paths", "-n", "100"]
+    done, modules = probed(tmp_path, *args, PYTHONIOENCODING="ascii")
+    alone, _ = probed(tmp_path, *args, PYTHONIOENCODING="ascii", MMSEARCH_NO_SERVER="1")
+    assert handed_over(modules) and "café" in full_cli(*args).stdout
+    assert said(done) == said(alone)
+
+
 def test_a_folder_no_shell_has_is_answered_as_any_other(served: Path) -> None:
     request = handed(["query", "./a.jpg", "--json"], cwd="/tmp/a\0b")
     reply = answer(Library(env_settings()), request)
@@ -185,7 +245,44 @@ def test_a_bug_in_reading_a_command_line_reaches_the_client_as_one_line(
     monkeypatch.setattr(quick, "_read", broken)
     reply = answer(Library(env_settings()), handed(["query", "red", "--json"]))
     assert reply["exit_code"] == 1 and reply["stdout"] == ""
-    assert reply["stderr"] == "mmsearch: internal error: RuntimeError: a bug over two lines\n"
+    assert reply["stderr"] == (
+        "mmsearch: internal error: RuntimeError: a bug over two lines "
+        "(set MMSEARCH_TRACEBACK=1 for details and report it)\n"
+    )
+
+
+def test_a_broken_pipe_inside_a_servers_search_is_a_bug_not_a_reader_gone(served: Path) -> None:
+    """In a server, stdout is a buffer: a broken pipe comes from elsewhere, and must not
+    send the server's own output to /dev/null as `| head` would."""
+
+    def search(request: object) -> list[object]:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    db = env_settings().db
+    status, out, err = quick.answer_handed(
+        ["query", "red", "--json"], os.getcwd(), False, db, search
+    )
+    assert (status, out) == (1, "") and err.startswith("mmsearch: internal error: BrokenPipeError")
+    assert os.fstat(sys.stdout.fileno()).st_ino != os.stat(os.devnull).st_ino
+
+
+def test_a_servers_own_notices_stay_with_it(served: Path, tmp_path: Path) -> None:
+    """A notice the server made (a store it made private) is for whoever runs the server,
+    not for the next client."""
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    assert private.tighten(str(loose)) == 1  # the server's main thread, say `watch` starting
+    replies = []
+    worker = threading.Thread(
+        target=lambda: replies.append(
+            answer(Library(env_settings()), handed(["query", "x", "--json"]))
+        )
+    )
+    worker.start()
+    worker.join()
+    assert "made the store" not in replies[0]["stderr"]
+    assert [n for n in private.take_notices() if str(loose) in n]
 
 
 @pytest.mark.parametrize(

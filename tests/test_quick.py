@@ -80,6 +80,7 @@ CASES = {
     "bad date": ["query", "x", "--after", "2024-13", "--json"],
     "two formats": ["query", "x", "--json", "--paths"],
     "count below one": ["query", "x", "-n", "0", "--json"],
+    "count of 5,000 digits": ["query", "x", "-n", "9" * 5000, "--json"],
     "unknown option": ["query", "x", "--colour", "red"],
     "explain": ["query", "x", "--explain", "--json"],
     "a model the store lacks": ["query", "x", "--model", "ViT-B-32", "--pretrained", "openai"],
