@@ -43,33 +43,30 @@ def served(photos: Path) -> Iterator[Path]:
         yield photos
 
 
+def python(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -c ARGS` in `cwd` with `env` added, as a user's shell would start it."""
+    return subprocess.run(
+        [sys.executable, "-c", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
 def probed(
     tmp_path: Path, *args: str, cwd: Path | None = None, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     """`mmsearch ARGS` in `cwd` with `env` added: what it said, and the modules it loaded."""
     listing = tmp_path / "modules.txt"
-    said = subprocess.run(
-        [sys.executable, "-c", PROBE, str(listing), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env={**os.environ, **env},
-        timeout=120,
-    )
+    said = python(PROBE, str(listing), *args, cwd=cwd, **env)
     return said, set(listing.read_text().split())
 
 
 def full_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", FULL_CLI, *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-        env={**os.environ, **env},
-        timeout=120,
-    )
+    return python(FULL_CLI, *args, cwd=cwd, **env)
 
 
 def said(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
