@@ -112,6 +112,6 @@ def take_notices(this_thread: bool = False) -> list[str]:
     what this thread did (a server's worker, answering one client's command line)."""
     me = threading.get_ident()
     with _notices_lock:
-        taken = [n for n in _notices if not this_thread or n[0] == me]
-        _notices[:] = [n for n in _notices if n not in taken]
-    return [said for _, said in taken]
+        taken = [said for thread, said in _notices if not this_thread or thread == me]
+        _notices[:] = [n for n in _notices if this_thread and n[0] != me]
+    return taken

@@ -355,7 +355,8 @@ def _convert(field: str, value: str) -> Any:
         # past 18 digits (Python's int() refuses 4,300 and more), click is left to say so
         if not _WHOLE.fullmatch(value) or len(value) > 18:
             return None
-        return int(value) if int(value) >= 1 else None
+        top = int(value)
+        return top if top >= 1 else None
     if field in ("min_score", "at"):
         if not _NUMBER.fullmatch(value) or (field == "at" and value.startswith("-")):
             return None
