@@ -95,7 +95,7 @@ def make_video(path: Path, seconds: int) -> None:
     """1080p30 H.264 with a 1 s GOP (like a phone's), cut between test patterns."""
     if path.exists():
         return
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     part = seconds / len(VIDEO_SOURCES)
     inputs: list[str] = []
@@ -136,7 +136,7 @@ def many_frames_video(path: Path, frames: int, seed: int) -> None:
     exact, so the even spacing passes `--min-gap 0`'s minimum gap."""
     if path.exists():
         return
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     levels = "if(eq(mod(N,4),1),40,if(eq(mod(N,4),2),240,if(eq(mod(N,4),3),200,0)))"
     luma = levels.replace(",", "\\,")  # differences alternate 40 and 200: all scene changes
@@ -152,8 +152,8 @@ def many_frames_video(path: Path, frames: int, seed: int) -> None:
 
 def keyframe_cost(path: Path, seconds: int, size: int) -> tuple[float, float]:
     """(CPU seconds per hour of video, frames kept per minute) of frame extraction."""
-    from mmsearch.config import VideoOptions
-    from mmsearch.extract.video import keyframes
+    from mmsearch.core.config import VideoOptions
+    from mmsearch.indexing.extract.video import keyframes
 
     before = os.times()
     frames = keyframes(str(path), size, VideoOptions())
@@ -230,9 +230,9 @@ def make_documents(folder: Path, pages: int, files: int) -> Path:
 
 def document_rates(folder: Path, model: str, pretrained: str, batch: int) -> dict[str, float]:
     """Pages/s of PDF text extraction, and of page rendering plus image embedding."""
-    from mmsearch.config import DocumentOptions, Settings
-    from mmsearch.embed import load_embedder
-    from mmsearch.extract.document import load_document
+    from mmsearch.core.config import DocumentOptions, Settings
+    from mmsearch.indexing.extract.document import load_document
+    from mmsearch.model.embed import load_embedder
 
     data = (folder / "long.pdf").read_bytes()
     embedder = load_embedder(Settings(db="unused", model=model, pretrained=pretrained))
@@ -273,7 +273,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def forward_ceiling(settings, batch: int, seconds: float = 20) -> float:
     """Images/s of the image tower alone on ready pixels: what indexing can at best reach."""
-    from mmsearch.embed import load_embedder
+    from mmsearch.model.embed import load_embedder
 
     embedder = load_embedder(settings)
     rng = np.random.default_rng(0)
@@ -296,8 +296,8 @@ def precision_check(model: str, pretrained: str, batch: int) -> dict[str, Any]:
     path's forward-only speed."""
     from skimage import data
 
-    from mmsearch.config import Settings
-    from mmsearch.embed import load_embedder
+    from mmsearch.core.config import Settings
+    from mmsearch.model.embed import load_embedder
 
     names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "cat"]
     names += ["coins", "immunohistochemistry", "logo", "page", "moon", "text", "horse"]
@@ -438,8 +438,8 @@ def main() -> None:
 
     compile_modules()
 
-    from mmsearch.config import Settings
-    from mmsearch.embed import load_embedder
+    from mmsearch.core.config import Settings
+    from mmsearch.model.embed import load_embedder
 
     pretrained = args.pretrained or random_checkpoint(args.model)
     settings = Settings(db="unused", model=args.model, pretrained=pretrained)
@@ -577,7 +577,7 @@ def bench_gpu(args: Any, pretrained: str, env: dict, cli: list[str], folder: Pat
 
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device on this machine"}
-    from mmsearch.config import Settings
+    from mmsearch.core.config import Settings
 
     w, h = (int(v) for v in args.size.split("x"))
     make_photos(args.dir, args.images, w, h)

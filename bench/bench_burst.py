@@ -22,12 +22,12 @@ from types import SimpleNamespace
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mmsearch.config import Settings  # noqa: E402
-from mmsearch.index import IndexOptions, sync  # noqa: E402
-from mmsearch.pipeline import Writer  # noqa: E402
-from mmsearch.scan import FileEntry  # noqa: E402
-from mmsearch.store import Store  # noqa: E402
-from mmsearch.watch import ChangeSet  # noqa: E402
+from mmsearch.core.config import Settings  # noqa: E402
+from mmsearch.indexing.index import IndexOptions, sync  # noqa: E402
+from mmsearch.indexing.pipeline import Writer  # noqa: E402
+from mmsearch.indexing.scan import FileEntry  # noqa: E402
+from mmsearch.indexing.watch import ChangeSet  # noqa: E402
+from mmsearch.storage.store import Store  # noqa: E402
 
 
 class Started(Exception):

@@ -80,16 +80,16 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def settings_for(db: str, pretrained: str) -> Any:
-    from mmsearch.config import Settings
+    from mmsearch.core.config import Settings
 
     return Settings(db=db, model=MODEL, pretrained=pretrained)
 
 
 def bench_scan(n: int) -> dict[str, float]:
     """Scan and diff of `n` unchanged files (the driver's share of every run)."""
-    from mmsearch.index import IndexOptions, index_paths
-    from mmsearch.scan import scan
-    from mmsearch.store import Store
+    from mmsearch.indexing.index import IndexOptions, index_paths
+    from mmsearch.indexing.scan import scan
+    from mmsearch.storage.store import Store
 
     root = OUT / f"tree-{n}"
     if not (root / "done").exists():
@@ -171,8 +171,8 @@ def bench_remote(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
         local = OUT / f"synthetic-{args.items}"
         settings = settings_for(str(local), pretrained)
         build(local, settings, args.items)
-        from mmsearch import snapshot
-        from mmsearch.store import open_collection
+        from mmsearch.storage import snapshot
+        from mmsearch.storage.store import open_collection
 
         snapshot.write(open_collection(settings))  # as an indexing run leaves it
         import boto3
@@ -187,7 +187,7 @@ def bench_remote(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
             q = [*query, "--db", db]
             cli_seconds(q, env, runs=1)  # the query vector cached, a snapshot made
             if name == "s3":
-                from mmsearch.remote import cache_folder
+                from mmsearch.storage.remote import cache_folder
 
                 def no_snapshot(db: str = db) -> None:
                     shutil.rmtree(cache_folder(db), ignore_errors=True)
@@ -214,7 +214,7 @@ def bench_remote(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
 def bench_ray(args: Any, pretrained: str, photos: Path) -> dict[str, Any]:
     import ray
 
-    from mmsearch.index import IndexOptions
+    from mmsearch.indexing.index import IndexOptions
     from mmsearch.library import Library
 
     one = OUT / "one-photo"

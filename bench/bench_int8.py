@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from mmsearch.clip_onnx import TEXTUAL, VISUAL, OnnxEmbedder  # noqa: E402
-from mmsearch.onnx_export import (  # noqa: E402
+from mmsearch.model.clip_onnx import TEXTUAL, VISUAL, OnnxEmbedder  # noqa: E402
+from mmsearch.model.onnx_export import (  # noqa: E402
     INT8_VARIANTS,
     _normalised_rows,
     _session,
@@ -45,9 +45,9 @@ CORPUS_SEED = 11  # neither the training nor the training script's held-out seed
 def export(model: str, cache: Path) -> tuple[Path, float, dict[str, Any]]:
     """The real export (gate included) into a fresh cache: its folder, the gate's seconds."""
     os.environ["MMSEARCH_CACHE"] = str(cache)
-    from mmsearch import onnx_export
-    from mmsearch.config import Settings
-    from mmsearch.embed import onnx_folder
+    from mmsearch.core.config import Settings
+    from mmsearch.model import onnx_export
+    from mmsearch.model.embed import onnx_folder
 
     spent: dict[str, float] = {}
     quantize = onnx_export._quantize

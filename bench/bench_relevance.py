@@ -250,7 +250,7 @@ def screenshot(path: Path, text: str) -> None:
 
 
 def video(path: Path, frames: Sequence[Any], scratch: Path, seconds: float = 2.0) -> None:
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     inputs: list[str] = []
     for i, frame in enumerate(frames):
@@ -299,8 +299,8 @@ def mean_of(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def candidate_rules() -> dict[str, Callable[..., float]]:
-    from mmsearch import ranking
-    from mmsearch.ranking import Source
+    from mmsearch.query import ranking
+    from mmsearch.query.ranking import Source
 
     vector_lists = (Source.PICTURES, Source.PASSAGES)
     text_lists = (Source.EXACT, Source.STEMMED, Source.GRAMS)
@@ -401,15 +401,15 @@ def candidate_rules() -> dict[str, Callable[..., float]]:
 
 
 def run_queries(settings: Any, corpus: Corpus) -> dict[str, Any]:
-    from mmsearch.compose import compose
-    from mmsearch.errors import UsageError
-    from mmsearch.filters import Filters
-    from mmsearch.grammar import parse
+    from mmsearch.core.errors import UsageError
+    from mmsearch.core.vocab import Mode
     from mmsearch.library import Library
-    from mmsearch.ranking import Norms, collect, group, query_terms
-    from mmsearch.search import evidence, term_weights
-    from mmsearch.store import open_collection
-    from mmsearch.vocab import Mode
+    from mmsearch.query.compose import compose
+    from mmsearch.query.filters import Filters
+    from mmsearch.query.grammar import parse
+    from mmsearch.query.ranking import Norms, collect, group, query_terms
+    from mmsearch.query.search import evidence, term_weights
+    from mmsearch.storage.store import open_collection
 
     lib = Library(settings, ask_server=False)
     coll = open_collection(settings)
@@ -452,7 +452,7 @@ def run_queries(settings: Any, corpus: Corpus) -> dict[str, Any]:
 def measure(
     model: str, pretrained: str | None, keep: Path | None = None, reuse: bool = False
 ) -> dict[str, Any]:
-    from mmsearch.config import Settings
+    from mmsearch.core.config import Settings
     from mmsearch.library import Library
 
     work = keep or Path(tempfile.mkdtemp(prefix="mmsearch-relevance-"))

@@ -44,7 +44,7 @@ def build(db: Path, settings, n: int) -> tuple[float, np.ndarray]:
     """The store (made once) and all its vectors, for exact search."""
     import pyarrow as pa
 
-    from mmsearch.store import Store, items_schema
+    from mmsearch.storage.store import Store, items_schema
 
     vectors = np.concatenate([clustered(min(CHUNK, n - s), s) for s in range(0, n, CHUNK)])
     if (db / "built").exists():
@@ -83,9 +83,9 @@ def build(db: Path, settings, n: int) -> tuple[float, np.ndarray]:
 
 def recall(settings, vectors: np.ndarray, queries: int = 200) -> tuple[float, float]:
     """(recall@10, median ms) of the path a query takes against exact top 10."""
-    from mmsearch.filters import Filters
-    from mmsearch.snapshot import open_fresh
-    from mmsearch.store import open_collection
+    from mmsearch.query.filters import Filters
+    from mmsearch.storage.snapshot import open_fresh
+    from mmsearch.storage.store import open_collection
 
     probes = clustered(queries, 10**6 + 7)
     snap = open_fresh(settings.db, settings.model_key)
@@ -105,7 +105,7 @@ def recall(settings, vectors: np.ndarray, queries: int = 200) -> tuple[float, fl
 
 
 def serve(env: dict[str, str]) -> subprocess.Popen:
-    from mmsearch.client import ask
+    from mmsearch.doors.client import ask
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "mmsearch", "serve"],
@@ -133,10 +133,10 @@ CLIENTS = 15  # whole client processes timed against a warm server
 
 
 def measure(n: int, model: str, pretrained: str, warm_queries: int, cold_runs: int) -> dict:
-    from mmsearch.client import ask
-    from mmsearch.config import Settings
-    from mmsearch.snapshot import refresh
-    from mmsearch.store import Store
+    from mmsearch.core.config import Settings
+    from mmsearch.doors.client import ask
+    from mmsearch.storage.snapshot import refresh
+    from mmsearch.storage.store import Store
 
     db = HERE / "out" / f"search-{n}"
     env = {

@@ -53,9 +53,9 @@ def median_of(name: str, args: list[str], env: dict[str, str]) -> dict[str, floa
 def build_store(db: Path, files: Path, n_files: int, n_items: int) -> None:
     """A store of the default model's key holding `n_files` 1-byte files on disk (so `index`
     over them is a no-op) and `n_items` items with random vectors."""
-    from mmsearch.config import Settings
-    from mmsearch.index import sync
-    from mmsearch.store import Item, Store
+    from mmsearch.core.config import Settings
+    from mmsearch.indexing.index import sync
+    from mmsearch.storage.store import Item, Store
 
     settings = Settings(db=str(db), model="ViT-B-32-256", pretrained="datacomp_s34b_b86k")
     store = Store(str(db))
@@ -92,7 +92,12 @@ def build_store(db: Path, files: Path, n_files: int, n_items: int) -> None:
             ]
             coll.write(items, rows[start : start + count] if start < n_files else [])
         coll.set_roots([str(files)])
-        sync(store, settings, [str(files)], __import__("mmsearch.index").index.IndexOptions())
+        sync(
+            store,
+            settings,
+            [str(files)],
+            __import__("mmsearch.indexing.index").index.IndexOptions(),
+        )
 
 
 def compile_modules() -> None:

@@ -89,8 +89,8 @@ def build(db: Path, model: str, n: int) -> None:
         return
     import pyarrow as pa
 
-    from mmsearch.config import Settings
-    from mmsearch.store import Store, items_schema
+    from mmsearch.core.config import Settings
+    from mmsearch.storage.store import Store, items_schema
 
     dim = TINY["embed_dim"]
     rng = np.random.default_rng(0)
@@ -129,9 +129,9 @@ def writer(db: Path, model: str) -> None:
     """Commit 100 items at a time until killed, refreshing the snapshot as watch does."""
     import pyarrow as pa
 
-    from mmsearch.config import Settings
-    from mmsearch.snapshot import refresh
-    from mmsearch.store import Store, items_schema
+    from mmsearch.core.config import Settings
+    from mmsearch.storage.snapshot import refresh
+    from mmsearch.storage.store import Store, items_schema
 
     dim = TINY["embed_dim"]
     coll = Store(str(db)).collection(Settings(db=str(db), model=model))

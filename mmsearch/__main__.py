@@ -1,7 +1,7 @@
 """`python -m mmsearch` and the `mmsearch` command. A shell completion request is answered
 before the CLI (typer, click, rich) is even imported: one bare Python start per Tab; so are
-`query` and `similar`: handed whole to a running server (mmsearch.client), else read here
-(mmsearch.quick)."""
+`query` and `similar`: handed whole to a running server (mmsearch.doors.client), else read here
+(mmsearch.doors.quick)."""
 
 import os
 import sys
@@ -9,20 +9,20 @@ import sys
 
 def run() -> None:
     if os.environ.get("_MMSEARCH_COMPLETE"):
-        from mmsearch.completion import respond
+        from mmsearch.doors.completion import respond
 
         respond()
     if sys.argv[1:2] in (["query"], ["similar"]):
-        from mmsearch.client import hand_over
+        from mmsearch.doors.client import hand_over
 
         status = hand_over(sys.argv[1:])
         if status is None:
-            from mmsearch.quick import answer
+            from mmsearch.doors.quick import answer
 
             status = answer(sys.argv[1:])
         if status is not None:
             sys.exit(status)
-    from mmsearch.cli import main
+    from mmsearch.doors.cli import main
 
     main()
 

@@ -19,22 +19,22 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from mmsearch.config import Settings, is_local_uri
-from mmsearch.errors import NoIndex, StoreBusy, UsageError
-from mmsearch.filters import Filters
-from mmsearch.grammar import Part, parse, similar_parts
-from mmsearch.protocol import SearchRequest, hits_from
-from mmsearch.ranking import Hit
-from mmsearch.timings import phase
-from mmsearch.vocab import Mode, Sort, choose
+from mmsearch.core.config import Settings, is_local_uri
+from mmsearch.core.errors import NoIndex, StoreBusy, UsageError
+from mmsearch.core.timings import phase
+from mmsearch.core.vocab import Mode, Sort, choose
+from mmsearch.doors.protocol import SearchRequest, hits_from
+from mmsearch.query.filters import Filters
+from mmsearch.query.grammar import Part, parse, similar_parts
+from mmsearch.query.ranking import Hit
 
 if TYPE_CHECKING:
-    from mmsearch.dupes import Group
-    from mmsearch.embed import Embedder
-    from mmsearch.index import ForgetReport, IndexOptions, IndexReport, Progress
-    from mmsearch.status import StatusReport
-    from mmsearch.store import Store
-    from mmsearch.watch import WatchOptions
+    from mmsearch.indexing.index import ForgetReport, IndexOptions, IndexReport, Progress
+    from mmsearch.indexing.watch import WatchOptions
+    from mmsearch.model.embed import Embedder
+    from mmsearch.query.dupes import Group
+    from mmsearch.query.status import StatusReport
+    from mmsearch.storage.store import Store
 
 Query = str | Sequence[str] | Sequence[Part]
 
@@ -58,7 +58,7 @@ class Library:
             if self.given.chosen:
                 self._settings = self.given
             else:
-                from mmsearch.registry import remembered_models
+                from mmsearch.storage.registry import remembered_models
 
                 self._settings = self.given.with_remembered(remembered_models(self.given.db))
         return self._settings
@@ -73,8 +73,8 @@ class Library:
     def check_model(self) -> None:
         """Fail now, in one line and without importing torch, for a model that cannot load:
         an unknown name, a missing checkpoint or folder, weights not cached while offline."""
-        from mmsearch.embed import exported
-        from mmsearch.preflight import check, check_given
+        from mmsearch.model.embed import exported
+        from mmsearch.model.preflight import check, check_given
 
         check_given(self.given)  # before reading the store for what was not given
         check(self.settings, weights_needed=not exported(self.settings))
@@ -83,8 +83,8 @@ class Library:
         """As `check_model`, but weights matter only for a model the store has vectors of:
         for any other, "nothing indexed with it" is the useful answer, given here for a
         local store (its registry file or an empty folder tells, without LanceDB)."""
-        from mmsearch.preflight import check
-        from mmsearch.registry import no_index_message, remembered_models, row_of
+        from mmsearch.model.preflight import check
+        from mmsearch.storage.registry import no_index_message, remembered_models, row_of
 
         rows = remembered_models(self.settings.db)
         if row_of(rows, self.settings) is not None:
@@ -97,14 +97,14 @@ class Library:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from mmsearch.store import Store
+            from mmsearch.storage.store import Store
 
             self._store = Store(self.settings.db)
         return self._store
 
     def embedder(self) -> Embedder:
         """The model, loaded once per process."""
-        from mmsearch.embed import load_embedder
+        from mmsearch.model.embed import load_embedder
 
         return load_embedder(self.settings)
 
@@ -117,7 +117,7 @@ class Library:
         progress: Progress | None = None,
     ) -> IndexReport:
         """Bring the index of `paths` up to date with the disk; they become indexed roots."""
-        from mmsearch.index import IndexOptions, index_paths
+        from mmsearch.indexing.index import IndexOptions, index_paths
 
         self.check_model()
         return index_paths(self.settings, paths, options or IndexOptions(), progress)
@@ -136,8 +136,8 @@ class Library:
     ) -> None:
         """Keep the index of `paths` exact until `stop` is set, answering searches for the
         store meanwhile (the model is loaded anyway) unless another server already does."""
-        from mmsearch.index import IndexOptions
-        from mmsearch.watch import WatchOptions, watch
+        from mmsearch.indexing.index import IndexOptions
+        from mmsearch.indexing.watch import WatchOptions, watch
 
         self.check_model()
         with (
@@ -161,7 +161,7 @@ class Library:
 
     def forget(self, paths: Sequence[str]) -> ForgetReport:
         """Remove everything at or beneath `paths` from the index (the files stay on disk)."""
-        from mmsearch.index import forget_paths
+        from mmsearch.indexing.index import forget_paths
 
         return forget_paths(self.settings, paths)
 
@@ -200,7 +200,7 @@ class Library:
         the model's name and weights, that the store exists."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
-        from mmsearch.preflight import check_given
+        from mmsearch.model.preflight import check_given
 
         check_given(self.given)  # names alone, before the store is read for the rest
         request = SearchRequest(
@@ -219,7 +219,7 @@ class Library:
     def ask(self, request: SearchRequest) -> list[Hit] | None:
         """A running server's answer (its error raised here), or None when no server
         answers for this store: then nothing ran anywhere."""
-        from mmsearch.client import ask
+        from mmsearch.doors.client import ask
 
         with phase("server"):
             reply = ask(self.settings.db, request.to_wire())
@@ -227,8 +227,8 @@ class Library:
 
     def search_here(self, request: SearchRequest) -> list[Hit]:
         """Answer in this process, whatever servers run."""
-        from mmsearch.reading import query_file
-        from mmsearch.search import search
+        from mmsearch.indexing.reading import query_file
+        from mmsearch.query.search import search
 
         for part in request.parts:
             if part.kind == "image":
@@ -265,15 +265,15 @@ class Library:
 
     def dupes(self, within: Sequence[str] = (), threshold: float = 0.95) -> list[Group]:
         """Groups of near-duplicate pictures, biggest first."""
-        from mmsearch.dupes import find_dupes
+        from mmsearch.query.dupes import find_dupes
 
         return find_dupes(self.settings, within, threshold)
 
     def status(self) -> StatusReport:
         """What the store holds for this model; never raises for a damaged store (the
         report's `problem` says what is wrong)."""
-        from mmsearch.errors import MmsearchError
-        from mmsearch.status import status
+        from mmsearch.core.errors import MmsearchError
+        from mmsearch.query.status import status
 
         try:
             settings = self.settings
@@ -291,7 +291,7 @@ class Library:
     ) -> None:
         """Answer searches for this store over its socket until `stop` is set, with the
         model and the index warm. Raises StoreBusy when another server answers already."""
-        from mmsearch.serve import serving, warm_up
+        from mmsearch.doors.serve import serving, warm_up
 
         self.check_model()
         with serving(self, on_notice) as path:
@@ -302,7 +302,7 @@ class Library:
     @contextlib.contextmanager
     def _serving_if_free(self, serve: bool, on_notice: Callable[[str], None]) -> Iterator[bool]:
         """Serve while the body runs, if asked and no other server does; yields whether."""
-        from mmsearch.serve import serving
+        from mmsearch.doors.serve import serving
 
         with contextlib.ExitStack() as stack:
             served = False

@@ -38,7 +38,7 @@ class ColourEmbedder:
 
 
 def register() -> str:
-    from mmsearch.embed import register_embedder
+    from mmsearch.model.embed import register_embedder
 
     register_embedder("colour", lambda name: ColourEmbedder())
     return "colour:v1"

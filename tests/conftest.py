@@ -27,9 +27,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def model_cache(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the session, with the tiny model's ONNX export already in it: the
     export (and its one-line notice) happens here, not inside whichever test runs first."""
-    from mmsearch.config import Settings
-    from mmsearch.embed import onnx_folder
-    from mmsearch.onnx_export import export
+    from mmsearch.core.config import Settings
+    from mmsearch.model.embed import onnx_folder
+    from mmsearch.model.onnx_export import export
 
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
@@ -43,9 +43,9 @@ def model_cache(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def scene_model(model_cache: Path) -> str:
     """The small CLIP trained on generated scenes (tests/scene_model), whose vectors mean
     something: exported to ONNX once per session into the session's cache."""
-    from mmsearch.config import Settings
-    from mmsearch.embed import onnx_folder
-    from mmsearch.onnx_export import export
+    from mmsearch.core.config import Settings
+    from mmsearch.model.embed import onnx_folder
+    from mmsearch.model.onnx_export import export
 
     model = f"local-dir:{SCENE_MODEL}"
     with pytest.MonkeyPatch.context() as mp:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from mmsearch.config import Settings
+from mmsearch.core.config import Settings
 
 TINY_MODEL_CFG = {
     "embed_dim": 32,
@@ -59,7 +59,7 @@ class Result:
 
 def run(*args: str) -> Result:
     """Invoke the real CLI in-process; stdout and stderr kept apart."""
-    from mmsearch.cli import app
+    from mmsearch.doors.cli import app
 
     result = CliRunner().invoke(app, list(args), catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr)
@@ -128,7 +128,7 @@ def make_video(
     extra: tuple[str, ...] = (),
 ) -> Path:
     """An H.264 video of distinct ffmpeg test patterns, `seconds` each, cut at known times."""
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     inputs: list[str] = []
     for src in sources:
@@ -165,7 +165,7 @@ def make_video(
 
 
 def ffmpeg(*args: str) -> None:
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     subprocess.run(
         [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args], check=True

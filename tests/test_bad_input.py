@@ -168,19 +168,19 @@ def test_fifos_and_broken_symlinks_never_block_a_run(tmp_path: Path) -> None:
 def test_a_file_that_vanishes_mid_run_is_recorded_and_the_run_goes_on(
     photos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmsearch.index
-    from mmsearch.scan import scan
+    import mmsearch.indexing.index
+    from mmsearch.indexing.scan import scan
 
     def scan_then_delete(*args, **kwargs):
         found = scan(*args, **kwargs)
         (photos / "chelsea.jpg").unlink()
         return found
 
-    monkeypatch.setattr(mmsearch.index, "scan", scan_then_delete)
+    monkeypatch.setattr(mmsearch.indexing.index, "scan", scan_then_delete)
     stderr = index_ok(photos)
     assert "6 new" in stderr and "1 failed" in stderr
     assert reasons() == {str(photos / "chelsea.jpg"): "vanished before it could be read"}
-    monkeypatch.setattr(mmsearch.index, "scan", scan)
+    monkeypatch.setattr(mmsearch.indexing.index, "scan", scan)
     index_ok(photos)
     assert str(photos / "chelsea.jpg") not in file_rows()
 
@@ -237,8 +237,8 @@ def test_exit_code_is_zero_when_some_files_fail(photos: Path) -> None:
 
 
 def test_decoder_error_message_is_one_line(tmp_path: Path) -> None:
-    from mmsearch.errors import ExtractError
-    from mmsearch.extract.image import load_image
+    from mmsearch.core.errors import ExtractError
+    from mmsearch.indexing.extract.image import load_image
 
     with pytest.raises(ExtractError) as e:
         load_image(b"GIF89a" + b"\0" * 20, 64)

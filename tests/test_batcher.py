@@ -6,8 +6,8 @@ import weakref
 
 import numpy as np
 
-from mmsearch.pipeline import Batcher, Frame, Pixels
-from mmsearch.scan import FileEntry
+from mmsearch.indexing.pipeline import Batcher, Frame, Pixels
+from mmsearch.indexing.scan import FileEntry
 
 
 class RecordingModel:

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from mmsearch.config import Settings
-from mmsearch.paths import PathSet, cover, is_within
-from mmsearch.pipeline import Writer
-from mmsearch.scan import FileEntry, scan
-from mmsearch.store import SUBTREE_RANGES, Item, Store
+from mmsearch.core.config import Settings
+from mmsearch.core.paths import PathSet, cover, is_within
+from mmsearch.indexing.pipeline import Writer
+from mmsearch.indexing.scan import FileEntry, scan
+from mmsearch.storage.store import SUBTREE_RANGES, Item, Store
 
 # Names that sort right beside each other and share prefixes: where a sloppy subtree test
 # takes a neighbour for a child.

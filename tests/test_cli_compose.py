@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from helpers import env_settings, query_json, run
 
-from mmsearch.grammar import Part
-from mmsearch.store import open_collection
+from mmsearch.query.grammar import Part
+from mmsearch.storage.store import open_collection
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def indexed(photos: Path) -> Path:
 
 
 def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
-    from mmsearch.compose import compose
+    from mmsearch.query.compose import compose
 
     parts = [
         Part("image", str(indexed / "chelsea.jpg"), 1.0),
@@ -33,8 +33,8 @@ def test_a_composed_vector_has_unit_length(indexed: Path) -> None:
 
 
 def test_composition_is_the_normalised_weighted_sum(indexed: Path) -> None:
-    from mmsearch.compose import compose
-    from mmsearch.embed import load_embedder
+    from mmsearch.model.embed import load_embedder
+    from mmsearch.query.compose import compose
 
     coll = open_collection(env_settings())
     a, b = load_embedder(env_settings()).embed_texts(["sunset", "people"])

@@ -12,10 +12,10 @@ import pytest
 from helpers import make_video, query_json, run
 from rich.console import Console
 
-from mmsearch.ranking import Hit
-from mmsearch.render import hits
-from mmsearch.thumbnails import escape as thumbnail_escape
-from mmsearch.thumbnails import image_protocol
+from mmsearch.doors.render import hits
+from mmsearch.doors.thumbnails import escape as thumbnail_escape
+from mmsearch.doors.thumbnails import image_protocol
+from mmsearch.query.ranking import Hit
 
 
 def table(results: list[Hit], width: int = 80, preview: bool = False) -> str:
@@ -163,12 +163,12 @@ def test_open_before_any_query_says_so(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_completion_scripts_in_the_repo_are_current() -> None:
-    from mmsearch.completion import SHELLS, script
+    from mmsearch.doors.completion import SHELLS, script
 
     folder = Path(__file__).parent.parent / "completions"
     for shell, name in SHELLS.items():
         assert (folder / name).read_text() == script(shell), (
-            f"completions/{name} is stale: run python -m mmsearch.completion completions"
+            f"completions/{name} is stale: run python -m mmsearch.doors.completion completions"
         )
 
 
@@ -177,7 +177,7 @@ def test_completion_imports_neither_torch_nor_lancedb() -> None:
 
     code = (
         "import sys\n"
-        "from mmsearch.cli import main\n"
+        "from mmsearch.doors.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lancedb'}),"
         " file=sys.stderr)"

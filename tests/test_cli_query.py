@@ -104,8 +104,8 @@ def test_query_before_any_index_says_what_to_do() -> None:
 def test_query_results_in_a_table_on_a_terminal(indexed: Path, monkeypatch) -> None:
     import io
 
-    from mmsearch.ranking import Hit
-    from mmsearch.render import hits
+    from mmsearch.doors.render import hits
+    from mmsearch.query.ranking import Hit
 
     out = io.StringIO()
     hits([Hit("/photos/[draft] beach.jpg", "image", 0.3141)], "table", out)

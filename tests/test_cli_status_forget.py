@@ -91,7 +91,8 @@ def test_status_reads_the_registry_without_importing_lancedb(photos: Path) -> No
 
     run("index", "-q", str(photos))
     code = (
-        "import sys; from mmsearch.cli import main; sys.argv = ['mmsearch', 'status', '--json']\n"
+        "import sys; from mmsearch.doors.cli import main\n"
+        "sys.argv = ['mmsearch', 'status', '--json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "assert 'lancedb' not in sys.modules, 'lancedb imported'\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"

@@ -127,7 +127,7 @@ def readme_home(tmp_path: Path, tiny_model: str, model_cache: Path) -> tuple[Pat
     make_video(videos / "patterns.mp4")
     shutil.copy(real_clip(), videos / "bigbuckbunny.mp4")
     make_image(home / "slide-photo.png", seed=1)
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     subprocess.run(
         [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-ss", "9", "-i",
@@ -206,7 +206,7 @@ def test_every_console_example_in_the_readme_is_what_the_cli_prints(
 def test_the_status_json_keys_in_the_readme_are_the_reports_fields() -> None:
     from dataclasses import fields
 
-    from mmsearch.status import StatusReport
+    from mmsearch.query.status import StatusReport
 
     sentence = re.search(r"`status --json` has (.*?)\.\n", README.read_text(), re.S)
     assert sentence
@@ -215,12 +215,12 @@ def test_the_status_json_keys_in_the_readme_are_the_reports_fields() -> None:
 
 
 def test_the_result_fields_in_the_readme_are_the_json_fields() -> None:
-    from mmsearch.ranking import Hit
+    from mmsearch.query.ranking import Hit
 
     table = re.search(r"\*\*Result object\*\*.*?\n\n(\|.*?)\n\n", README.read_text(), re.S)
     assert table
     listed = re.findall(r"^\| `(\w+)` \|", table[1], re.M)
     hit = Hit(path="/x", kind="image", score=1.0)
-    from mmsearch import output
+    from mmsearch.doors import output
 
     assert listed == list(output.hit_json(hit)), "the README's table is not the JSON's fields"

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mmsearch.filters import Filters
+from mmsearch.query.filters import Filters
 
 NAMES = ["/a", "/a/b", "/a/b/c.jpg", "/a/b-c/d.png", "/a/b0", "/a/x'y.jpg", "/é/ü.mp4", "/a_/%.pdf"]
 EXTS = [".jpg", ".jpeg", ".png", ".mp4", ".pdf", ".tif", ".tiff"]

@@ -14,9 +14,9 @@ import pytest
 from helpers import run
 from rich.console import Console
 
-from mmsearch.cli import _progress
-from mmsearch.index import IndexReport
-from mmsearch.render import index_summary
+from mmsearch.doors.cli import _progress
+from mmsearch.doors.render import index_summary
+from mmsearch.indexing.index import IndexReport
 
 
 @pytest.mark.parametrize("command", ["index", "watch"])
@@ -76,7 +76,7 @@ def test_an_index_run_reports_its_embedding_rate(photos: Path) -> None:
 
 
 def test_watch_says_at_once_what_it_watches(photos: Path, tiny_model: str) -> None:
-    from mmsearch.config import Settings
+    from mmsearch.core.config import Settings
     from mmsearch.library import Library
 
     lines: list[str] = []

@@ -27,10 +27,10 @@ from format_corpus import (
 from helpers import ffmpeg, file_rows, item_rows, run
 from PIL import Image
 
-from mmsearch.errors import ExtractError
-from mmsearch.extract.encoding import decode_text
-from mmsearch.extract.image import load_image
-from mmsearch.formats import FORMATS, kind_of_file, markdown_table
+from mmsearch.core.errors import ExtractError
+from mmsearch.core.formats import FORMATS, kind_of_file, markdown_table
+from mmsearch.indexing.extract.encoding import decode_text
+from mmsearch.indexing.extract.image import load_image
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -102,7 +102,7 @@ tifffile.imwrite(sys.argv[1], tiles, shape=(h, w, 3), dtype=np.uint8, tile=(512,
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
 _PEAK_RSS = """
 import re, sys
-from mmsearch.extract.image import load_image
+from mmsearch.indexing.extract.image import load_image
 picture = load_image(open(sys.argv[1], "rb").read(), 224, sys.argv[1])
 peak = re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read())[1]
 print(f"{picture.width}x{picture.height}", peak)
@@ -216,7 +216,7 @@ def _generate(folder: Path) -> None:
     webm = folder / "no duration.webm"
     import subprocess
 
-    from mmsearch.extract.video import ffmpeg_binary
+    from mmsearch.indexing.extract.video import ffmpeg_binary
 
     with open(webm, "wb") as out:
         subprocess.run(
@@ -386,8 +386,8 @@ def test_a_large_heic_decodes_from_its_embedded_thumbnail() -> None:
 def test_the_summarys_frame_rate_is_over_the_time_spent_on_video() -> None:
     from rich.console import Console
 
-    from mmsearch.index import IndexReport
-    from mmsearch.render import index_summary
+    from mmsearch.doors.render import index_summary
+    from mmsearch.indexing.index import IndexReport
 
     out = io.StringIO()
     report = IndexReport(new=2, frames=10, seconds=300.0, video_seconds=2.0)

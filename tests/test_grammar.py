@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from helpers import make_image
 
-from mmsearch.errors import UsageError
-from mmsearch.grammar import Part, parse, parse_date
+from mmsearch.core.errors import UsageError
+from mmsearch.query.grammar import Part, parse, parse_date
 
 
 def test_words_without_operators_are_one_text_part() -> None:

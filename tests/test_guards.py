@@ -14,7 +14,7 @@ import pytest
 from helpers import env_settings, file_rows, item_paths, make_image, run
 from test_bad_input import as_nobody  # noqa: F401  (a fixture)
 
-from mmsearch.index import IndexOptions
+from mmsearch.indexing.index import IndexOptions
 from mmsearch.library import Library
 
 
@@ -39,7 +39,7 @@ def test_a_same_size_edit_with_a_new_mtime_is_read_again(tmp_path: Path) -> None
 
 def test_the_orphan_sweep_removes_items_whose_file_row_is_gone(photos: Path) -> None:
     """As a run killed between an item batch and its file rows leaves them."""
-    from mmsearch.store import open_collection
+    from mmsearch.storage.store import open_collection
 
     index(photos)
     victim = str(photos / "chelsea.jpg")
@@ -78,7 +78,7 @@ def test_ctrl_c_commits_what_was_already_embedded(tmp_path: Path) -> None:
 
 
 def test_similar_of_an_indexed_unchanged_image_loads_no_model(photos: Path) -> None:
-    from mmsearch import embed
+    from mmsearch.model import embed
 
     index(photos)
     embed._cache.clear()

@@ -1,4 +1,4 @@
-"""A served `query`/`similar` is handed whole to the server (mmsearch.client.hand_over): the
+"""A served `query`/`similar` is handed whole to the server (mmsearch.doors.client.hand_over): the
 client imports next to nothing of mmsearch, and the server answers exactly as the client
 would have, from the client's folder; where it could not (another environment, a table to
 draw, another store, a relative model path), it refuses and the client runs it itself."""
@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from helpers import env_settings, run
 
-from mmsearch import client, private, quick
-from mmsearch.config import Settings
+from mmsearch.core import private
+from mmsearch.core.config import Settings
+from mmsearch.doors import client, quick
+from mmsearch.doors.serve import answer, serving
 from mmsearch.library import Library
-from mmsearch.serve import answer, serving
 
 # Run as the `mmsearch` command runs, then list what the process imported into a file.
 PROBE = """
@@ -32,7 +33,7 @@ from mmsearch.__main__ import run
 sys.argv = ["mmsearch", *sys.argv[2:]]
 run()
 """
-FULL_CLI = "import sys; from mmsearch.cli import main; sys.argv[0] = 'mmsearch'; main()"
+FULL_CLI = "import sys; from mmsearch.doors.cli import main; sys.argv[0] = 'mmsearch'; main()"
 
 
 @pytest.fixture
@@ -74,16 +75,21 @@ def said(done: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
 
 
 def handed_over(modules: set[str]) -> bool:
-    return "mmsearch.client" in modules and "mmsearch.quick" not in modules
+    return "mmsearch.doors.client" in modules and "mmsearch.doors.quick" not in modules
 
 
 def test_a_served_query_loads_neither_settings_nor_grammar(served: Path, tmp_path: Path) -> None:
     done, modules = probed(tmp_path, "query", "red car", "--json")
     assert done.returncode == 0 and json.loads(done.stdout)
-    mmsearch = {"mmsearch.quick", "mmsearch.config", "mmsearch.grammar", "mmsearch.output"}
+    mmsearch = {
+        "mmsearch.doors.quick",
+        "mmsearch.core.config",
+        "mmsearch.query.grammar",
+        "mmsearch.doors.output",
+    }
     # each a few milliseconds of every warm query: settings, hashing, annotations
     needless = {"dataclasses", "platformdirs", "hashlib", "typing"}
-    assert "mmsearch.client" in modules and not modules & {*mmsearch, *needless}
+    assert "mmsearch.doors.client" in modules and not modules & {*mmsearch, *needless}
 
 
 FROM_ANOTHER_FOLDER = {

@@ -19,7 +19,7 @@ BUDGET_S = 10.0  # the aim is 1 s; generous for a busy CI machine, far below tor
 # Runs the CLI in a fresh process, then says whether torch or open_clip got imported.
 PROBE = """
 import sys
-from mmsearch.cli import main
+from mmsearch.doors.cli import main
 sys.argv = ["mmsearch", *sys.argv[1:]]
 try:
     main()
@@ -96,7 +96,7 @@ def test_a_named_model_is_checked_before_the_store_is_read(tmp_path: Path, monke
     named on the command line is checked first, so the error stays instant."""
     import lancedb
 
-    from mmsearch.store import MODELS_SCHEMA
+    from mmsearch.storage.store import MODELS_SCHEMA
 
     db = tmp_path / "old-store"
     lancedb.connect(str(db)).create_table("models", schema=MODELS_SCHEMA)
@@ -143,7 +143,7 @@ def test_the_tags_read_from_open_clips_source_are_the_ones_it_lists() -> None:
         [
             sys.executable,
             "-c",
-            "import json, sys; from mmsearch.preflight import _pretrained_table; "
+            "import json, sys; from mmsearch.model.preflight import _pretrained_table; "
             "print(json.dumps(_pretrained_table())); assert 'open_clip' not in sys.modules",
         ],
         capture_output=True,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch.config import Settings
-from mmsearch.embed import onnx_folder
-from mmsearch.onnx_export import INT8_MIN_COSINE, INT8_MIN_RECALL, INT8_VARIANTS, recall_at
+from mmsearch.core.config import Settings
+from mmsearch.model.embed import onnx_folder
+from mmsearch.model.onnx_export import INT8_MIN_COSINE, INT8_MIN_RECALL, INT8_VARIANTS, recall_at
 
 TOWERS = ("visual.onnx", "textual.onnx")
 
@@ -49,7 +49,7 @@ def test_each_tower_keeps_the_fastest_variant_that_passes(tiny_model: str) -> No
 def test_no_variant_is_kept_when_none_ranks_as_fp32_ranks(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmsearch import onnx_export
+    from mmsearch.model import onnx_export
 
     monkeypatch.setattr(onnx_export, "INT8_MIN_RECALL", 1.01)  # cosine alone would pass
     monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))

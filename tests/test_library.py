@@ -88,7 +88,7 @@ def test_cli_values_outside_a_vocabulary_exit_2_naming_the_valid_ones(
 def test_a_long_lived_library_keeps_its_store_open_and_sees_every_commit(tmp_path: Path) -> None:
     """A server's searches reuse the collection they opened while the store is unchanged,
     and find what an index run committed since."""
-    from mmsearch.store import search_collection
+    from mmsearch.storage.store import search_collection
 
     docs = tmp_path / "docs"
     docs.mkdir()

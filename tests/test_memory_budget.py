@@ -11,9 +11,9 @@ import pytest
 from helpers import ffmpeg, file_rows, item_rows, make_image, run
 from PIL import Image
 
-from mmsearch import pipeline
-from mmsearch.errors import UsageError
-from mmsearch.pipeline import Budget
+from mmsearch.core.errors import UsageError
+from mmsearch.indexing import pipeline
+from mmsearch.indexing.pipeline import Budget
 
 FRAMES = 40  # kept per test video (--max-frames 40 --min-gap 0: every frame is a keyframe)
 TINY_FRAME = 64 * 64 * 3 * (4 + 1)  # the tiny model's float32 input plus the RGB picture

@@ -81,8 +81,8 @@ def test_query_with_a_model_that_indexed_nothing_names_the_indexed_ones(
 def test_text_embeddings_are_unit_length(texts: list[str], tiny_model: str) -> None:
     import numpy as np
 
-    from mmsearch.config import Settings
-    from mmsearch.embed import load_embedder
+    from mmsearch.core.config import Settings
+    from mmsearch.model.embed import load_embedder
 
     vectors = load_embedder(Settings(db="/unused", model=tiny_model)).embed_texts(texts)
     assert vectors.shape == (len(texts), 32)

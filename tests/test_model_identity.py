@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import make_image, run
 
-from mmsearch import config
-from mmsearch.config import Settings, weights_digest
+from mmsearch.core import config
+from mmsearch.core.config import Settings, weights_digest
 
 WEIGHTS = "open_clip_model.safetensors"
 
@@ -93,7 +93,7 @@ def test_twins_get_separate_tables_and_separate_onnx_exports(
 ) -> None:
     import lancedb
 
-    from mmsearch.embed import onnx_folder
+    from mmsearch.model.embed import onnx_folder
 
     photo = make_image(tmp_path / "pics" / "a.png", seed=1)
     for model in twins:

@@ -109,7 +109,7 @@ class Labels:
 def test_photos_are_judged_while_decoded_and_the_ocr_pass_opens_only_the_screenshots(
     mixed: Path,
 ) -> None:
-    from mmsearch.index import index_paths
+    from mmsearch.indexing.index import index_paths
 
     progress = Labels()
     report = index_paths(env_settings(), [str(mixed)], progress=progress)
@@ -168,19 +168,19 @@ def test_words_in_video_frames_are_read_when_asked(tmp_path: Path) -> None:
 def test_an_ocr_engine_failure_is_recorded_and_the_run_goes_on(
     mixed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmsearch.ocr
+    import mmsearch.indexing.ocr
 
     def broken(image: Image.Image) -> str:
         raise RuntimeError("onnxruntime fell over")
 
-    monkeypatch.setattr(mmsearch.ocr, "read_words", broken)
+    monkeypatch.setattr(mmsearch.indexing.ocr, "read_words", broken)
     stderr = index(mixed)
     assert "2 failed" in stderr
     assert file_rows()[str(mixed / "error.png")]["ocr"].startswith("error: RuntimeError")
 
 
 def test_the_selector_skips_real_photos() -> None:
-    from mmsearch.ocr import looks_like_text
+    from mmsearch.indexing.ocr import looks_like_text
 
     photos = (
         "astronaut",
@@ -200,7 +200,7 @@ def test_the_selector_skips_real_photos() -> None:
 
 
 def test_the_selector_reads_scans_and_screens() -> None:
-    from mmsearch.ocr import looks_like_text
+    from mmsearch.indexing.ocr import looks_like_text
 
     assert looks_like_text(Image.fromarray(data.page()))  # a real scanned page
     assert looks_like_text(render_screen("light mode error"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import make_image, run
 
-from mmsearch.errors import UsageError
-from mmsearch.opener import opener_command
+from mmsearch.core.errors import UsageError
+from mmsearch.doors.opener import opener_command
 
 MOMENT = {"path": "/v/clip.mp4", "t": 83.5}
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from helpers import file_rows, item_paths, make_image, run, run_process
 
-from mmsearch.cli import ExitStatus
+from mmsearch.doors.cli import ExitStatus
 
 
 def test_importing_the_cli_loads_neither_torch_nor_lancedb() -> None:
     code = (
-        "import sys, mmsearch, mmsearch.cli; "
+        "import sys, mmsearch, mmsearch.doors.cli; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'torch', 'open_clip', 'lancedb', 'pyarrow', 'PIL', 'numpy'}))"
     )
@@ -31,7 +31,7 @@ def test_importing_the_cli_loads_neither_torch_nor_lancedb() -> None:
 def test_status_never_imports_torch(photos: Path) -> None:
     run("index", "-q", str(photos))
     code = (
-        "import sys; from mmsearch.cli import app; "
+        "import sys; from mmsearch.doors.cli import app; "
         "app(['status'], standalone_mode=False); print('torch' in sys.modules, file=sys.stderr)"
     )
     out = subprocess.run(
@@ -44,7 +44,7 @@ def test_status_never_imports_torch(photos: Path) -> None:
 def lock_held_elsewhere(purpose: str) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the store's writer lock, as a running `watch` would."""
     code = (
-        "import os, sys, time; from mmsearch.store import Store; "
+        "import os, sys, time; from mmsearch.storage.store import Store; "
         f"lock = Store(os.environ['MMSEARCH_DB']).writer_lock({purpose!r}); lock.__enter__(); "
         "print('held', flush=True); time.sleep(120)"
     )
@@ -78,7 +78,7 @@ def test_the_lock_is_free_again_when_its_holder_dies(photos: Path) -> None:
 
 
 def test_queries_do_not_wait_for_the_writer(photos: Path) -> None:
-    from mmsearch.store import Store
+    from mmsearch.storage.store import Store
 
     run("index", "-q", str(photos))
     with Store(os.environ["MMSEARCH_DB"]).writer_lock():
@@ -200,7 +200,7 @@ def test_progress_bar_shows_counts_and_rate_on_a_terminal() -> None:
 
     from rich.console import Console
 
-    from mmsearch.cli import _progress
+    from mmsearch.doors.cli import _progress
 
     out = io.StringIO()
     with _progress(enabled=True, console=Console(file=out, force_terminal=True, width=100)) as bar:
@@ -214,7 +214,7 @@ def test_progress_bar_shows_counts_and_rate_on_a_terminal() -> None:
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal() -> None:
-    from mmsearch.cli import _progress
+    from mmsearch.doors.cli import _progress
 
     with _progress(enabled=False, console=None) as bar:
         assert bar is None

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from helpers import run
 
-from mmsearch import query_cache
-from mmsearch.config import Settings
+from mmsearch.core.config import Settings
+from mmsearch.query import query_cache
 
 
 def timed_query(text: str) -> dict[str, float]:
@@ -37,7 +37,7 @@ def test_asking_again_loads_no_model(photos: Path) -> None:
 
 
 def test_cached_vectors_equal_fresh_ones(tiny_model: str) -> None:
-    from mmsearch.embed import load_embedder
+    from mmsearch.model.embed import load_embedder
 
     settings = Settings(db="/unused", model=tiny_model)
     embed = load_embedder(settings).embed_texts

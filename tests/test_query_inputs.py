@@ -15,8 +15,8 @@ import pytest
 from helpers import env_settings, make_image, run
 from test_bad_input import png_declaring
 
+from mmsearch.doors.serve import serving
 from mmsearch.library import Library
-from mmsearch.serve import serving
 
 PEAK_RSS_MB = 300
 SECONDS = 2.0
@@ -100,12 +100,12 @@ def test_a_decoder_that_hangs_is_given_up_on(
 ) -> None:
     import threading
 
-    import mmsearch.compose
-    import mmsearch.extract.image
+    import mmsearch.indexing.extract.image
+    import mmsearch.query.compose
 
     never = threading.Event()
-    monkeypatch.setattr(mmsearch.compose, "DECODE_TIMEOUT", 0.5)
-    monkeypatch.setattr(mmsearch.extract.image, "load_image", lambda *args: never.wait())
+    monkeypatch.setattr(mmsearch.query.compose, "DECODE_TIMEOUT", 0.5)
+    monkeypatch.setattr(mmsearch.indexing.extract.image, "load_image", lambda *args: never.wait())
     make_image(indexed / "new.png", seed=7)  # not indexed: it must be decoded
     result = run("similar", str(indexed / "new.png"))
     never.set()

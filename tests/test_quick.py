@@ -1,4 +1,4 @@
-"""`query` and `similar` without the CLI (mmsearch.quick): they answer without loading typer,
+"""`query` and `similar` without the CLI (mmsearch.doors.quick): they answer without loading typer,
 click or pydantic (nor numpy when a server answers), and say exactly what the full CLI would
 say, in every format and for every error, with a server running and without one."""
 
@@ -13,10 +13,10 @@ import pytest
 import typer
 from helpers import env_settings, run
 
-from mmsearch import quick
-from mmsearch.cli import app
+from mmsearch.doors import quick
+from mmsearch.doors.cli import app
+from mmsearch.doors.serve import serving
 from mmsearch.library import Library
-from mmsearch.serve import serving
 
 CLI = ("typer", "click", "pydantic")
 HEAVY = (*CLI, "rich", "numpy", "pyarrow", "lancedb", "onnxruntime")
@@ -41,7 +41,7 @@ def served(indexed: Path) -> Iterator[Path]:
 def mmsearch(*args: str, full_cli: bool = False) -> subprocess.CompletedProcess[str]:
     """`mmsearch ARGS` as installed (the quick path first), or straight into the full CLI."""
     if full_cli:
-        command = [sys.executable, "-c", "from mmsearch.cli import main; main()", *args]
+        command = [sys.executable, "-c", "from mmsearch.doors.cli import main; main()", *args]
     else:
         command = [sys.executable, "-m", "mmsearch", *args]
     return subprocess.run(

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from mmsearch.filters import Filters
-from mmsearch.grammar import Part
-from mmsearch.protocol import SearchRequest
-from mmsearch.ranking import (
+from mmsearch.core.vocab import Mode, Sort
+from mmsearch.doors.protocol import SearchRequest
+from mmsearch.query.filters import Filters
+from mmsearch.query.grammar import Part
+from mmsearch.query.ranking import (
     Hit,
     Source,
     coverage,
@@ -19,8 +20,7 @@ from mmsearch.ranking import (
     group,
     query_terms,
 )
-from mmsearch.search import sort_hits
-from mmsearch.vocab import Mode, Sort
+from mmsearch.query.search import sort_hits
 
 
 def row(path: str, score: float, text: str | None = None, page: int | None = None) -> dict:

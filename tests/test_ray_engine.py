@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from helpers import make_image, make_pdf, make_video, run
 
-from mmsearch.config import Settings
-from mmsearch.index import IndexOptions
+from mmsearch.core.config import Settings
+from mmsearch.indexing.index import IndexOptions
 from mmsearch.library import Library
 
 
@@ -113,7 +113,7 @@ def test_an_unknown_engine_is_a_usage_error(photos: Path) -> None:
 def test_ray_is_never_imported_without_engine_ray(photos: Path) -> None:
     code = (
         "import sys\n"
-        "from mmsearch.cli import main\n"
+        "from mmsearch.doors.cli import main\n"
         f"sys.argv = ['mmsearch', 'index', {str(photos)!r}, '-q']\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"

@@ -148,7 +148,7 @@ def test_cjk_passages_are_found_by_their_words(tmp_path: Path, language: str) ->
 def test_a_minimum_score_above_every_score_stops_fetching_early(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mmsearch.search
+    import mmsearch.query.search
 
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -156,13 +156,13 @@ def test_a_minimum_score_above_every_score_stops_fetching_early(
         (folder / f"n{i}.txt").write_text(f"Note {i} about the garden and the rain.")
     index(folder)
     fetches: list[int] = []
-    real = mmsearch.search.group
+    real = mmsearch.query.search.group
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         fetches.append(1)  # hits are grouped once per fetch
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mmsearch.search, "group", counted)
+    monkeypatch.setattr(mmsearch.query.search, "group", counted)
     for mode in ("auto", "vector", "text"):
         fetches.clear()
         assert query_json("garden", "--mode", mode, "--min-score", "2") == []

@@ -124,7 +124,7 @@ def test_bad_storage_options_are_a_usage_error_that_does_not_echo_them(
 
 
 def test_redact_hides_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmsearch.remote import redact
+    from mmsearch.storage.remote import redact
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("MMSEARCH_STORAGE_OPTIONS", json.dumps({"azure_storage_sas_key": "s3cr3t"}))
@@ -136,7 +136,7 @@ def test_redact_hides_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -
 
 HOLD = """
 import sys, time
-from mmsearch.store import Store
+from mmsearch.storage.store import Store
 with Store(sys.argv[1]).writer_lock("index"):
     print("held", flush=True)
     time.sleep(600)
@@ -271,7 +271,7 @@ def test_a_store_that_ignores_conditional_writes_is_refused(
 def test_a_query_keeps_the_snapshot_in_the_local_cache_by_table_version(
     s3_env: str, photos: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from mmsearch import snapshot
+    from mmsearch.storage import snapshot
 
     indexer = os.environ["MMSEARCH_CACHE"]
     assert run("index", str(photos), "-q").exit_code == 0

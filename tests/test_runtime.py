@@ -14,9 +14,9 @@ import pytest
 from helpers import make_image, run
 from PIL import Image
 
-from mmsearch import embed
-from mmsearch.config import Settings
-from mmsearch.embed import load_embedder, onnx_folder
+from mmsearch.core.config import Settings
+from mmsearch.model import embed
+from mmsearch.model.embed import load_embedder, onnx_folder
 
 
 def both(tiny_model: str) -> tuple:
@@ -52,7 +52,7 @@ def test_int8_vectors_stay_within_the_checked_cosine_of_fp32(
 def test_an_int8_tower_that_fails_its_check_is_not_kept(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmsearch import onnx_export
+    from mmsearch.model import onnx_export
 
     monkeypatch.setattr(onnx_export, "INT8_MIN_COSINE", 1.01)  # nothing can pass
     monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
@@ -81,7 +81,7 @@ def test_a_query_runs_only_its_own_tokens_and_gets_the_whole_contexts_vector(
 def test_a_text_tower_that_cannot_take_fewer_tokens_is_given_the_whole_context(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmsearch import onnx_export
+    from mmsearch.model import onnx_export
 
     monkeypatch.setattr(onnx_export, "trimmed", lambda tokens: tokens[:, :2])  # cuts wrongly
     monkeypatch.setenv("MMSEARCH_CACHE", str(tmp_path / "cache"))
@@ -127,7 +127,7 @@ def test_preprocessing_matches_open_clip(size: tuple[int, int], tiny_model: str)
 
 def test_index_and_query_never_import_torch_once_exported(photos: Path) -> None:
     code = (
-        "import sys; from mmsearch.cli import app\n"
+        "import sys; from mmsearch.doors.cli import app\n"
         "for args in (['index', '-q', sys.argv[1]], ['query', 'x', '--json']):\n"
         "    app(args, standalone_mode=False)\n"
         "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules),"
@@ -189,7 +189,7 @@ def test_a_towers_optimised_graph_is_saved_at_export_and_answers_the_same(
 ) -> None:
     import onnxruntime as ort
 
-    from mmsearch.clip_onnx import open_session, session_options
+    from mmsearch.model.clip_onnx import open_session, session_options
 
     settings = Settings(db="/unused", model=tiny_model)
     load_embedder(settings)
@@ -212,6 +212,6 @@ def test_a_towers_optimised_graph_is_saved_at_export_and_answers_the_same(
 def test_sessions_take_buffers_as_needed_rather_than_one_planned_block() -> None:
     """The planned block (ONNX Runtime's memory pattern) raised indexing's peak RSS by ~40
     MiB for an image batch of 16, at no gain in speed (bench/bench.py, memory rows)."""
-    from mmsearch.clip_onnx import session_options
+    from mmsearch.model.clip_onnx import session_options
 
     assert session_options().enable_mem_pattern is False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmsearch.paths import is_within, normalize
-from mmsearch.reading import content_hash
-from mmsearch.scan import scan
+from mmsearch.core.paths import is_within, normalize
+from mmsearch.indexing.reading import content_hash
+from mmsearch.indexing.scan import scan
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -119,7 +119,7 @@ def test_content_hash_depends_only_on_bytes() -> None:
 def test_sampled_hash_reads_at_most_three_mebibytes_and_sees_the_middle(tmp_path: Path) -> None:
     import io
 
-    from mmsearch.reading import sampled_hash
+    from mmsearch.indexing.reading import sampled_hash
 
     size = 10 << 20
     data = bytearray(size)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from helpers import env_settings, make_image, query_json, run
 
-from mmsearch.client import ask, socket_path
+from mmsearch.doors.client import ask, socket_path
+from mmsearch.doors.serve import serving
 from mmsearch.library import Library
-from mmsearch.serve import serving
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def server(indexed: Path) -> Iterator[Path]:
 
 def answered_by_server(*args: str) -> bool:
     """Whether a query ran through the server: its timings then show no search of its own."""
-    code = "from mmsearch.cli import main; main()"
+    code = "from mmsearch.doors.cli import main; main()"
     result = subprocess.run(
         [sys.executable, "-c", code, "query", *args],
         capture_output=True,
@@ -200,7 +200,7 @@ def test_a_request_over_the_size_cap_is_refused_unread(server: Path) -> None:
 
 
 def test_a_model_the_store_does_not_hold_is_never_loaded(server: Path, tmp_path: Path) -> None:
-    from mmsearch import embed
+    from mmsearch.model import embed
 
     checkpoint = tmp_path / "elsewhere"
     checkpoint.mkdir()
@@ -246,7 +246,7 @@ def test_clients_that_hang_up_cost_one_line_and_no_traceback(
 ) -> None:
     import socket
 
-    from mmsearch import serve
+    from mmsearch.doors import serve
 
     monkeypatch.setattr(serve._Handler, "timeout", 0.5)
     notices: list[str] = []
@@ -270,7 +270,7 @@ def test_the_pool_is_bounded_and_a_client_beyond_it_is_told_busy(
 ) -> None:
     import socket
 
-    from mmsearch import serve
+    from mmsearch.doors import serve
 
     before = threading.active_count()
     with serving(Library(env_settings())) as path:
@@ -303,7 +303,7 @@ def test_an_error_inside_the_server_comes_back_as_one_line_and_is_not_rerun(
 
 
 def test_a_slow_query_is_never_run_twice(server: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mmsearch.client
+    import mmsearch.doors.client
 
     calls: list[str] = []
     real = Library.search_here
@@ -314,7 +314,7 @@ def test_a_slow_query_is_never_run_twice(server: Path, monkeypatch: pytest.Monke
         return real(self, request)
 
     monkeypatch.setattr(Library, "search_here", slow)
-    monkeypatch.setattr(mmsearch.client, "ANSWER_TIMEOUT", 0.5)
+    monkeypatch.setattr(mmsearch.doors.client, "ANSWER_TIMEOUT", 0.5)
     result = run("query", "x")
     assert result.exit_code == 1 and "no answer within 0.5 s" in result.stderr
     time.sleep(2)

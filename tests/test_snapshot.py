@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from helpers import env_settings, item_paths, make_image, make_video, query_json, run
 
-from mmsearch import snapshot, store
-from mmsearch.filters import Filters
+from mmsearch.query.filters import Filters
+from mmsearch.storage import snapshot, store
 
 
 def assert_same_answers(fast: list[dict], slow: list[dict]) -> None:
@@ -58,12 +58,14 @@ def loaded_after(statement: str) -> tuple[str, set[str]]:
 
 
 def test_a_query_answered_by_the_snapshot_never_imports_lancedb(library: Path) -> None:
-    call = "from mmsearch.cli import app; app(['query', 'x', '--json'], standalone_mode=False)"
+    call = (
+        "from mmsearch.doors.cli import app; app(['query', 'x', '--json'], standalone_mode=False)"
+    )
     assert "lancedb" not in loaded_after(call)[1]
 
 
 def test_importing_the_snapshot_loads_no_lancedb() -> None:
-    code = "import sys, mmsearch.snapshot; print('lancedb' in sys.modules)"
+    code = "import sys, mmsearch.storage.snapshot; print('lancedb' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -102,7 +104,7 @@ def test_snapshot_and_lancedb_give_the_same_answers(library: Path, args: list[st
 
 
 def test_an_unfiltered_query_reads_its_rows_without_pyarrow(library: Path) -> None:
-    call = "from mmsearch.quick import answer; assert answer(['query', 'x', '--json']) == 0"
+    call = "from mmsearch.doors.quick import answer; assert answer(['query', 'x', '--json']) == 0"
     printed, loaded = loaded_after(call)
     assert len(json.loads(printed)) == 10 and loaded == set()
 
@@ -134,7 +136,7 @@ def test_an_outside_image_is_answered_by_the_snapshot_like_by_lancedb(
 
 
 def test_a_change_made_after_the_snapshot_is_seen(library: Path) -> None:
-    from mmsearch.store import Store
+    from mmsearch.storage.store import Store
 
     settings = env_settings()
     coll = Store(settings.db).collection(settings)
@@ -172,7 +174,7 @@ def test_past_the_threshold_an_ann_index_answers_instead(
     shutil.copy(folder / "007.png", folder / "copy.png")
     assert run("index", "-q", str(folder)).exit_code == 0
     assert not (Path(os.environ["MMSEARCH_DB"]) / "snapshots" / env_settings().model_key).exists()
-    from mmsearch.store import Store
+    from mmsearch.storage.store import Store
 
     coll = Store(env_settings().db).collection(env_settings())
     assert any(i.columns == ["vector"] for i in coll.items.list_indices())

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pytest
 from helpers import env_settings, file_rows, item_paths, make_image, query_json, run
 
-from mmsearch import embed
-from mmsearch.config import Settings
-from mmsearch.store import SCHEMA_VERSION, Store
-from mmsearch.store import items_schema as store_items_schema
+from mmsearch.core.config import Settings
+from mmsearch.model import embed
+from mmsearch.storage.store import SCHEMA_VERSION, Store
+from mmsearch.storage.store import items_schema as store_items_schema
 
 # Schema 1, as the first release wrote it: no `schema` table, and these tables.
 V1_MODELS = pa.schema(
@@ -110,7 +110,7 @@ def indexed_rows(
     run of the first release would have written them (read back from a scratch store)."""
     import lancedb
 
-    from mmsearch.index import index_paths
+    from mmsearch.indexing.index import index_paths
 
     scratch = tmp_path_factory.mktemp("scratch") / "store"
     photos = tmp_path_factory.mktemp("v1-photos")
@@ -214,7 +214,7 @@ def lock_held_by_another_thread() -> Iterator[None]:
 def test_the_v1_layout_is_what_this_test_builds(indexed_rows: dict) -> None:
     """The literal schemas above are the ones the first release wrote: only the models
     registry and (in schema 3) the items' full-text columns grew since."""
-    from mmsearch import store
+    from mmsearch.storage import store
 
     assert store.FILES_SCHEMA == V1_FILES
     v1 = v1_items(indexed_rows["dim"])
@@ -256,7 +256,7 @@ def test_indexing_a_v1_store_upgrades_it_and_reembeds_nothing(
     s = status_json()
     assert s["schema_version"] == SCHEMA_VERSION and s["files_indexed"] == 7
     assert s["other_models"] == []
-    from mmsearch.snapshot import open_fresh
+    from mmsearch.storage.snapshot import open_fresh
 
     assert open_fresh(settings.db, settings.model_key) is not None  # named as queries look
     found = {r["path"] for r in query_json("x", "-n", "50")}

@@ -18,7 +18,7 @@ import pytest
 from helpers import make_image, make_pdf, make_video, run
 from rich.cells import cell_len
 
-from mmsearch.sanitise import snippet, terminal
+from mmsearch.core.sanitise import snippet, terminal
 
 HOSTILE_NAMES = [
     "clear \x1b[2J\x1b[H.png",  # clears the screen, homes the cursor
@@ -157,7 +157,7 @@ def test_the_table_fits_with_rank_score_and_kind_on_every_row(mixed: Path, colum
 
 
 def test_a_long_path_is_cut_in_the_middle_keeping_its_name() -> None:
-    from mmsearch.render import cut_middle
+    from mmsearch.doors.render import cut_middle
 
     path = "/home/someone/一个很长的文件夹名字/and a deep folder/東京タワーの夜景.jpeg"
     cut = cut_middle(path, 40)

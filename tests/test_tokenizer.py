@@ -1,4 +1,4 @@
-"""The torch-free tokenizer (mmsearch.tokenizer) gives open_clip's tokens, reading only the
+"""The torch-free tokenizer (mmsearch.model.tokenizer) gives open_clip's tokens, reading only the
 part of the vocabulary file CLIP uses and skipping ftfy where ftfy changes nothing."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ftfy
 import pytest
 from open_clip.tokenizer import SimpleTokenizer, default_bpe
 
-from mmsearch.tokenizer import ClipTokenizer, _fix_text
+from mmsearch.model.tokenizer import ClipTokenizer, _fix_text
 
 TRICKY = [
     "red car at night",
@@ -57,7 +57,7 @@ def test_skipping_ftfy_changes_nothing() -> None:
 
 
 def test_trimmed_tokens_end_at_the_longest_texts_end_of_text() -> None:
-    from mmsearch.clip_onnx import trimmed
+    from mmsearch.model.clip_onnx import trimmed
 
     tokens = ClipTokenizer(Path(default_bpe()), 77, "lower")(["a dog !~", "a"])
     cut = trimmed(tokens)

@@ -22,8 +22,8 @@ from helpers import env_settings, run
 from PIL import Image
 from ui_app import TOKEN, RunningUI, make_media, running_ui
 
+from mmsearch.doors.serve import serving
 from mmsearch.library import Library
-from mmsearch.serve import serving
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -270,7 +270,7 @@ def test_open_is_refused_without_the_token(ui: RunningUI) -> None:
 def test_it_answers_query_and_similar_for_its_store_meanwhile(
     ui: RunningUI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmsearch.client import ask
+    from mmsearch.doors.client import ask
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(Path(ui.db).parent / "run"))  # its socket's
     assert ask(ui.db, {"ping": True}) == {"v": 1, "pid": ui.process.pid}

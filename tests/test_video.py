@@ -153,8 +153,8 @@ def test_max_frames_caps_and_spreads_the_frames(segments_video: Path, tmp_path: 
 
 
 def test_rotation_metadata_is_honoured(tmp_path: Path) -> None:
-    from mmsearch.config import VideoOptions
-    from mmsearch.extract.video import keyframes
+    from mmsearch.core.config import VideoOptions
+    from mmsearch.indexing.extract.video import keyframes
 
     plain = tmp_path / "plain.mp4"
     ffmpeg(
@@ -246,8 +246,8 @@ def test_a_video_cut_mid_stream_keeps_what_was_decodable(tmp_path: Path) -> None
 
 
 def test_a_slow_video_is_stopped_by_the_timeout(segments_video: Path, tmp_path: Path) -> None:
-    from mmsearch.config import Settings, VideoOptions
-    from mmsearch.index import IndexOptions, index_paths
+    from mmsearch.core.config import Settings, VideoOptions
+    from mmsearch.indexing.index import IndexOptions, index_paths
 
     folder = tmp_path / "slow"
     folder.mkdir()
@@ -261,8 +261,8 @@ def test_a_slow_video_is_stopped_by_the_timeout(segments_video: Path, tmp_path: 
 
 
 def test_extracted_frames_are_model_sized_rgb(segments_video: Path) -> None:
-    from mmsearch.config import VideoOptions
-    from mmsearch.extract.video import keyframes
+    from mmsearch.core.config import VideoOptions
+    from mmsearch.indexing.extract.video import keyframes
 
     frames = keyframes(str(segments_video), 48, VideoOptions())
     assert all(isinstance(f.image, Image.Image) and f.image.size == (48, 48) for f in frames)

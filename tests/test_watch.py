@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import file_rows, item_paths, make_image, run
 
-from mmsearch.reading import content_hash
+from mmsearch.indexing.reading import content_hash
 
 SETTLE_TIMEOUT = 90
 
@@ -289,7 +289,7 @@ def test_running_out_of_inotify_watches_falls_back_to_polling(
     from watchdog.observers import Observer
     from watchdog.observers.polling import PollingObserver
 
-    from mmsearch.watch import ChangeSet, WatchOptions, _start_observer
+    from mmsearch.indexing.watch import ChangeSet, WatchOptions, _start_observer
 
     def no_watches_left(*args, **kwargs):
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
@@ -308,7 +308,7 @@ def test_running_out_of_inotify_watches_falls_back_to_polling(
 def test_a_file_still_being_written_is_not_released(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from mmsearch.watch import ChangeSet
+    from mmsearch.indexing.watch import ChangeSet
 
     changes = ChangeSet()
     growing = tmp_path / "growing.png"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.errors import StoreBusy
-from mmsearch.store import Store
+from mmsearch.core.errors import StoreBusy
+from mmsearch.storage.store import Store
 
 
 def store() -> Store:
@@ -86,7 +86,7 @@ def test_two_threads_racing_for_it_never_both_hold_it() -> None:
 def test_another_process_holding_it_is_named(tmp_path: Path) -> None:
     release = tmp_path / "release"
     code = (
-        "import os, sys, time; from mmsearch.store import Store\n"
+        "import os, sys, time; from mmsearch.storage.store import Store\n"
         "with Store(os.environ['MMSEARCH_DB']).writer_lock('forget'):\n"
         "    print('held', flush=True)\n"
         "    deadline = time.monotonic() + 60\n"

@@ -1,0 +1,117 @@
+"""Private by default: what mmsearch keeps about a person's files (paths, document text,
+vectors, the last results) is readable by that person only, whatever their umask.
+
+Folders are 0700 and files 0600. LanceDB creates its files itself, so every write to the
+store happens under a 0077 umask (`private_umask`), and a store left looser by an older
+version is tightened on its next write (`tighten`), which is said once (`take_notices`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+FOLDER_MODE, FILE_MODE = 0o700, 0o600
+_LOOSE = 0o077  # any bit for the group or others
+
+_umask_lock = threading.Lock()
+_umask_holders = 0
+_umask_before = 0
+_notices: list[tuple[int, str]] = []  # (the thread that did it, what it says)
+_notices_lock = threading.Lock()
+
+
+def private_folder(path: Path) -> Path:
+    """`path` as a folder only its owner can enter: created 0700 (with any missing parents),
+    tightened if looser."""
+    with private_umask():
+        path.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & _LOOSE:
+        path.chmod(FOLDER_MODE)
+    return path
+
+
+def private_cache(*parts: str) -> Path:
+    """A folder in mmsearch's cache (MMSEARCH_CACHE, else the user's cache folder), the
+    cache folder itself made private first."""
+    from mmsearch.core.config import cache_root
+
+    return private_folder(private_folder(cache_root()).joinpath(*parts))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (readers never see half a file), mode 0600."""
+    private_folder(path.parent)
+    # named by process and thread, not by tempfile (3 ms of a warm query to import): the
+    # folder is this user's alone; a leftover of a killed run under this name goes first,
+    # and O_EXCL refuses anything (a link) that appears there meanwhile
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created meanwhile, by any thread or library, are 0600/0700. The
+    umask belongs to the process: nested and concurrent holders share one setting, and the
+    user's umask comes back when the last one leaves."""
+    global _umask_holders, _umask_before
+    with _umask_lock:
+        if _umask_holders == 0:
+            _umask_before = os.umask(0o077)
+        _umask_holders += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_holders -= 1
+            if _umask_holders == 0:
+                os.umask(_umask_before)
+
+
+def tighten(root: str) -> int:
+    """Make everything of ours under `root` 0700/0600; returns how many entries were looser
+    (and says so once, through `take_notices`). Symbolic links are neither changed nor
+    followed."""
+    changed = 0
+    for folder, _dirs, files in os.walk(root):
+        entries = [(folder, FOLDER_MODE)] + [(os.path.join(folder, f), FILE_MODE) for f in files]
+        for name, mode in entries:
+            with contextlib.suppress(OSError):
+                st = os.lstat(name)
+                if st.st_mode & _LOOSE and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(name, mode)
+                    changed += 1
+    if changed:
+        with _notices_lock:
+            _notices.append(
+                (
+                    threading.get_ident(),
+                    f"made the store {root} private (readable by you only): {changed} files "
+                    "and folders were open to others",
+                )
+            )
+    return changed
+
+
+def take_notices(this_thread: bool = False) -> list[str]:
+    """What was tightened since the last call, for the CLI to say once; `this_thread`: only
+    what this thread did (a server's worker, answering one client's command line)."""
+    me = threading.get_ident()
+    with _notices_lock:
+        taken = [said for thread, said in _notices if not this_thread or thread == me]
+        _notices[:] = [n for n in _notices if this_thread and n[0] != me]
+    return taken

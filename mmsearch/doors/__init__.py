@@ -1,0 +1,1 @@
+"""The front doors: the CLI, its fast path and server, the web UI, MCP, and their renderers."""

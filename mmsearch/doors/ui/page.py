@@ -1,0 +1,226 @@
+"""The web UI's HTML, rendered on the server: the search form, the results grid, one result
+alone, and the message page every refusal shows. Every value from a user, a file name or a
+document is escaped here; no inline script or style (the Content-Security-Policy forbids it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import urlencode
+
+from mmsearch.core.vocab import Kind, Mode
+from mmsearch.doors.render import clock
+from mmsearch.doors.ui.order import Order
+from mmsearch.query.ranking import Hit
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A hit with the id the UI serves its file and pictures by."""
+
+    id: str
+    hit: Hit
+
+
+def url(route: str, token: str, **params: object) -> str:
+    """A URL of the app, with the token and the non-empty parameters."""
+    query: list[tuple[str, str]] = [("token", token)]
+    for key, value in params.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        query += [(key, str(v)) for v in values if v is not None and v != ""]
+    return f"{route}?{urlencode(query)}"
+
+
+def link(route: str, token: str, **params: object) -> str:
+    """The same, escaped for an HTML attribute."""
+    return escape(url(route, token, **params))
+
+
+def locator(hit: Hit) -> str:
+    if hit.t is not None:
+        return clock(hit.t)
+    if hit.page is not None:
+        return f"p. {hit.page}"
+    return ""
+
+
+def has_picture(hit: Hit) -> bool:
+    return hit.kind != Kind.DOCUMENT or hit.path.lower().endswith(".pdf")
+
+
+def _layout(token: str, title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{escape(title)} · mmsearch</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{link("/static/ui.css", token)}">
+<script src="{link("/static/ui.js", token)}" defer></script>
+</head><body>
+{body}
+</body></html>
+"""
+
+
+def search_form(token: str, form: Mapping[str, object], start: str | None = None) -> str:
+    """The search box (the CLI's grammar), the filters and the mode; the picture a query
+    starts from, when there is one, rides along in hidden fields."""
+    q = escape(str(form.get("q") or ""))
+    kinds = form.get("kind") or ()
+    boxes = "".join(
+        f'<label><input type="checkbox" name="kind" value="{k}"'
+        f"{' checked' if k.value in kinds else ''}> {k}</label>"
+        for k in Kind
+    )
+    modes = "".join(
+        f'<option value="{m}"{" selected" if form.get("mode") == m.value else ""}>{m}</option>'
+        for m in Mode
+    )
+    sorts = "".join(
+        f'<option value="{o}"{" selected" if form.get("sort") == o else ""}>{o}</option>'
+        for o in Order
+    )
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{escape(str(form[name]))}">'
+        for name in ("like", "at", "img")
+        if form.get(name) not in (None, "")
+    )
+
+    def field(name: str, label: str, placeholder: str) -> str:
+        value = escape(str(form.get(name) or ""))
+        return (
+            f'<label>{label} <input name="{name}" value="{value}" '
+            f'placeholder="{placeholder}" size="12"></label>'
+        )
+
+    starting = f'<img class="query-picture" src="{start}" alt="the picture">' if start else ""
+    hint = "add + words or - words to the picture" if starting else "words, ./picture.jpg, + and -"
+    return f"""<header>
+<form id="search" action="/" method="get" role="search">
+<input type="hidden" name="token" value="{escape(token)}">{hidden}
+{starting}<input id="q" name="q" value="{q}" placeholder="{hint}" autocomplete="off"
+ aria-label="query" autofocus>
+<button type="submit">Search</button>
+<details{
+        " open"
+        if any(form.get(n) for n in ("kind", "in", "ext", "after", "before"))
+        or form.get("sort") not in (None, "", "relevance")
+        else ""
+    }>
+<summary>Filters</summary>
+<fieldset>{boxes}
+{field("in", "folder", "~/Photos")}
+{field("ext", "ext", "jpg,png")}
+{field("after", "after", "2024-06")}
+{field("before", "before", "2025")}
+<label>mode <select name="mode">{modes}</select></label>
+<label>sort <select name="sort">{sorts}</select></label>
+</fieldset></details>
+</form>
+<form id="upload" action="{link("/upload", token)}" method="post" enctype="multipart/form-data">
+<label>Search by picture <input id="picture" type="file" name="image" accept="image/*"></label>
+<button type="submit">Upload</button>
+<span class="hint">or drop / paste a picture anywhere</span>
+</form>
+</header>"""
+
+
+def _thumb(token: str, shown: Shown, size: str = "s") -> str:
+    hit = shown.hit
+    return link(f"/thumb/{shown.id}", token, t=hit.t, page=hit.page, size=size)
+
+
+def results_page(
+    token: str,
+    form: Mapping[str, object],
+    shown: Sequence[Shown] | None,
+    message: str = "",
+    start: Shown | str | None = None,
+) -> str:
+    """The search form and, below it, the grid of results (or the message instead)."""
+    if message:
+        below = f'<p class="message" role="alert">{escape(message)}</p>'
+    elif shown is None:
+        below = '<p class="hint">Type words, or drop a picture, to search your files.</p>'
+    elif not shown:
+        below = '<p class="message">Nothing found.</p>'
+    else:
+        cards = "".join(_card(token, s) for s in shown)
+        # Element Timing names the first result's paint (bench/bench_ui.py measures it).
+        cards = cards.replace('<span class="name">', '<span class="name" elementtiming="first">', 1)
+        below = f'<ol id="results" class="grid">{cards}</ol>'
+    title = str(form.get("q") or "search")
+    picture = _thumb(token, start) if isinstance(start, Shown) else start
+    return _layout(token, title, search_form(token, form, picture) + f"<main>{below}</main>")
+
+
+def _card(token: str, shown: Shown) -> str:
+    hit = shown.hit
+    name = escape(os.path.basename(hit.path))
+    where = escape(locator(hit))
+    item = link(f"/item/{shown.id}", token, t=hit.t, page=hit.page)
+    if has_picture(hit):
+        face = f'<img src="{_thumb(token, shown)}" loading="lazy" alt="{name}">'
+    else:
+        face = f'<span class="text">{escape(hit.snippet or "")}</span>'
+    similar = ""
+    if hit.kind in (Kind.IMAGE, Kind.VIDEO):
+        like = link("/", token, like=shown.id, at=hit.t)
+        similar = f'<a class="similar" href="{like}" title="more like this">more like this</a>'
+    return (
+        f'<li class="card {escape(hit.kind)}" data-id="{shown.id}">'
+        f'<a class="hit" href="{item}" title="{escape(hit.path)}">{face}'
+        f'<span class="name">{name}</span>'
+        f'<span class="where">{where}</span></a>{similar}</li>'
+    )
+
+
+def item_page(token: str, shown: Shown, opened: bool = False) -> str:
+    """One result alone: the video playing from its moment, the photo, or the page picture
+    with its passage; "more like this" and "open" beside it."""
+    hit = shown.hit
+    name = escape(os.path.basename(hit.path))
+    if hit.kind == Kind.VIDEO:
+        src = link(f"/file/{shown.id}", token) + (f"#t={hit.t:.3f}" if hit.t else "")
+        view = (
+            f'<video id="player" controls preload="metadata" src="{src}" '
+            f'data-t="{hit.t or 0:.3f}"></video>'
+        )
+    elif has_picture(hit):
+        view = f'<img id="picture-large" src="{_thumb(token, shown, "l")}" alt="{name}">'
+    else:
+        view = ""
+    snippet = f'<blockquote id="snippet">{escape(hit.snippet)}</blockquote>' if hit.snippet else ""
+    actions = [f'<a href="{link("/", token)}" id="back">new search</a>']
+    if hit.kind in (Kind.IMAGE, Kind.VIDEO):
+        like = link("/", token, like=shown.id, at=hit.t)
+        actions.append(f'<a class="similar" href="{like}">more like this</a>')
+    open_url = link(f"/open/{shown.id}", token, t=hit.t, page=hit.page)
+    actions.append(
+        f'<form action="{open_url}" method="post"><button id="open">open</button></form>'
+    )
+    if opened:
+        actions.append('<span class="message" role="status">opened</span>')
+    where = escape(locator(hit))
+    body = f"""<main class="item">
+<h1>{name} <span class="where">{where}</span></h1>
+<p class="path">{escape(hit.path)}</p>
+{view}
+{snippet}
+<nav class="actions">{"".join(actions)}</nav>
+</main>"""
+    return _layout(token, os.path.basename(hit.path), body)
+
+
+def message_page(token: str | None, message: str) -> str:
+    """A refusal or failure, said in one line: no form when the caller has no valid token."""
+    if token is None:
+        body = f'<main><p class="message" role="alert">{escape(message)}</p></main>'
+        return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mmsearch</title>
+<link rel="icon" href="data:,"></head><body>{body}</body></html>
+"""
+    return results_page(token, {}, None, message)

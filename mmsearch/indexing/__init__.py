@@ -1,0 +1,1 @@
+"""From folders to stored items: scanning, extracting, embedding, writing, watching."""

@@ -1,0 +1,1 @@
+"""The CLIP model: loading, export to ONNX, and encoding pictures and text."""

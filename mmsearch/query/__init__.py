@@ -1,0 +1,1 @@
+"""From a parsed query to ranked hits: grammar, filters, composition, search, ranking."""
