@@ -205,3 +205,25 @@ def test_the_selector_reads_scans_and_screens() -> None:
     assert looks_like_text(Image.fromarray(data.page()))  # a real scanned page
     assert looks_like_text(render_screen("light mode error"))
     assert looks_like_text(render_screen("dark mode error", dark=True))
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("EXIT", True),
+        ("Error in module kelvaro", True),
+        ("图书馆", True),
+        ("42 km", True),
+        ("★女女", False),  # read off three yellow stars: a symbol and one stroke repeated
+        ("|||", False),
+        ("—~", False),
+        ("aa", False),
+    ],
+)
+def test_only_ocr_lines_that_read_as_words_are_kept(line: str, kept: bool) -> None:
+    """Noise read off a photo would match queries as words do (ranking counts OCR passages
+    as evidence): a line must be mostly letters or digits, with a word of two different
+    characters."""
+    from mmsearch.indexing.ocr import reads_as_words
+
+    assert reads_as_words(line) is kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
 MODES = ("auto", "always", "never")
 SELECTOR_SIDE = 256  # the selector's view: strokes still show, a JPEG decodes at 1/8 scale
 MAX_SIDE = 1600  # pictures are shrunk to this before OCR: bounds its time and memory
-MIN_CONFIDENCE = 0.5  # lines read with less confidence (scripts the model lacks) are dropped
+# Lines read with less confidence are dropped: noise read off a photo (stars read as "★女女"
+# at 0.6) would otherwise match queries as words do; real text reads at 0.9 and more.
+MIN_CONFIDENCE = 0.8
 PAGE_TEXT_LAYER = 20  # a PDF page with fewer extracted characters is treated as a scan
 
 
@@ -81,7 +84,17 @@ def read_words(image: Image.Image) -> str:
         picture.thumbnail((MAX_SIDE, MAX_SIDE))
         result = _engine(np.asarray(picture))
     texts, scores = getattr(result, "txts", None) or (), getattr(result, "scores", None) or ()
-    return "\n".join(t for t, s in zip(texts, scores, strict=False) if s >= MIN_CONFIDENCE)
+    kept = (t for t, s in zip(texts, scores, strict=False) if s >= MIN_CONFIDENCE)
+    return "\n".join(t for t in kept if reads_as_words(t))
+
+
+def reads_as_words(line: str) -> bool:
+    """Whether an OCR line reads as words: mostly letters or digits, with a word of two or
+    more different characters ("EXIT", "图书", "42 km"), not symbols or one stroke repeated."""
+    shown = [ch for ch in line if not ch.isspace()]
+    if not shown or sum(ch.isalnum() for ch in shown) < 0.6 * len(shown):
+        return False
+    return any(len(set(word)) >= 2 for word in re.findall(r"\w+", line))
 
 
 def ocr_pass(
