@@ -57,8 +57,10 @@ def scene_model(model_cache: Path) -> str:
 
 @pytest.fixture
 def with_scene_model(scene_model: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """This test's CLI and library use the scene model instead of the random tiny one."""
+    """This test's CLI and library use the scene model instead of the random tiny one, with
+    the calibrated default minimum score (what a score means is its business)."""
     monkeypatch.setenv("MMSEARCH_MODEL", scene_model)
+    monkeypatch.delenv("MMSEARCH_MIN_SCORE", raising=False)
     return scene_model
 
 
@@ -66,8 +68,10 @@ def with_scene_model(scene_model: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def isolated_env(
     tiny_model: str, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every test gets its own store, the tiny model and no network or user caches."""
+    """Every test gets its own store, the tiny model and no network or user caches. Random
+    weights assert mechanics only: their results are shown whatever they score."""
     monkeypatch.setenv("MMSEARCH_CACHE", str(model_cache))
+    monkeypatch.setenv("MMSEARCH_MIN_SCORE", "0")
     for name in ("MMSEARCH_RUNTIME", "MMSEARCH_PRECISION", "MMSEARCH_THREADS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MMSEARCH_DB", str(tmp_path / "store"))

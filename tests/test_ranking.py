@@ -1,5 +1,7 @@
 """Fusion as a function of the evidence: each list's order counts, the order the lists come in
-does not, and a locator's picture and passages are one candidate."""
+does not, and a locator's picture and passages are one candidate. Scores are calibrated: a
+picture counts by how far it stands out from what the query scores on the library, a passage
+by how much of the query's meaning its words carry."""
 
 from __future__ import annotations
 
@@ -13,12 +15,17 @@ from mmsearch.doors.protocol import SearchRequest
 from mmsearch.query.filters import Filters
 from mmsearch.query.grammar import Part
 from mmsearch.query.ranking import (
+    MATCH,
+    Calibration,
+    Candidate,
     Hit,
     Source,
     coverage,
+    evidence_fusion,
     fuse,
     group,
     query_terms,
+    text_evidence,
 )
 from mmsearch.query.search import sort_hits
 
@@ -37,8 +44,13 @@ def row(path: str, score: float, text: str | None = None, page: int | None = Non
     }
 
 
+# A library where the query's cosines centre on 0.2 with a spread of 0.05, and gibberish's
+# best picture stands out by 2 spreads.
+CAL = Calibration(centre=0.2, spread=0.05, noise=2.0)
+
+
 def order(lists: dict[Source, list[dict[str, Any]]], terms: tuple[str, ...] = ("word",)) -> list:
-    return [c.key for c in fuse(lists, terms, limit=100)]
+    return [c.key for c in fuse(lists, terms, CAL)]
 
 
 BASE = {
@@ -94,7 +106,7 @@ def test_a_pages_picture_and_passage_are_one_candidate_and_the_passage_is_the_sn
         Source.EXACT: [row("/r.pdf", 3.0, "page one talks of a zebu", 1)],
         Source.PASSAGES: [row("/r.pdf", 0.9, "page two passage", 2)],
     }
-    cands = fuse(lists, ("zebu",), limit=100)
+    cands = fuse(lists, ("zebu",), CAL)
     assert sorted(c.key for c in cands) == [("/r.pdf", 1, None), ("/r.pdf", 2, None)]
     (hit,) = group(cands, terms=("zebu",))
     assert (hit.page, hit.snippet) == (1, "page one talks of a zebu")
@@ -139,8 +151,82 @@ def test_the_sort_travels_over_the_wire() -> None:
     assert SearchRequest.from_wire(request.to_wire()).sort == Sort.NEWEST
 
 
-def test_words_count_by_rarity_and_a_word_no_passage_holds_not_at_all() -> None:
-    weights = {"red": 0.7, "circle": 0.0, "kelvaro": 3.0}  # circle: in no passage
-    assert coverage("Reference kelvaro.", weights) == pytest.approx(3.0 / 3.7)
-    assert coverage("a red thing", weights) == pytest.approx(0.7 / 3.7)
+def test_words_count_by_their_weight() -> None:
+    weights = {"red": 0.7, "circle": 1.0, "kelvaro": 3.0}
+    assert coverage("Reference kelvaro.", weights) == pytest.approx(3.0 / 4.7)
+    assert coverage("a red thing", weights) == pytest.approx(0.7 / 4.7)
     assert coverage("a red circle, kelvaro", weights) == 1.0
+
+
+def test_a_picture_counts_by_how_far_it_stands_out_not_by_its_cosine() -> None:
+    """The same standout scores the same on two models' cosine scales."""
+    narrow = Calibration(centre=0.20, spread=0.02, noise=2.0)  # CLIP's text-to-picture band
+    wide = Calibration(centre=0.10, spread=0.30, noise=2.0)
+    assert narrow.picture(0.20 + 0.02 * 2.4) == pytest.approx(wide.picture(0.10 + 0.30 * 2.4))
+
+
+def test_a_picture_standing_out_as_gibberish_does_is_weak_and_past_1_1x_it_is_a_match() -> None:
+    def at(multiple: float) -> float:
+        return CAL.picture(CAL.centre + CAL.spread * CAL.noise * multiple)
+
+    assert at(-1.0) == 0.0 and at(0.5) < 0.05 and 0.25 < at(1.0) < 0.4
+    assert at(1.09) < MATCH < at(1.11)
+    assert 0.9 < at(1.5) < 1.0
+
+
+def test_a_picture_query_counts_by_the_share_of_the_way_to_itself() -> None:
+    own = Calibration(centre=0.4, spread=0.1, noise=None, ceiling=1.0)
+    assert own.picture(0.4) == 0.0
+    assert own.picture(0.4 + 0.6 * 0.69) < MATCH < own.picture(0.4 + 0.6 * 0.71)
+    assert 0.8 < own.picture(0.99) < 1.0
+
+
+def candidate(text: str | None = None, **scores: float) -> Candidate:
+    """One locator with the given lists' scores (a picture row when no text is given)."""
+    c = Candidate(("/f", None, None), row("/f", 0.0, text))
+    for source, value in scores.items():
+        c.found[Source(source)] = (
+            1,
+            value,
+            row("/f", value, text if source != "pictures" else None),
+        )
+    return c
+
+
+def test_one_incidental_word_of_a_description_is_weak_text_evidence() -> None:
+    """A passage that shares "small" with a description of a picture carries little of it;
+    the words no passage holds count against it (weighed as the rarest)."""
+    weights = {"small": 1.5, "green": 5.5, "circle": 5.5, "top": 2, "blue": 3, "background": 5.5}
+    assert text_evidence(candidate("a small marsupial", exact=7.0), weights) < 0.1
+
+
+def test_words_scattered_over_unrelated_sentences_do_not_add_up() -> None:
+    terms = ("blue", "circle", "yellow", "background")
+    near = candidate("a blue circle on a yellow background", exact=1.0)
+    filler = " ".join(["and then we walked home"] * 4)
+    apart = candidate(
+        f"a blue van. {filler} a circle. {filler} yellow. {filler} background", exact=1.0
+    )
+    assert text_evidence(near, terms) == 1.0 and text_evidence(apart, terms) <= 0.25**2
+
+
+def test_a_passage_holding_every_query_word_is_full_text_evidence() -> None:
+    weights = {"quarterly": 2.0, "invoice": 3.0}
+    assert text_evidence(candidate("the quarterly invoice", exact=1.0), weights) == 1.0
+    assert text_evidence(candidate("the quarterly invoice", stemmed=1.0), weights) == 0.5
+
+
+def test_a_pages_picture_and_its_words_count_together() -> None:
+    cosine = CAL.centre + CAL.spread * CAL.noise * 1.15
+    terms = ("kelvaro", "circle")
+    picture = evidence_fusion(candidate(pictures=cosine), CAL, terms)
+    text = evidence_fusion(candidate("kelvaro", exact=2.0), CAL, terms)
+    page = candidate("kelvaro", exact=2.0)
+    page.found[Source.PICTURES] = (1, cosine, row("/f", cosine))
+    both = evidence_fusion(page, CAL, terms)
+    assert both > max(picture, text) and both == pytest.approx(1 - (1 - picture) * (1 - text))
+
+
+def test_a_passage_never_borrows_a_pictures_similarity() -> None:
+    """CLIP's text-to-text similarity is high for any two texts: alone it is no evidence."""
+    assert evidence_fusion(candidate("other words", passages=0.97), CAL, ("word",)) == 0.0

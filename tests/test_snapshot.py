@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import env_settings, item_paths, make_image, make_video, query_json, run
+from helpers import env_settings, item_paths, make_image, make_pdf, make_video, query_json, run
 
 from mmsearch.query.filters import Filters
 from mmsearch.storage import snapshot, store
@@ -182,3 +182,50 @@ def test_past_the_threshold_an_ann_index_answers_instead(
     found = json.loads(result.stdout)
     assert len(found) == 3 and found[0]["path"] == str(folder / "copy.png")
     assert found[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.fixture
+def documents(tmp_path: Path) -> Path:
+    """Pictures beside PDF, DOCX and text passages (English, Japanese, one rare word)."""
+    import docx
+
+    folder = tmp_path / "docs"
+    for i in range(6):
+        make_image(folder / f"p{i}.png", i)
+    make_pdf(
+        folder / "report.pdf",
+        ["Gardens and rain in the old town.", "The history of bridges; the kelvaro was noted."],
+    )
+    paper = docx.Document()
+    paper.add_paragraph("Minutes: the bridges were repaired after the rain.")
+    paper.save(folder / "minutes.docx")
+    (folder / "memo.txt").write_text("今日は図書館の地下室に行きました。\n\nHomogeneous gardens.")
+    assert run("index", "-q", "--ocr", "never", str(folder)).exit_code == 0
+    return folder
+
+
+def answers(words: str) -> list[tuple]:
+    """The hits of a word query as (score, path), in an order that only equal scores leave
+    open: the two engines' BM25 break ties differently, between files and between the pages
+    of one file that score alike."""
+    hits = query_json(words, "-n", "30", "--min-score", "0.01")
+    return sorted((round(h["score"], 5), h["path"]) for h in hits)
+
+
+@pytest.mark.parametrize(
+    "words", ["kelvaro", "bridges rain", '"gardens and rain"', "図書館", "homogeneity"]
+)
+def test_snapshot_and_lancedb_answer_word_queries_alike(documents: Path, words: str) -> None:
+    fast = answers(words)
+    assert fast, "every one of these words is in a passage"
+    shutil.rmtree(snapshot_dir())
+    assert fast == answers(words)
+
+
+def test_a_word_query_on_a_store_with_passages_never_imports_lancedb(documents: Path) -> None:
+    call = (
+        "from mmsearch.doors.quick import answer\n"
+        "assert answer(['query', 'kelvaro', '--json']) == 0"
+    )
+    printed, loaded = loaded_after(call)
+    assert json.loads(printed)[0]["page"] == 2 and "lancedb" not in loaded

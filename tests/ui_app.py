@@ -79,8 +79,12 @@ def make_media(root: Path, photo_library: Path) -> Path:
 
 
 @contextmanager
-def running_ui(root: Path, media: Path, model: str, cache: Path) -> Iterator[RunningUI]:
-    """Index `media` into a fresh store with `model`, then start `mmsearch ui` on it."""
+def running_ui(
+    root: Path, media: Path, model: str, cache: Path, min_score: str | None = "0"
+) -> Iterator[RunningUI]:
+    """Index `media` into a fresh store with `model`, then start `mmsearch ui` on it; its
+    default minimum score `min_score` (0 for random weights: mechanics only; None: the
+    calibrated default)."""
     opener = root / "opener.py"
     opener.write_text(OPENER)
     opened = root / "opened.txt"
@@ -99,6 +103,9 @@ def running_ui(root: Path, media: Path, model: str, cache: Path) -> Iterator[Run
     (root / "run").mkdir(mode=0o700)
     for name in ("MMSEARCH_PRETRAINED", "MMSEARCH_TRACEBACK", "MMSEARCH_NO_SERVER"):
         env.pop(name, None)
+    env.pop("MMSEARCH_MIN_SCORE", None)
+    if min_score is not None:
+        env["MMSEARCH_MIN_SCORE"] = min_score
     command = [sys.executable, "-m", "mmsearch"]
     subprocess.run(
         [*command, "index", "-q", str(media)], env=env, check=True, timeout=600, capture_output=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mmsearch.core.errors import ModelUnavailable
+from mmsearch.core.errors import ModelUnavailable, UsageError
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
@@ -26,6 +27,21 @@ def cache_root() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("mmsearch")
+
+
+def default_min_score() -> float | None:
+    """MMSEARCH_MIN_SCORE: the minimum score of a calibrated search when `--min-score` is not
+    given (None: the calibrated scale's own, 0.5); 0 shows the closest results always."""
+    value = os.environ.get("MMSEARCH_MIN_SCORE", "").strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise UsageError(f"MMSEARCH_MIN_SCORE must be a number, not {value!r}")
+    return number
 
 
 def default_db() -> str:

@@ -17,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent
 
 from mmsearch.core.errors import MmsearchError, one_line
+from mmsearch.query.ranking import no_good_match
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
@@ -60,6 +61,8 @@ def build(library: Library) -> MCPServer:
             )
         found = [hit_object(h) for h in hits]
         content: list[Any] = [TextContent(type="text", text=json.dumps(found, ensure_ascii=False))]
+        if not found:
+            content.append(TextContent(type="text", text=no_good_match(None)))
         for hit in hits[:THUMBNAILS]:
             thumb = _thumbnail(hit)
             if thumb is not None:

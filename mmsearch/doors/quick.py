@@ -175,6 +175,11 @@ def show(
             hits = library.search_here(request)
     with timings.phase("render"):
         remember(hits)
+        if not hits and (fmt == "table" or caller.err.isatty()):
+            from mmsearch.query.ranking import no_good_match
+
+            see_all = "--min-score 0 shows the closest anyway"
+            print(f"mmsearch: {no_good_match(filters.min_score, see_all)}", file=caller.err)
         if fmt == "table":
             from mmsearch.doors import render
 

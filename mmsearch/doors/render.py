@@ -68,8 +68,7 @@ def _hits_table(results: Sequence[Hit], out: TextIO, preview: bool) -> None:
     or kind off the line; everything from the data is shown escaped (mmsearch.core.sanitise)."""
     console = make_console(out)
     if not results:
-        console.print("no results", style="dim")
-        return
+        return  # quick.show says so on stderr
     protocol = thumbnails.image_protocol(os.environ) if preview else None
     if preview and protocol is None:
         make_console(stderr=True).print(

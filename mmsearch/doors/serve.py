@@ -244,8 +244,15 @@ def serving(library: Library, on_notice: Notice = lambda message: None) -> Itera
 
 
 def warm_up(library: Library) -> None:
-    """Load what the first query would: the text tower and the index."""
-    from mmsearch.storage.snapshot import open_fresh
+    """Walk every road a first query takes before saying ready: a word query through the
+    search as a client's runs (the snapshot or the store and its full-text indexes, the
+    calibration's sample and null queries, the text tower), and one picture through the
+    image tower (`similar`)."""
+    from PIL import Image
 
-    library.embedder().embed_texts(["warm up"])
-    open_fresh(library.settings.db, library.settings.model_key)
+    from mmsearch.query.filters import Filters
+
+    with contextlib.suppress(MmsearchError):  # nothing indexed yet: the first query says so
+        library.search_here(library.request("warm up", top=1, filters=Filters(min_score=0.0)))
+    embedder = library.embedder()
+    embedder.embed_images([embedder.preprocess(Image.new("RGB", (64, 64), (128, 128, 128)))])

@@ -316,11 +316,17 @@ def _write_variant(variant: str, source: Path, target: Path, calibration: np.nda
 
 
 def probe_corpus(embedder: OnnxEmbedder) -> tuple[list[np.ndarray], list[str]]:
-    """What the int8 gate ranks: the shipped photos, whole and as five crops each, then
-    GRAPHICS drawn pictures (pages of text, flat shapes, a gradient, bars, stripes), and
-    sentences. Static quantization is calibrated on the photos and sentences only, so the
-    drawn pictures and odd texts show whether its activation ranges hold beyond what it saw.
-    Small on purpose: the gate runs on every user's first use."""
+    """What the int8 gate ranks: the probe pictures, then sentences. Static quantization is
+    calibrated on the photos and sentences only, so the drawn pictures and odd texts show
+    whether its activation ranges hold beyond what it saw. Small on purpose: the gate runs
+    on every user's first use."""
+    return [embedder.preprocess(p) for p in probe_pictures()], [*PROBE_TEXTS, *SENTENCES]
+
+
+def probe_pictures() -> list[Image.Image]:
+    """The shipped photos, whole and as five crops each, then GRAPHICS drawn pictures (pages
+    of text, flat shapes, a gradient, bars, stripes): pictures unlike each other, the same
+    everywhere (a query's calibration pads a small library with them too)."""
     pictures = []
     for path in sorted(PROBES.glob("*.jpg")):
         photo = Image.open(path).convert("RGB")
@@ -329,8 +335,7 @@ def probe_corpus(embedder: OnnxEmbedder) -> tuple[list[np.ndarray], list[str]]:
         for box in ((0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h),
                     (w // 2, h // 2, w, h), (w // 4, h // 4, 3 * w // 4, 3 * h // 4)):  # fmt: skip
             pictures.append(photo.crop(box))
-    pictures += _graphics()
-    return [embedder.preprocess(p) for p in pictures], [*PROBE_TEXTS, *SENTENCES]
+    return pictures + _graphics()
 
 
 def probe_inputs(embedder: OnnxEmbedder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

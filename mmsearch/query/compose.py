@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 
 def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) -> np.ndarray:
+    return compose_with_reach(settings, coll, parts)[0]
+
+
+def compose_with_reach(
+    settings: Settings, coll: Collection | None, parts: Sequence[Part]
+) -> tuple[np.ndarray, float]:
+    """The query vector, and how close it is to the nearest of its own pictures (1 for a
+    picture alone, less when words move it): the most a result can be expected to reach."""
     vectors: dict[int, np.ndarray] = {}
     for p in parts:  # pictures first: a bad query file fails before any text is embedded
         if p.kind == "image":
@@ -32,16 +40,19 @@ def compose(settings: Settings, coll: Collection | None, parts: Sequence[Part]) 
     if texts:
         from mmsearch.query.query_cache import text_vectors
 
-        embedded = text_vectors(settings, [p.value for p in texts], _text_embedder(settings))
+        embedded = text_vectors(settings, [p.value for p in texts], text_embedder(settings))
         vectors.update({id(p): v for p, v in zip(texts, embedded, strict=True)})
     total = sum(p.weight * _unit(vectors[id(p)]) for p in parts)
     norm = float(np.linalg.norm(total))
     if norm < 1e-6:
         raise UsageError("the query's parts cancel each other out")
-    return (total / norm).astype(np.float32)
+    vector = (total / norm).astype(np.float32)
+    pictures = [_unit(vectors[id(p)]) for p in parts if p.kind == "image" and p.weight > 0]
+    reach = max((float(vector @ v) for v in pictures), default=1.0)
+    return vector, reach
 
 
-def _text_embedder(settings: Settings) -> Callable[[list[str]], np.ndarray]:
+def text_embedder(settings: Settings) -> Callable[[list[str]], np.ndarray]:
     def embed(texts: list[str]) -> np.ndarray:
         from mmsearch.model.embed import load_embedder
 

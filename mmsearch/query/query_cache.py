@@ -56,3 +56,16 @@ def _keep(folder: Path, path: Path, vector: np.ndarray) -> None:
                 os.unlink(e.path)
     except OSError:
         pass  # a cache: failing to keep a vector costs only the next query's time
+
+
+def reference_vectors(settings: Settings, embed: Callable[[], np.ndarray]) -> np.ndarray:
+    """The model's vectors of the probe pictures (model.onnx_export.probe_pictures), kept
+    beside its query vectors: made once per model."""
+    folder = _folder(settings)
+    path = folder / "reference-pictures.npy"
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        vectors = embed().astype(np.float32)
+        _keep(folder, path, vectors)
+        return vectors

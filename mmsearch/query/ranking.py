@@ -4,7 +4,6 @@ won, and the passage of that locator that explains it."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,104 +86,133 @@ def collect(lists: Lists) -> dict[tuple[Any, ...], Candidate]:
 
 
 @dataclass(frozen=True)
-class Norms:
-    """Per list: its best score and the score of its last fetched row when the list was cut
-    at the fetch limit (None when the list holds all it has)."""
+class Calibration:
+    """How a picture's cosine similarity to one query becomes a relevance estimate, 0-1.
 
-    top: dict[Source, float]
-    last: dict[Source, float | None]
+    A cosine means nothing alone: its scale differs from model to model, and between a text
+    query (CLIP's text-to-picture cosines sit in a narrow band) and a picture query. What it
+    says is how far it stands out from what the same query scores on the library's pictures
+    in general: `centre` and `spread` are the mean and standard deviation of the query's
+    cosines over them (near-copies counted once), so unrelated pictures added move a score
+    little.
 
-    @classmethod
-    def of(cls, lists: Lists, limit: int) -> Norms:
-        top = {s: float(rows[0]["score"]) for s, rows in lists.items() if rows}
-        last = {
-            s: float(rows[-1]["score"]) if len(rows) >= limit else None
-            for s, rows in lists.items()
-            if rows
-        }
-        return cls(top, last)
+    - A text query: a picture counts by its standout z = (cosine - centre) / spread as a
+      multiple r of `noise`, the standout that meaningless queries (NULL_QUERIES) reach among
+      the same pictures with the same model: r^8 / (r^8 + 1.1^8), so 0.5 (a match) at 1.1x,
+      0.32 at gibberish's own level, 0.92 at 1.5x.
+    - A query with a picture (`noise` None): `ceiling` is the query's similarity to its own
+      picture (1 for a picture alone, less for a picture moved by words), the library's
+      centre the floor; a picture counts by the share of that span it covers: 0.5 at 70%,
+      0.9 at 85%, 1 at all of it (a copy), near 0 below half of it.
+
+    In a library of too few distinct pictures (`trusted` False) the standouts say little:
+    scores are still given (measured with the model's reference pictures added), but no
+    query is called "no good match" on them.
+    """
+
+    centre: float
+    spread: float
+    noise: float | None
+    ceiling: float = 1.0
+    trusted: bool = True  # measured on enough pictures to call a query "no good match"
+
+    def picture(self, cosine: float) -> float:
+        if self.noise is None:
+            share = (cosine - self.centre) / max(self.ceiling - self.centre, 1e-6)
+            return min(1.0, _copied(share) / _copied(1.0))
+        standout = max(0.0, (cosine - self.centre) / self.spread / self.noise)
+        return standout**STEEPNESS / (standout**STEEPNESS + STANDOUT**STEEPNESS)
 
 
-Rule = Callable[[dict[Source, float], Norms, Terms, str | None], float]
+def _copied(share: float) -> float:
+    """0.5 at REACHED of the way to the query's own picture, rising steeply past it."""
+    return 1.0 - 2.0 ** -((max(0.0, share) / REACHED) ** 6)
 
-# The chosen fusion (bench/bench_relevance.py measures it against its rivals): a convex
-# combination of the evidence, each list's scores taken relative to its best. Words count
-# most: a passage holding every query word scores 1 in full text, and only full-text
-# evidence can lift a candidate past PICTURE_WEIGHT; a picture counts fully at the best
-# picture's cosine and loses a factor e for every PICTURE_MARGIN below it (a soft relevance
-# floor: a list that always returns something cannot lift an unrelated picture, and the
-# pictures keep their order). Passages by meaning (CLIP's text-to-text similarity, high for
-# any two texts) only break ties: on the benchmark any weight for them cost more than it won.
-TEXT_WEIGHT = 0.6
-PICTURE_WEIGHT = 0.4
-PICTURE_MARGIN = 0.03
+
+NO_CALIBRATION = Calibration(0.0, 1.0, None)  # for a library without pictures
+# Meaningless queries: how far they make a picture stand out is how far any words at all
+# do, with this model, in this library.
+NULL_QUERIES = ("qzxv", "blorft wemp", "xyzzy plugh", "asdf jkl", "zzkq vvbr", "fnord", "kfgh lmnp")
+STANDOUT = 1.1  # a picture standing out 1.1x as far as gibberish's best does: 0.5, a match
+STEEPNESS = 8  # 0.32 at gibberish's level, 0.67 at 1.2x, 0.92 at 1.5x, 0.07 at 0.8x
+REACHED = 0.7  # a picture query's match covers 70% of the way to the query's own picture
 STEMMED_ONLY = 0.5  # a stemmed variant counts half an exact word
+# The scale every calibrated score is on (README, "Scores"): what `--min-score` compares to.
+MATCH = 0.5  # a result at least this relevant is a good match; the default minimum score
 
 
-def relative(source: Source, score: float, norms: Norms) -> float:
-    """A list's score as a share of its best: 1 at the top."""
-    top = norms.top.get(source, 0.0)
-    return score / top if top > 0 else 0.0
+def no_good_match(min_score: float | None, see_all: str = "") -> str:
+    """What every front door says when no result reaches the minimum score; `see_all` says,
+    in that door's words, how to see the closest results anyway."""
+    floor = MATCH if min_score is None else min_score
+    said = f"no good match: nothing scored {floor:.2f} or more"
+    return f"{said} ({see_all})" if see_all else said
 
 
-def decayed(source: Source, score: float, norms: Norms, margin: float) -> float:
-    """1 at the list's best score, a factor e less for every `margin` below it."""
-    top = norms.top.get(source)
-    return 0.0 if top is None else math.exp(-max(0.0, top - score) / margin)
+Rule = Callable[[Candidate, Calibration, Terms], float]
 
 
-def text_evidence(
-    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
-) -> float:
-    """How well a passage's words answer the query, 0-1: BM25 relative to the best passage
-    (exact words count fully, stemmed variants half) times the share of the query's words it
-    holds, so a passage that shares one common word with a long caption stays weak."""
-    exact = relative(Source.EXACT, scores.get(Source.EXACT, 0.0), norms)
-    stemmed = relative(Source.STEMMED, scores.get(Source.STEMMED, 0.0), norms)
-    grams = relative(Source.GRAMS, scores.get(Source.GRAMS, 0.0), norms)
-    bm25 = max(grams, exact, STEMMED_ONLY * stemmed)
-    return bm25 * coverage(passage, terms) if bm25 else 0.0
+def text_evidence(c: Candidate, terms: Terms) -> float:
+    """How much of the query's meaning a passage's words carry, 0-1: the share of the
+    query's words it holds within one stretch of text (`coverage`), each word weighted by its
+    rarity (a common word says little; a word no passage holds weighs as the rarest and is
+    still missing), for a passage the full-text search found by its exact words (by a stemmed
+    variant alone: half). One incidental word shared with a long description stays near 0."""
+    if Source.EXACT in c.found or Source.GRAMS in c.found:
+        found = 1.0
+    elif Source.STEMMED in c.found:
+        found = STEMMED_ONLY
+    else:
+        return 0.0
+    return found * coverage(c.passage(), terms) ** 2
 
 
-def by_cosine(
-    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
-) -> float:
+def by_cosine(c: Candidate, calibration: Calibration, terms: Terms) -> float:
     """`--mode vector`: the cosine similarity of the locator's best row."""
-    return scores.get(Source.VECTOR, -1.0)
+    return c.found[Source.VECTOR][1] if Source.VECTOR in c.found else -1.0
 
 
-def by_words(scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None) -> float:
+def by_words(c: Candidate, calibration: Calibration, terms: Terms) -> float:
     """`--mode text`: the full-text evidence alone, 0-1."""
-    return text_evidence(scores, norms, terms, passage)
+    return text_evidence(c, terms)
 
 
-def evidence_fusion(
-    scores: dict[Source, float], norms: Norms, terms: Terms, passage: str | None
-) -> float:
-    """The chosen rule (see the constants above); 0-1."""
-    picture = scores.get(Source.PICTURES)
-    pictures = 0.0 if picture is None else decayed(Source.PICTURES, picture, norms, PICTURE_MARGIN)
-    return TEXT_WEIGHT * text_evidence(scores, norms, terms, passage) + PICTURE_WEIGHT * pictures
+def evidence_fusion(c: Candidate, calibration: Calibration, terms: Terms) -> float:
+    """The calibrated score (the default): how likely the locator is relevant, 0-1, from
+    its picture (`Calibration.picture`) and its words (`text_evidence`) as two independent
+    witnesses (1 - (1 - picture) (1 - words)): either alone can make a match, both together
+    more. A passage's meaning by CLIP (high for any two texts) only breaks ties; a passage
+    never borrows a picture's similarity."""
+    seen = c.found.get(Source.PICTURES) or c.found.get(Source.VECTOR)
+    picture = 0.0
+    if seen is not None and seen[2].get("text") is None:
+        picture = calibration.picture(seen[1])
+    words = text_evidence(c, terms)
+    return 1.0 - (1.0 - picture) * (1.0 - words)
 
 
-def fuse(lists: Lists, terms: Terms, limit: int, rule: Rule = evidence_fusion) -> list[Candidate]:
+def fuse(
+    lists: Lists, terms: Terms, calibration: Calibration, rule: Rule = evidence_fusion
+) -> list[Candidate]:
     """One candidate per locator, scored by `rule` from its evidence, best first. Ties go to
     the stronger words, then the closer picture, then the path and locator: never to the
     order in which the lists were given."""
-    norms = Norms.of(lists, limit)
     found = list(collect(lists).values())
     for cand in found:
-        scores = {s: f[1] for s, f in cand.found.items()}
-        cand.score = rule(scores, norms, terms, cand.passage())
+        cand.score = rule(cand, calibration, terms)
     return sorted(found, key=lambda c: _order(c))
 
 
-def best_unseen(lists: Lists, limit: int, rule: Rule) -> float:
+def best_unseen(lists: Lists, limit: int, calibration: Calibration, rule: Rule) -> float:
     """The highest score a locator not fetched yet could reach: each list cut at the fetch
-    limit at most at its last fetched score, every query word present."""
-    norms = Norms.of(lists, limit)
-    scores = {s: v for s, v in norms.last.items() if v is not None}
-    return rule(scores, norms, (), None) if scores else float("-inf")
+    limit at most at its last fetched row's score, every query word present."""
+    cut = {s: rows[-1] for s, rows in lists.items() if len(rows) >= limit}
+    if not cut:
+        return float("-inf")
+    best = Candidate(("", None, None), {"text": "", "path": ""})
+    for source, row in cut.items():
+        best.found[source] = (limit, float(row["score"]), row)
+    return rule(best, calibration, ())
 
 
 def _order(c: Candidate) -> tuple[Any, ...]:
@@ -233,10 +261,11 @@ def cjk_runs(text: str | None) -> str | None:
 
 
 def coverage(passage: str | None, terms: Terms) -> float:
-    """The share of the query's words a passage holds, each word weighted by how much it
-    says (a rare word most, a word no passage holds not at all): an exact word counts fully,
-    a word of the same stem (a shared prefix of all but its last three letters, at least
-    four) half."""
+    """The share of the query's words a passage holds within one stretch of it (the best
+    window of `window_for` words: words scattered over unrelated sentences do not add up),
+    each word weighted by how much it says (`terms` maps a word to its weight, or lists words
+    of equal weight): an exact word counts fully, a word of the same stem (a shared prefix of
+    all but its last three letters, at least four) half; CJK bigrams anywhere in the text."""
     weights = terms if isinstance(terms, Mapping) else dict.fromkeys(terms, 1.0)
     total = sum(weights.values())
     if total <= 0:
@@ -244,14 +273,34 @@ def coverage(passage: str | None, terms: Terms) -> float:
     if not passage:
         return 0.0
     text = passage.lower()
-    words = set(re.findall(_WORD, text))
-    held = 0.0
+    words = re.findall(_WORD, text)
+    held: dict[int, dict[str, float]] = {}  # position -> the query words it holds, with credit
+    cjk = 0.0
     for t, weight in weights.items():
-        if t in words or (re.search(_CJK, t) and t in text):
-            held += weight
-        elif len(t) >= 5 and any(w.startswith(t[: max(4, len(t) - 3)]) for w in words):
-            held += STEMMED_ONLY * weight
-    return held / total
+        if re.search(_CJK, t):
+            cjk += weight if t in text else 0.0
+            continue
+        stem = t[: max(4, len(t) - 3)] if len(t) >= 5 else None
+        for i, w in enumerate(words):
+            if w == t:
+                held.setdefault(i, {})[t] = weight
+            elif stem and w.startswith(stem):
+                held.setdefault(i, {})[t] = STEMMED_ONLY * weight
+    best = 0.0
+    span = window_for(len(weights))
+    for start in held:  # windows that begin at a held word
+        found: dict[str, float] = {}
+        for i in range(start, start + span):
+            for t, credit in held.get(i, {}).items():
+                found[t] = max(found.get(t, 0.0), credit)
+        best = max(best, sum(found.values()))
+    return (best + cjk) / total
+
+
+def window_for(count: int) -> int:
+    """Words of a passage that one query of `count` words may spread over: a sentence or
+    two (12 words, 3 per query word past four)."""
+    return max(12, 3 * count)
 
 
 def group(cands: Sequence[Candidate], moments: bool = False, terms: Terms = ()) -> list[Hit]:
@@ -273,7 +322,7 @@ def group(cands: Sequence[Candidate], moments: bool = False, terms: Terms = ()) 
             continue
         runs = _moments(sorted(found, key=lambda c: c.row["t"]))
         hits.extend(runs if moments else runs[:1])
-    return sorted(hits, key=lambda h: (-h.score, h.path, h.t or 0.0))
+    return sorted(hits, key=lambda h: -h.score)  # equal scores keep the candidates' order
 
 
 def _hit(c: Candidate, **where: Any) -> Hit:

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mmsearch.core.config import Settings, is_local_uri
+from mmsearch.core.config import Settings, default_min_score, is_local_uri
 from mmsearch.core.errors import UsageError
 from mmsearch.core.timings import phase
 from mmsearch.core.vocab import Mode, Sort
-from mmsearch.query.compose import compose
+from mmsearch.query.compose import compose_with_reach
 from mmsearch.query.filters import Filters
 from mmsearch.query.grammar import Part
 from mmsearch.query.ranking import (
+    MATCH,
+    NO_CALIBRATION,
+    NULL_QUERIES,
+    Calibration,
     Hit,
     Lists,
     Rule,
@@ -34,11 +39,30 @@ from mmsearch.query.ranking import (
 )
 
 if TYPE_CHECKING:
+    from mmsearch.storage.snapshot import Snapshot
     from mmsearch.storage.store import Collection
 
-# A ranking: fetch `limit` rows per list → the lists, how to fuse them, the query's words.
-Ranked = Callable[[int], tuple[Lists, Rule, Terms]]
-DF_PROBE = 64  # passages fetched to tell a rare word from a common one
+Row = dict[str, Any]
+
+DF_PROBE = 256  # passages fetched to tell a rare word from a common one
+SAMPLE = 4096  # the library's pictures a query's calibration is measured on, at most
+MIN_SPREAD = 0.005  # cosine: a library of near-identical pictures has no standout
+MIN_NOISE = 0.5  # standouts: gibberish's level, in a library too small to measure it
+# Distinct pictures a calibration needs before "no good match" is said on it: among fewer,
+# the best of anything stands out about as far as a description's picture does (and the
+# library is measured together with the model's reference pictures).
+TRUSTED = 20
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A query made ready: `fetch(limit)` gives the ranked lists with `limit` rows each, and
+    `rule` scores a locator from them with the query's words and calibration."""
+
+    fetch: Callable[[int], Lists]
+    rule: Rule
+    terms: Terms
+    calibration: Calibration
 
 
 def search(
@@ -56,11 +80,12 @@ def search(
 
     `mode`: "vector" ranks every item by cosine similarity; "text" ranks passages by their
     words (BM25 over exact words, stemmed words and CJK bigrams); "hybrid" ranks pictures and
-    passages as separate lists, adds the full-text lists, and fuses their evidence per
-    locator by score (ranking.evidence_fusion), so that a word only one file holds puts that
-    file first and CLIP's high text-to-text similarities cannot bury a well matching photo.
-    "auto" is hybrid when the query has words and the index has passages, else vector.
-    `sort`: the top hits by score, then ordered by capture date when asked.
+    passages as separate lists, adds the full-text lists, and scores each locator's evidence
+    on the calibrated scale (ranking.evidence_fusion, ranking.Calibration); "auto" is hybrid
+    when the query has words and no picture and the index has passages, else every row by
+    cosine, calibrated too. A calibrated search keeps only hits of at least the minimum score
+    (MATCH, or MMSEARCH_MIN_SCORE) unless the filters name one, or the calibration is not
+    trusted. `sort`: the top hits by score, then ordered by capture date when asked.
     """
     filters = filters or Filters()
     words = " ".join(p.words for p in parts if p.kind == "text" and p.weight > 0)
@@ -70,25 +95,29 @@ def search(
     ranked = _from_snapshot(settings, parts, mode, words, filters, exclude)
     if ranked is None:
         ranked = _from_store(settings, parts, mode, words, filters, exclude)
-    return sort_hits(_best(ranked, words, top, filters.min_score, moments), sort)
+    min_score = filters.min_score
+    if min_score is None and ranked.rule is evidence_fusion:  # calibrated: below it, no good match
+        min_score = default_min_score()
+        if min_score is None and ranked.calibration.trusted:
+            min_score = MATCH
+    return sort_hits(_best(ranked, top, min_score, moments), sort)
 
 
-def _best(
-    ranked: Ranked, words: str, top: int, min_score: float | None, moments: bool
-) -> list[Hit]:
+def _best(ranked: Ranked, top: int, min_score: float | None, moments: bool) -> list[Hit]:
     """Fetch deeper until `top` hits are found, the index has nothing more, or (with a
     minimum score) nothing not fetched yet could reach it."""
     limit = max(top * 2, top + 8)
     while True:
         with phase("search"):
-            lists, rule, terms = ranked(limit)
-        cands = fuse(lists, terms, limit, rule)
+            lists = ranked.fetch(limit)
+        cands = fuse(lists, ranked.terms, ranked.calibration, ranked.rule)
         if min_score is not None:
             cands = [c for c in cands if score(c) >= min_score]
-        hits = group(cands, moments, terms)
+        hits = group(cands, moments, ranked.terms)
         if len(hits) >= top or all(len(rows) < limit for rows in lists.values()):
             return hits[:top]
-        if min_score is not None and best_unseen(lists, limit, rule) < min_score:
+        unseen = best_unseen(lists, limit, ranked.calibration, ranked.rule)
+        if min_score is not None and unseen < min_score:
             return hits[:top]
         limit *= 4
 
@@ -101,6 +130,30 @@ def sort_hits(hits: list[Hit], sort: Sort) -> list[Hit]:
     return sorted(hits, key=lambda h: (h.taken is None, sign * (h.taken or 0.0), -h.score))
 
 
+class Rows(Protocol):
+    """Where a query's ranked lists come from: the snapshot or the store, within the query's
+    filters."""
+
+    has_text: bool
+
+    def nearest(self, vector: np.ndarray, limit: int, pictures: bool | None) -> list[Row]:
+        """Rows by cosine, best first: pictures, passages, or every row (None)."""
+        ...
+
+    def matching(self, words: str, limit: int, column: str) -> list[Row]:
+        """Passages by BM25 in the full-text index the store keeps as `column`."""
+        ...
+
+    def holding(self, word: str, column: str) -> int:
+        """How many passages hold `word`, up to DF_PROBE (with no filter)."""
+        ...
+
+    def pictures(self) -> np.ndarray:
+        """A sample of the library's picture vectors (whatever the filters: the filtered
+        ones are often too few, or all alike, to measure a standout on)."""
+        ...
+
+
 def _from_snapshot(
     settings: Settings,
     parts: Sequence[Part],
@@ -109,11 +162,9 @@ def _from_snapshot(
     filters: Filters,
     exclude: Sequence[str],
 ) -> Ranked | None:
-    """A ranking served by the search snapshot, when it is current and the query needs
-    nothing else (no full-text search, no query file that is itself indexed: its stored
-    vector needs the store); None sends it to the store."""
-    if mode not in (Mode.AUTO, Mode.VECTOR):
-        return None
+    """A ranking served by the search snapshot (vectors by numpy, words by its SQLite FTS5
+    file), when it is current and no query file is itself indexed (its stored vector needs
+    the store); None sends it to the store."""
     from mmsearch.storage.snapshot import open_fresh
 
     with phase("open index"):
@@ -122,19 +173,9 @@ def _from_snapshot(
             from mmsearch.storage.snapshot import fetch
 
             snap = fetch(settings)
-    if snap is None or (mode == Mode.AUTO and words and snap.has_text):
+    if snap is None or any(snap.holds(path) for path in exclude):
         return None
-    if any(snap.holds(path) for path in exclude):
-        return None
-    vector = compose(settings, None, parts)
-    mask = snap.allowed(filters)
-
-    terms = query_terms(words)
-
-    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
-        return {Source.VECTOR: snap.search(vector, limit, mask)}, by_cosine, terms
-
-    return ranked
+    return _ranked(settings, parts, mode, words, _SnapshotRows(snap, snap.allowed(filters)), None)
 
 
 def _from_store(
@@ -149,59 +190,172 @@ def _from_store(
         from mmsearch.storage.store import search_collection
 
         coll = search_collection(settings)
-    if mode == Mode.AUTO:
-        mode = Mode.HYBRID if words and coll.has_text() else Mode.VECTOR
-    vector = compose(settings, coll, parts) if mode != Mode.TEXT else None
-    where = filters.where(exclude)
+    rows = _StoreRows(settings, coll, filters.where(exclude))
+    return _ranked(settings, parts, mode, words, rows, coll)
+
+
+def _ranked(
+    settings: Settings,
+    parts: Sequence[Part],
+    mode: Mode,
+    words: str,
+    rows: Rows,
+    coll: Collection | None,
+) -> Ranked:
+    """The query made ready over `rows`: its rule, lists, words' weights and calibration.
+    `auto` is hybrid for words (without a picture: a composed query's words only move the
+    picture) in an index with passages, else every row by cosine; calibrated either way."""
     rule = {Mode.VECTOR: by_cosine, Mode.TEXT: by_words}.get(mode, evidence_fusion)
-    terms = query_terms(words)
+    if mode == Mode.AUTO:
+        pictured = any(p.kind == "image" and p.weight > 0 for p in parts)
+        mode = Mode.HYBRID if words and not pictured and rows.has_text else Mode.VECTOR
+    vector, reach = compose_with_reach(settings, coll, parts) if mode != Mode.TEXT else (None, 1.0)
+    terms: Terms = query_terms(words)
     if mode != Mode.VECTOR:
-        terms = term_weights(coll, terms)
+        terms = term_weights(rows.holding, terms)
+    calibration = NO_CALIBRATION
+    if rule is evidence_fusion:
+        assert vector is not None
+        calibration = calibrate(settings, parts, vector, reach, rows.pictures())
 
-    def ranked(limit: int) -> tuple[Lists, Rule, Terms]:
-        return evidence(coll, mode, vector, words, limit, where), rule, terms
+    def fetch(limit: int) -> Lists:
+        lists: dict[Source, list[Row]] = {}
+        if mode != Mode.TEXT:
+            assert vector is not None
+            if mode == Mode.VECTOR:
+                return {Source.VECTOR: rows.nearest(vector, limit, None)}
+            lists[Source.PICTURES] = rows.nearest(vector, limit, True)
+            lists[Source.PASSAGES] = rows.nearest(vector, limit, False)
+        grams = cjk_runs(words)
+        for source, column, text in (
+            (Source.EXACT, "words", words),
+            (Source.STEMMED, "text", words),
+            (Source.GRAMS, "grams", grams),
+        ):
+            if text:
+                lists[source] = rows.matching(text, limit, column)
+        return lists
 
-    return ranked
+    return Ranked(fetch, rule, terms, calibration)
 
 
-def term_weights(coll: Collection, terms: Sequence[str]) -> dict[str, float]:
+class _SnapshotRows:
+    def __init__(self, snap: Snapshot, mask: np.ndarray | None):
+        self.snap, self.mask, self.has_text = snap, mask, snap.has_text
+
+    def nearest(self, vector: np.ndarray, limit: int, pictures: bool | None) -> list[Row]:
+        if pictures is None:
+            return self.snap.search(vector, limit, self.mask)
+        kind = self.snap.pictures if pictures else ~self.snap.pictures
+        return self.snap.search(vector, limit, kind if self.mask is None else kind & self.mask)
+
+    def matching(self, words: str, limit: int, column: str) -> list[Row]:
+        return self.snap.text_search(words, limit, self.mask, column)
+
+    def holding(self, word: str, column: str) -> int:
+        return self.snap.passages.count(word, column, DF_PROBE)
+
+    def pictures(self) -> np.ndarray:
+        return self.snap.picture_sample(SAMPLE)
+
+
+class _StoreRows:
+    def __init__(self, settings: Settings, coll: Collection, where: str | None):
+        self.settings, self.coll, self.where = settings, coll, where
+        self.has_text = coll.has_text()
+
+    def nearest(self, vector: np.ndarray, limit: int, pictures: bool | None) -> list[Row]:
+        if pictures is None:
+            return self.coll.search(vector, limit, self.where)
+        kind = "text IS NULL" if pictures else "text IS NOT NULL"
+        return self.coll.search(vector, limit, f"({self.where}) AND {kind}" if self.where else kind)
+
+    def matching(self, words: str, limit: int, column: str) -> list[Row]:
+        return self.coll.text_search(words, limit, self.where, column)
+
+    def holding(self, word: str, column: str) -> int:
+        return len(self.coll.text_search(word, DF_PROBE, None, column))
+
+    def pictures(self) -> np.ndarray:
+        """From the snapshot when it is current (a query file that is itself indexed sends
+        a query here), else the first SAMPLE the store gives."""
+        from mmsearch.storage.snapshot import open_fresh
+
+        snap = open_fresh(self.settings.db, self.settings.model_key)
+        return (snap or self.coll).picture_sample(SAMPLE)
+
+
+def term_weights(holding: Callable[[str, str], int], terms: Sequence[str]) -> dict[str, float]:
     """How much each query word says about passages: its inverse document frequency among
-    them, estimated from one small full-text probe per word. A word no passage holds says
-    nothing about passages (weight 0): a caption's picture words do not dilute the one rare
-    word a passage shares with the query."""
+    them, from `holding(word, column)`, how many passages (up to DF_PROBE) a full-text
+    index finds it in. A word no passage holds weighs as the rarest (half a passage): it is
+    part of what the query asks, and a passage that lacks it lacks that much of its meaning."""
     weights: dict[str, float] = {}
     for term in terms:
-        column = "grams" if cjk_runs(term) else "words"
-        found = len(coll.text_search(term, DF_PROBE, None, column))
-        weights[term] = math.log(1 + DF_PROBE / found) if found else 0.0
+        found = holding(term, "grams" if cjk_runs(term) else "words")
+        weights[term] = math.log(1 + DF_PROBE / max(found, 0.5))
     return weights
 
 
-def evidence(
-    coll: Collection,
-    mode: Mode,
-    vector: np.ndarray | None,
-    words: str,
-    limit: int,
-    where: str | None,
-) -> dict[Source, list[dict[str, Any]]]:
-    """The ranked lists a mode fuses, each best first with its `score` and at most `limit`
-    rows long."""
-    lists: dict[Source, list[dict[str, Any]]] = {}
-    if mode == Mode.VECTOR:
-        assert vector is not None
-        lists[Source.VECTOR] = coll.search(vector, limit, where)
-        return lists
-    if mode == Mode.HYBRID:
-        assert vector is not None
-        both = f"({where}) AND " if where else ""
-        lists[Source.PICTURES] = coll.search(vector, limit, both + "text IS NULL")
-        lists[Source.PASSAGES] = coll.search(vector, limit, both + "text IS NOT NULL")
-    for source, column, text in (
-        (Source.EXACT, "words", words),
-        (Source.STEMMED, "text", words),
-        (Source.GRAMS, "grams", cjk_runs(words)),
-    ):
-        if text:
-            lists[source] = coll.text_search(text, limit, where, column)
-    return lists
+def calibrate(
+    settings: Settings,
+    parts: Sequence[Part],
+    vector: np.ndarray,
+    reach: float,
+    pictures: np.ndarray,
+) -> Calibration:
+    """What this query scores on the library's pictures in general (ranking.Calibration),
+    from a sample of their vectors; for a text query, with how far meaningless queries make
+    a picture stand out in the same sample."""
+    if len(pictures) == 0:
+        return NO_CALIBRATION
+    pictures = distinct(pictures)
+    trusted = len(pictures) >= TRUSTED
+    if not trusted:  # a handful of pictures: their mean and spread are mostly chance
+        pictures = np.concatenate([pictures, reference_pictures(settings)])
+    centre, spread = centre_and_spread(pictures @ vector)
+    if any(p.kind == "image" and p.weight > 0 for p in parts):
+        return Calibration(centre, spread, None, reach, trusted)
+    return Calibration(centre, spread, _noise(settings, pictures), trusted=trusted)
+
+
+def reference_pictures(settings: Settings) -> np.ndarray:
+    """The model's unit vectors of the probe pictures (photos, crops, drawn pages and
+    shapes), made once per model: what a small library's pictures are measured among."""
+    from mmsearch.query.query_cache import reference_vectors
+
+    def embed() -> np.ndarray:
+        from mmsearch.model.embed import load_embedder
+        from mmsearch.model.onnx_export import probe_pictures
+
+        embedder = load_embedder(settings)
+        vectors = embedder.embed_images([embedder.preprocess(p) for p in probe_pictures()])
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    return reference_vectors(settings, embed)
+
+
+def distinct(pictures: np.ndarray) -> np.ndarray:
+    """One of each set of (nearly) identical pictures: a document's text-only pages render
+    alike, and fifty copies of one page would make the library look like that page."""
+    kept = np.unique(np.round(pictures, 2), axis=0, return_index=True)[1]
+    return pictures[np.sort(kept)]
+
+
+def centre_and_spread(cosines: np.ndarray) -> tuple[float, float]:
+    """The mean and the standard deviation (at least MIN_SPREAD)."""
+    return float(cosines.mean()), max(float(cosines.std()), MIN_SPREAD)
+
+
+def _noise(settings: Settings, pictures: np.ndarray) -> float:
+    """The median over NULL_QUERIES of the standout of the picture each makes stand out most
+    (at least MIN_NOISE): what standing out by chance looks like here, for this model."""
+    from mmsearch.query.compose import text_embedder
+    from mmsearch.query.query_cache import text_vectors
+
+    best = []
+    for null in text_vectors(settings, list(NULL_QUERIES), text_embedder(settings)):
+        cosines = pictures @ (null / max(float(np.linalg.norm(null)), 1e-12))
+        centre, spread = centre_and_spread(cosines)
+        best.append((float(cosines.max()) - centre) / spread)
+    return max(float(np.median(best)), MIN_NOISE)

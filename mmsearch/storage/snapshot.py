@@ -11,7 +11,9 @@ tables it shows (they differ for a collection adopted from an older store).
 
 The rows are kept twice: as Arrow (for filters, read with pyarrow only when a query has
 filters) and as JSON lines with their byte offsets, from which an unfiltered query reads its
-top rows without importing pyarrow (a tenth of a one-shot query).
+top rows without importing pyarrow (a tenth of a one-shot query). Its passages are also in an
+SQLite FTS5 file (storage.fulltext), so a word query is answered here too; which rows are
+pictures is one boolean array.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from mmsearch.core.config import is_local_uri
+from mmsearch.storage import fulltext
 from mmsearch.storage.registry import SCHEMA_VERSION, version_token
 
 if TYPE_CHECKING:
@@ -40,7 +44,8 @@ COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "ext", "taken"]
 SHOWN = ["path", "kind", "t", "t_end", "page", "text", "taken"]  # what a result holds
 META, VECTORS, ROWS = "meta.json", "vectors.npy", "rows.arrow"
 LINES, OFFSETS = "rows.jsonl", "rows.offsets.npy"  # line i: bytes offsets[i]:offsets[i + 1]
-FORMAT = 2  # 2: the JSON lines
+PICTURES = "pictures.npy"  # row i is a picture (no passage)
+FORMAT = 3  # 2: the JSON lines; 3: the passages' full-text file and the pictures' mask
 
 
 def folder(db: str, key: str) -> Path:
@@ -84,7 +89,8 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
     )
     batches = coll.batches([*COLUMNS, "vector"], 8192)
     rows_schema = batches.schema.remove(batches.schema.get_field_index("vector"))
-    done, texts, offsets = 0, 0, [0]
+    done, texts, offsets, pictures = 0, 0, [0], np.zeros(count, dtype=bool)
+    passages = fulltext.Writer(work / fulltext.NAME)
     with (
         pa.OSFile(str(work / ROWS), "wb") as sink,
         pa.ipc.new_file(sink, rows_schema) as out,
@@ -94,15 +100,23 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
             flat = batch["vector"].flatten().to_numpy(zero_copy_only=False)
             vectors[done : done + batch.num_rows] = flat.reshape(batch.num_rows, coll.dim)
             out.write_batch(batch.drop_columns(["vector"]))
-            for row in batch.select(SHOWN).to_pylist():
+            written = []
+            for i, row in enumerate(batch.select(SHOWN).to_pylist(), done):
                 line = json.dumps(row).encode() + b"\n"
                 lines.write(line)
                 offsets.append(offsets[-1] + len(line))
+                if row["text"] is None:
+                    pictures[i] = True
+                else:
+                    written.append((i, row["text"]))
+            passages.add(written)
             done += batch.num_rows
             texts += batch.num_rows - batch["text"].null_count
+    passages.close()
     vectors.flush()
     del vectors
     np.save(work / OFFSETS, np.array(offsets, dtype=np.int64))
+    np.save(work / PICTURES, pictures[:done])
     meta = {
         "format": FORMAT,
         "signature": before,
@@ -132,7 +146,10 @@ class Snapshot:
     lines: BinaryIO
     arrow: BinaryIO
     has_text: bool
+    pictures: np.ndarray  # (n,) bool: the rows without a passage
+    passages: fulltext.FullText
     _table: pa.Table | None = None
+    _sample: np.ndarray | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def table(self) -> pa.Table:
@@ -144,6 +161,15 @@ class Snapshot:
                 self.arrow.seek(0)
                 self._table = pa.ipc.open_file(self.arrow).read_all()
             return self._table
+
+    def picture_sample(self, most: int) -> np.ndarray:
+        """Up to `most` picture vectors (photos, frames, pages; no passages), evenly spread
+        over the rows: what a query's scores are calibrated on."""
+        if self._sample is None:
+            rows = np.flatnonzero(self.pictures)
+            step = max(1, -(-len(rows) // most))
+            self._sample = np.ascontiguousarray(self.vectors[rows[::step]], dtype=np.float32)
+        return self._sample
 
     def holds(self, path: str) -> bool:
         import pyarrow.compute as pc
@@ -167,13 +193,21 @@ class Snapshot:
             return []
         top = np.argpartition(-scores, limit - 1)[:limit]
         top = top[np.argsort(-scores[top], kind="stable")]
-        found = []
-        for i in top:
-            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
-            row = json.loads(os.pread(self.lines.fileno(), end - start, start))
-            row["score"] = float(scores[i])
-            found.append(row)
-        return found
+        return [self.row(int(i), float(scores[i])) for i in top]
+
+    def text_search(
+        self, words: str, limit: int, mask: np.ndarray | None, column: str
+    ) -> list[dict[str, Any]]:
+        """Passages matching `words` by BM25 (`score`) in the full-text index that reads as
+        the store's `column` does, best first, among those `mask` allows."""
+        return [self.row(i, s) for i, s in self.passages.search(words, column, limit, mask)]
+
+    def row(self, i: int, score: float) -> dict[str, Any]:
+        """Row `i` as a result row, with its `score`."""
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        row = json.loads(os.pread(self.lines.fileno(), end - start, start))
+        row["score"] = score
+        return row
 
 
 @dataclass
@@ -221,13 +255,17 @@ def open_fresh(db: str, key: str) -> Snapshot | None:
             return None
         vectors = np.load(where / VECTORS, mmap_mode="r")
         offsets = np.load(where / OFFSETS)
+        pictures = np.load(where / PICTURES)
+        passages = fulltext.FullText(where / fulltext.NAME)
         lines = open(where / LINES, "rb")  # noqa: SIM115 (kept open with the snapshot)
         arrow = open(where / ROWS, "rb")  # noqa: SIM115
         if offsets.shape != (len(vectors) + 1,) or offsets[-1] != os.fstat(lines.fileno()).st_size:
             return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        if pictures.shape != (len(vectors),):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, sqlite3.Error):
         return None
-    snap = Snapshot(vectors, offsets, lines, arrow, bool(meta["has_text"]))
+    snap = Snapshot(vectors, offsets, lines, arrow, bool(meta["has_text"]), pictures, passages)
     _opened[db, key] = _Opened(stamp, table, token, snap)
     return snap
 

@@ -881,6 +881,14 @@ class Collection:
             self._text_indexed = None
 
     @_guarded
+    def picture_sample(self, most: int) -> np.ndarray:
+        """Up to `most` picture vectors (no passages), for calibrating a query's scores."""
+        query = self.items.search().where("text IS NULL").select(["vector"]).limit(most)
+        column = query.to_arrow()["vector"].combine_chunks()
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(len(column), self.dim).astype(np.float32, copy=False)
+
+    @_guarded
     def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Every item matching `where`: (path, kind, t) rows and their vectors as a matrix."""
         table = self.items.search().where(where).select(["path", "kind", "t", "vector"])

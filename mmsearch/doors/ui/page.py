@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from mmsearch.core.vocab import Kind, Mode
 from mmsearch.doors.render import clock
 from mmsearch.doors.ui.order import Order
-from mmsearch.query.ranking import Hit
+from mmsearch.query.ranking import Hit, no_good_match
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def results_page(
     elif shown is None:
         below = '<p class="hint">Type words, or drop a picture, to search your files.</p>'
     elif not shown:
-        below = '<p class="message">Nothing found.</p>'
+        below = f'<p class="message">{escape(no_good_match(None).capitalize())}.</p>'
     else:
         cards = "".join(_card(token, s) for s in shown)
         # Element Timing names the first result's paint (bench/bench_ui.py measures it).
