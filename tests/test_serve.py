@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import env_settings, make_image, query_json, run
+from helpers import env_settings, file_rows, item_paths, make_image, query_json, run
 
 from mmsearch.doors.client import ask, socket_path
 from mmsearch.doors.serve import serving
@@ -365,3 +365,38 @@ def test_the_socket_lies_in_the_temporary_folder_python_would_choose(
     (tmp_path / "given").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", None)  # its answer is cached
     assert socket_path("/a/store").parent.parent == Path(tempfile.gettempdir())
+
+
+def test_a_held_snapshot_stops_answering_once_another_process_commits(
+    server: Path, indexed: Path
+) -> None:
+    """A long-lived server keeps its snapshot open between queries; a `watch` in another
+    process commits a batch without writing a new snapshot. The server must notice the newer
+    table version and answer from the store, not from the snapshot it holds."""
+
+    def served_paths() -> set[str]:
+        reply = raw(server, request(top=50, mode="vector"))
+        return {hit["path"] for hit in reply["hits"]}
+
+    assert len(served_paths()) == 7  # the server now holds the snapshot of these 7
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "mmsearch", "watch", "-q", str(indexed)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        new = str(make_image(indexed / "arrived.png", seed=99))
+        deadline = time.monotonic() + 90
+        while not (new in file_rows() and new in item_paths()):  # the watcher's commit
+            assert watcher.poll() is None, watcher.communicate()[1]
+            assert time.monotonic() < deadline, "the watcher never committed the new file"
+            time.sleep(0.2)
+        (meta,) = (Path(env_settings().db) / "snapshots").glob("*/meta.json")
+        # The snapshot on disk is stale: watch refreshes it only every few minutes.
+        assert json.loads(meta.read_text())["count"] == 7
+        assert new in served_paths()
+    finally:
+        watcher.terminate()
+        watcher.wait(60)
