@@ -400,3 +400,45 @@ def test_a_held_snapshot_stops_answering_once_another_process_commits(
     finally:
         watcher.terminate()
         watcher.wait(60)
+
+
+@pytest.mark.parametrize("weights", ["folder", "checkpoint"])
+def test_the_server_never_opens_the_weights_of_a_model_the_store_does_not_hold(
+    server: Path, tmp_path: Path, weights: str
+) -> None:
+    """A client may name any model: as a `local-dir:` folder or as a checkpoint file. The
+    server must refuse it as one-shot would ("nothing indexed") without reading a byte of
+    those weights — neither loading the model nor hashing the file to find its tables. Seen
+    from outside: the file system reports no open of the foreign files."""
+    from helpers import write_tiny_model
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    foreign = write_tiny_model(tmp_path / "foreign-model", seed=1)  # loadable, and not held
+    named = (
+        {"model": f"local-dir:{foreign}"}
+        if weights == "folder"
+        else {"model": "ViT-B-32", "pretrained": str(foreign / "open_clip_model.safetensors")}
+    )
+    seen: list[tuple[str, str]] = []
+
+    class Opens(FileSystemEventHandler):
+        def on_any_event(self, event) -> None:
+            seen.append((event.event_type, os.path.basename(event.src_path)))
+
+    observer = Observer()
+    observer.schedule(Opens(), str(foreign))
+    observer.start()
+    try:
+        reply = raw(server, request(**named))
+        (foreign / "sentinel").touch()  # inotify keeps order: once this is seen, all is
+        deadline = time.monotonic() + 30
+        while ("created", "sentinel") not in seen:
+            assert time.monotonic() < deadline, "inotify never reported the sentinel"
+            time.sleep(0.05)
+    finally:
+        observer.stop()
+        observer.join(10)
+    assert reply["exit_code"] == 1 and "nothing indexed with" in reply["error"], reply
+    opened = {name for kind, name in seen if kind == "opened" and name != "sentinel"}
+    assert opened == set()
