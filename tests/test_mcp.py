@@ -127,3 +127,20 @@ def test_with_the_trained_model_a_description_finds_its_picture(
     _, results = session(calls)
     firsts = [Path(r.structured_content["results"][0]["path"]).stem for r in results]
     assert firsts == list(scenes)
+
+
+def test_the_folder_argument_keeps_every_result_inside_that_folder(library: Path) -> None:
+    """An agent told to look in one folder must get that folder's files only, from search
+    and from similar alike, and all of them when `top` allows: not the best of everywhere."""
+    trips = library / "trips"
+    inside = sorted(str(p) for p in trips.rglob("*") if p.is_file())
+    assert len(inside) == 3 and len(list(library.rglob("*.*"))) > 6  # most files lie outside
+    calls = [
+        ("search", {"query": "a photo", "top": 50, "folder": [str(trips)]}),
+        ("similar", {"path": str(library / "astronaut.png"), "top": 50, "folder": [str(trips)]}),
+    ]
+    _, results = session(calls)
+    for (tool, _), result in zip(calls, results, strict=True):
+        assert not result.is_error, (tool, result.content)
+        found = sorted(r["path"] for r in result.structured_content["results"])
+        assert found == inside, tool
