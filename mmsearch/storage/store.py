@@ -366,14 +366,14 @@ class Store:
         )
 
     def check_lease(self) -> None:
-        """Refuse to commit once another writer has taken this store's lease (this one
-        stalled past its expiry): two writers must never commit at once."""
+        """Refuse to commit once another writer has taken, or may have taken, this store's
+        lease (this one stalled past its expiry): two writers must never commit at once."""
         with _holders_lock:
             held = _holders.get(self._lock_path())
-        if held is not None and held.lease is not None and held.lease.lost:
+        if held is not None and held.lease is not None and held.lease.may_be_taken():
             raise StoreBusy(
-                f"another writer took over {self.uri} while this one stalled; "
-                "run the command again once it has finished"
+                f"this writer stalled past its lease on {self.uri}, which another writer may "
+                "have taken over; run the command again once that one has finished"
             )
 
     def _holds_writer_lock(self) -> bool:
