@@ -305,15 +305,20 @@ from mmsearch.storage.store import Item, Store
 settings = Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"])
 store = Store(settings.db)
 coll = store.collection(settings)
-path = sys.argv[1]
+action, path = sys.argv[1:]
 vector = np.full(coll.dim, coll.dim ** -0.5, np.float32)
 row = {"path": path, "kind": "image", "size": 1, "mtime_ns": 1, "content_hash": "stalled",
        "status": "ok", "reason": None, "items": 1, "ocr": None}
+commit = {
+    "add": lambda: coll.write([Item(path, "image", "stalled", vector)], [row]),
+    "remove": lambda: coll.remove([path]),  # what a run does with files that vanished
+    "forget": lambda: coll.remove_subtrees([path]),
+}[action]
 with store.writer_lock("index"):
     print("held", flush=True)
     sys.stdin.readline()  # its batch is ready: the test stops it here, then lets it commit
     try:
-        coll.write([Item(path, "image", "stalled", vector)], [row])
+        commit()
     except MmsearchError as e:
         print(e, file=sys.stderr)
         sys.exit(e.exit_code)
@@ -321,21 +326,29 @@ print("committed", flush=True)
 """
 
 
+@pytest.mark.parametrize(
+    ("action", "target"),
+    [("add", "written-late.png"), ("remove", "chelsea.jpg"), ("forget", "trips")],
+)
 def test_a_writer_that_stalled_past_its_lease_refuses_to_commit_once_another_took_it(
-    s3_env: str, tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+    s3_env: str,
+    tmp_path: Path,
+    photos: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    target: str,
 ) -> None:
     """A writer on one machine stops dead (a suspended laptop, a stopped process) with its
     batch ready, long enough for its lease to expire; a writer on another machine takes the
-    lease over. When the first resumes and goes on to commit, it must refuse: two writers
-    never commit at once."""
+    lease over. When the first resumes and goes on to commit — new rows, or removals — it
+    must refuse: two writers never commit at once."""
     from mmsearch.core.errors import StoreBusy
     from mmsearch.storage.store import Store
 
     assert run("index", str(photos), "-q").exit_code == 0
     ttl = 2.0
-    late = str(photos / "written-by-the-stalled-writer.png")
     stalled = subprocess.Popen(
-        [sys.executable, "-c", STALLED_WRITER, late],
+        [sys.executable, "-c", STALLED_WRITER, action, str(photos / target)],
         env=_other_machine(tmp_path, "machine-a", ttl),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -813,6 +813,7 @@ class Collection:
 
     @_guarded
     def remove(self, paths: Sequence[str]) -> None:
+        self.store.check_lease()
         for chunk in _chunks(list(paths)):
             self.items.delete(_in("path", chunk))
             self.files.delete(_in("path", chunk))
@@ -820,6 +821,7 @@ class Collection:
     @_guarded
     def remove_subtrees(self, paths: Sequence[str]) -> tuple[int, int]:
         """Forget everything at or beneath `paths`; returns (files, items) removed."""
+        self.store.check_lease()
         where = subtree_sql(paths)
         counts = self.files.count_rows(where), self.items.count_rows(where)
         self.items.delete(where)
@@ -913,6 +915,7 @@ class Collection:
     def write_ocr(self, items: Sequence[Item], outcomes: dict[str, str]) -> None:
         """Replace the OCR rows of these files, then record each file's outcome: killed in
         between, the pass simply reads those files again."""
+        self.store.check_lease()
         paths = list(outcomes)
         for chunk in _chunks(paths):
             self.items.delete(f"{_in('path', chunk)} AND origin = 'ocr'")
@@ -936,6 +939,7 @@ class Collection:
     @_guarded
     def set_roots(self, roots: Sequence[str], excluded: Sequence[str] | None = None) -> None:
         """Record the indexed roots (and, if given, the subtrees kept out of them)."""
+        self.store.check_lease()
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
         if excluded is not None:
             info["excluded"] = sorted(set(excluded))
@@ -981,6 +985,7 @@ class Collection:
     @_guarded
     def optimize(self) -> None:
         """Compact the many small versions a run leaves behind (they slow every search)."""
+        self.store.check_lease()
         for table in (self.items, self.files):
             table.optimize(cleanup_older_than=RETENTION)  # also folds new rows into indices
         if not self._has_vector_index() and self.items.count_rows() > ANN_MIN_ITEMS:
