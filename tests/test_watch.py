@@ -404,3 +404,44 @@ def test_a_file_written_in_slow_pieces_is_read_once_when_it_is_complete(tmp_path
         watching.join(60)
     batches = [(r.new, r.updated, r.failed, r.empty) for r in reports[caught_up:]]
     assert batches == [(1, 0, 0, 0)]  # read once, complete
+
+
+def test_a_change_no_event_reports_is_caught_by_the_periodic_reconcile(tmp_path: Path) -> None:
+    """inotify can lose events (an overflowing queue); README: watch reconciles with a full
+    incremental pass every 10 minutes anyway. A real change no event reports: the file is
+    rewritten through a hard link outside the watched folder, which inotify on the folder
+    never sees. Only the reconcile pass (here every second) can bring it in."""
+    import threading
+
+    from helpers import env_settings
+
+    from mmsearch.indexing.index import IndexOptions
+    from mmsearch.indexing.watch import WatchOptions
+    from mmsearch.library import Library
+
+    assert WatchOptions().reconcile_every == 600  # the documented 10 minutes
+    folder = tmp_path / "photos"
+    (picture,) = populate(folder, 1)
+    outside = tmp_path / "elsewhere" / "same-file.png"
+    outside.parent.mkdir()
+    os.link(picture, outside)
+    stop = threading.Event()
+    watching = threading.Thread(
+        target=Library(env_settings()).watch,
+        args=([str(folder)], stop),
+        kwargs={
+            "options": IndexOptions(workers=1),
+            "watch_options": WatchOptions(reconcile_every=1.0),
+            "serve": False,
+        },
+        daemon=True,
+    )
+    watching.start()
+    try:
+        wait_until_exact(folder)
+        make_image(outside, seed=4242, size=(32, 32))  # the same inode, written elsewhere
+        assert picture.stat().st_ino == outside.stat().st_ino
+        wait_until_exact(folder, timeout=30)
+    finally:
+        stop.set()
+        watching.join(60)
