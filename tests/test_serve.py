@@ -442,3 +442,31 @@ def test_the_server_never_opens_the_weights_of_a_model_the_store_does_not_hold(
     assert reply["exit_code"] == 1 and "nothing indexed with" in reply["error"], reply
     opened = {name for kind, name in seen if kind == "opened" and name != "sentinel"}
     assert opened == set()
+
+
+def test_clients_that_connect_and_say_nothing_are_cut_off_after_ten_seconds(server: Path) -> None:
+    """README: a request is read within 10 s. Clients that connect and never send one (a
+    hung script, a hostile peer) must not hold the workers for ever: with every worker
+    taken by a silent client, a real query waits for their time to run out, then is
+    answered, and the silent clients are hung up on."""
+    import socket
+
+    from mmsearch.doors import serve
+
+    assert serve.READ_TIMEOUT == 10
+    silent = []
+    for _ in range(serve.WORKERS):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.settimeout(serve.READ_TIMEOUT + 20)
+        conn.connect(str(server))
+        silent.append(conn)
+    started = time.monotonic()
+    try:
+        reply = raw(server, request())  # queued behind them; gives up after 30 s
+        waited = time.monotonic() - started
+        assert [conn.recv(1) for conn in silent] == [b""] * serve.WORKERS  # hung up on
+    finally:
+        for conn in silent:
+            conn.close()
+    assert len(reply["hits"]) == 3
+    assert waited >= serve.READ_TIMEOUT - 1  # the silent clients did hold every worker
