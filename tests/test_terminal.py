@@ -180,3 +180,22 @@ def test_dupes_shows_hostile_names_escaped(tmp_path: Path) -> None:
     assert raw_controls(screen) == [], screen
     for shown in ("clear \\x1b[2J\\x1b[H.png", "evil\\u202egnp.exe.png", "new\\nline.png"):
         assert shown in screen
+
+
+@pytest.mark.parametrize("fmt", ["--paths", "plain"])
+def test_paths_and_plain_lines_carry_hostile_names_byte_for_byte(hostile: Path, fmt: str) -> None:
+    """README: `--paths`, `-0` and the plain lines print names byte for byte: a pipeline
+    receives the raw name (escaping is for a person's screen). Read as bytes from a real
+    process whose stdout is a pipe."""
+    import subprocess
+
+    args = ["query", "x", "-n", "20", "--mode", "vector"] + ([fmt] if fmt != "plain" else [])
+    out = subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    ).stdout
+    for name in HOSTILE_NAMES:
+        raw = os.fsencode(hostile / name)
+        assert (b"\n" if fmt == "--paths" else b"\t") + raw + b"\n" in b"\n" + out, name
