@@ -372,7 +372,7 @@ def test_a_file_written_in_slow_pieces_is_read_once_when_it_is_complete(tmp_path
         args=([str(folder)], stop),
         kwargs={
             "options": IndexOptions(workers=1),
-            "watch_options": WatchOptions(settle=1.5),
+            "watch_options": WatchOptions(settle=3.0),
             "on_batch": reports.append,
             "serve": False,
         },
