@@ -127,3 +127,50 @@ def test_with_the_trained_model_a_description_finds_its_picture(
     _, results = session(calls)
     firsts = [Path(r.structured_content["results"][0]["path"]).stem for r in results]
     assert firsts == list(scenes)
+
+
+def test_the_folder_argument_keeps_every_result_inside_that_folder(library: Path) -> None:
+    """An agent told to look in one folder must get that folder's files only, from search
+    and from similar alike, and all of them when `top` allows: not the best of everywhere."""
+    trips = library / "trips"
+    inside = sorted(str(p) for p in trips.rglob("*") if p.is_file())
+    assert len(inside) == 3 and len(list(library.rglob("*.*"))) > 6  # most files lie outside
+    calls = [
+        ("search", {"query": "a photo", "top": 50, "folder": [str(trips)]}),
+        ("similar", {"path": str(library / "astronaut.png"), "top": 50, "folder": [str(trips)]}),
+    ]
+    _, results = session(calls)
+    for (tool, _), result in zip(calls, results, strict=True):
+        assert not result.is_error, (tool, result.content)
+        found = sorted(r["path"] for r in result.structured_content["results"])
+        assert found == inside, tool
+
+
+def test_each_of_the_first_six_results_comes_with_its_own_160_pixel_thumbnail(
+    library: Path,
+) -> None:
+    """README: results come with a 160-pixel JPEG thumbnail of each of the first six results,
+    so an agent can look as well as read. Eight pictures found: six thumbnails, each of the
+    long side promised and each showing its own result, in the results' order."""
+    import numpy as np
+
+    def look(image: Image.Image) -> np.ndarray:
+        """A tiny grey view of a picture, transparency laid on white as thumbnails do."""
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, "white")
+        grey = Image.alpha_composite(white, image).convert("L").resize((16, 16))
+        return np.asarray(grey, dtype=np.float32)
+
+    _, [result] = session([("search", {"query": "a photo", "top": 8, "kind": ["image"]})])
+    found = [r["path"] for r in result.structured_content["results"]]
+    thumbs = [
+        Image.open(io.BytesIO(base64.b64decode(c.data)))
+        for c in result.content
+        if c.type == "image"
+    ]
+    assert len(found) == 8 and len(thumbs) == 6
+    assert [max(t.size) for t in thumbs] == [160] * 6
+    originals = [look(Image.open(path)) for path in found]
+    for i, thumb in enumerate(thumbs):
+        distances = [float(np.abs(look(thumb) - o).mean()) for o in originals]
+        assert distances[i] == min(distances), (i, found[i], distances)

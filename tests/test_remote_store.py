@@ -293,3 +293,88 @@ def test_a_query_keeps_the_snapshot_in_the_local_cache_by_table_version(
     assert query_json(str(photos / "chelsea.jpg"), "-n", "1")[0]["path"].endswith("copy.jpg")
     fresh = snapshot.open_fresh(settings.db, settings.model_key)
     assert fresh is not None and len(fresh.vectors) == 8
+
+
+STALLED_WRITER = """
+import os, sys
+import numpy as np
+from mmsearch.core.config import Settings
+from mmsearch.core.errors import MmsearchError
+from mmsearch.storage.store import Item, Store
+
+settings = Settings(db=os.environ["MMSEARCH_DB"], model=os.environ["MMSEARCH_MODEL"])
+store = Store(settings.db)
+coll = store.collection(settings)
+action, path = sys.argv[1:]
+vector = np.full(coll.dim, coll.dim ** -0.5, np.float32)
+row = {"path": path, "kind": "image", "size": 1, "mtime_ns": 1, "content_hash": "stalled",
+       "status": "ok", "reason": None, "items": 1, "ocr": None}
+commit = {
+    "add": lambda: coll.write([Item(path, "image", "stalled", vector)], [row]),
+    "remove": lambda: coll.remove([path]),  # what a run does with files that vanished
+    "forget": lambda: coll.remove_subtrees([path]),
+}[action]
+with store.writer_lock("index"):
+    print("held", flush=True)
+    sys.stdin.readline()  # its batch is ready: the test stops it here, then lets it commit
+    try:
+        commit()
+    except MmsearchError as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_code)
+print("committed", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "target"),
+    [("add", "written-late.png"), ("remove", "chelsea.jpg"), ("forget", "trips")],
+)
+def test_a_writer_that_stalled_past_its_lease_refuses_to_commit_once_another_took_it(
+    s3_env: str,
+    tmp_path: Path,
+    photos: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    target: str,
+) -> None:
+    """A writer on one machine stops dead (a suspended laptop, a stopped process) with its
+    batch ready, long enough for its lease to expire; a writer on another machine takes the
+    lease over. When the first resumes and goes on to commit — new rows, or removals — it
+    must refuse: two writers never commit at once."""
+    from mmsearch.core.errors import StoreBusy
+    from mmsearch.storage.store import Store
+
+    assert run("index", str(photos), "-q").exit_code == 0
+    ttl = 2.0
+    stalled = subprocess.Popen(
+        [sys.executable, "-c", STALLED_WRITER, action, str(photos / target)],
+        env=_other_machine(tmp_path, "machine-a", ttl),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stalled.stdout is not None and stalled.stdout.readline().strip() == "held"
+        os.kill(stalled.pid, signal.SIGSTOP)
+        monkeypatch.setenv("MMSEARCH_LEASE_SECONDS", str(ttl))
+        store = Store(s3_env)  # this process is the writer on the other machine
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with store.writer_lock("index"):
+                    os.kill(stalled.pid, signal.SIGCONT)
+                    out, err = stalled.communicate("commit\n", timeout=60)
+                break
+            except StoreBusy:  # the stalled writer's lease has not expired yet
+                assert time.monotonic() < deadline, "the stalled lease never expired"
+                time.sleep(0.2)
+    finally:
+        if stalled.poll() is None:
+            os.kill(stalled.pid, signal.SIGCONT)
+            stalled.kill()
+        stalled.wait(10)
+    assert stalled.returncode == 3, (out, err)
+    assert "stalled past its lease" in err and "committed" not in out
+    assert json.loads(run("status", "--json").stdout)["files_indexed"] == 7

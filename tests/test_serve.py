@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import env_settings, make_image, query_json, run
+from helpers import env_settings, file_rows, item_paths, make_image, query_json, run
 
 from mmsearch.doors.client import ask, socket_path
 from mmsearch.doors.serve import serving
@@ -365,3 +365,108 @@ def test_the_socket_lies_in_the_temporary_folder_python_would_choose(
     (tmp_path / "given").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", None)  # its answer is cached
     assert socket_path("/a/store").parent.parent == Path(tempfile.gettempdir())
+
+
+def test_a_held_snapshot_stops_answering_once_another_process_commits(
+    server: Path, indexed: Path
+) -> None:
+    """A long-lived server keeps its snapshot open between queries; a `watch` in another
+    process commits a batch without writing a new snapshot. The server must notice the newer
+    table version and answer from the store, not from the snapshot it holds."""
+
+    def served_paths() -> set[str]:
+        reply = raw(server, request(top=50, mode="vector"))
+        return {hit["path"] for hit in reply["hits"]}
+
+    assert len(served_paths()) == 7  # the server now holds the snapshot of these 7
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "mmsearch", "watch", "-q", str(indexed)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        new = str(make_image(indexed / "arrived.png", seed=99))
+        deadline = time.monotonic() + 90
+        while not (new in file_rows() and new in item_paths()):  # the watcher's commit
+            assert watcher.poll() is None, watcher.communicate()[1]
+            assert time.monotonic() < deadline, "the watcher never committed the new file"
+            time.sleep(0.2)
+        (meta,) = (Path(env_settings().db) / "snapshots").glob("*/meta.json")
+        # The snapshot on disk is stale: watch refreshes it only every few minutes.
+        assert json.loads(meta.read_text())["count"] == 7
+        assert new in served_paths()
+    finally:
+        watcher.terminate()
+        watcher.wait(60)
+
+
+@pytest.mark.parametrize("weights", ["folder", "checkpoint"])
+def test_the_server_never_opens_the_weights_of_a_model_the_store_does_not_hold(
+    server: Path, tmp_path: Path, weights: str
+) -> None:
+    """A client may name any model: as a `local-dir:` folder or as a checkpoint file. The
+    server must refuse it as one-shot would ("nothing indexed") without reading a byte of
+    those weights — neither loading the model nor hashing the file to find its tables. Seen
+    from outside: the file system reports no open of the foreign files."""
+    from helpers import write_tiny_model
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    foreign = write_tiny_model(tmp_path / "foreign-model", seed=1)  # loadable, and not held
+    named = (
+        {"model": f"local-dir:{foreign}"}
+        if weights == "folder"
+        else {"model": "ViT-B-32", "pretrained": str(foreign / "open_clip_model.safetensors")}
+    )
+    seen: list[tuple[str, str]] = []
+
+    class Opens(FileSystemEventHandler):
+        def on_any_event(self, event) -> None:
+            seen.append((event.event_type, os.path.basename(event.src_path)))
+
+    observer = Observer()
+    observer.schedule(Opens(), str(foreign))
+    observer.start()
+    try:
+        reply = raw(server, request(**named))
+        (foreign / "sentinel").touch()  # inotify keeps order: once this is seen, all is
+        deadline = time.monotonic() + 30
+        while ("created", "sentinel") not in seen:
+            assert time.monotonic() < deadline, "inotify never reported the sentinel"
+            time.sleep(0.05)
+    finally:
+        observer.stop()
+        observer.join(10)
+    assert reply["exit_code"] == 1 and "nothing indexed with" in reply["error"], reply
+    opened = {name for kind, name in seen if kind == "opened" and name != "sentinel"}
+    assert opened == set()
+
+
+def test_clients_that_connect_and_say_nothing_are_cut_off_after_ten_seconds(server: Path) -> None:
+    """README: a request is read within 10 s. Clients that connect and never send one (a
+    hung script, a hostile peer) must not hold the workers for ever: with every worker
+    taken by a silent client, a real query waits for their time to run out, then is
+    answered, and the silent clients are hung up on."""
+    import socket
+
+    from mmsearch.doors import serve
+
+    assert serve.READ_TIMEOUT == 10
+    silent = []
+    for _ in range(serve.WORKERS):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.settimeout(serve.READ_TIMEOUT + 20)
+        conn.connect(str(server))
+        silent.append(conn)
+    started = time.monotonic()
+    try:
+        reply = raw(server, request())  # queued behind them; gives up after 30 s
+        waited = time.monotonic() - started
+        assert [conn.recv(1) for conn in silent] == [b""] * serve.WORKERS  # hung up on
+    finally:
+        for conn in silent:
+            conn.close()
+    assert len(reply["hits"]) == 3
+    assert waited >= serve.READ_TIMEOUT - 1  # the silent clients did hold every worker

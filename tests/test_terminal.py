@@ -164,3 +164,38 @@ def test_a_long_path_is_cut_in_the_middle_keeping_its_name() -> None:
     assert cell_len(cut) <= 40 and cut.endswith("/東京タワーの夜景.jpeg") and "…" in cut
     name = cut_middle("/a/" + "長" * 40 + ".jpeg", 30)
     assert cell_len(name) <= 30 and name.endswith("….jpeg")
+
+
+def test_dupes_shows_hostile_names_escaped(tmp_path: Path) -> None:
+    """`dupes` prints every member's path to the terminal: one picture saved under each
+    hostile name makes one group of all of them, and none may act on the screen."""
+    folder = tmp_path / "copies"
+    picture = make_image(tmp_path / "original.png", seed=7).read_bytes()
+    folder.mkdir()
+    for name in HOSTILE_NAMES:
+        (folder / name).write_bytes(picture)
+    assert run("index", "-q", str(folder)).exit_code == 0
+    screen = in_terminal("dupes", str(folder))
+    assert f"group 1: {len(HOSTILE_NAMES)} files" in screen
+    assert raw_controls(screen) == [], screen
+    for shown in ("clear \\x1b[2J\\x1b[H.png", "evil\\u202egnp.exe.png", "new\\nline.png"):
+        assert shown in screen
+
+
+@pytest.mark.parametrize("fmt", ["--paths", "plain"])
+def test_paths_and_plain_lines_carry_hostile_names_byte_for_byte(hostile: Path, fmt: str) -> None:
+    """README: `--paths`, `-0` and the plain lines print names byte for byte: a pipeline
+    receives the raw name (escaping is for a person's screen). Read as bytes from a real
+    process whose stdout is a pipe."""
+    import subprocess
+
+    args = ["query", "x", "-n", "20", "--mode", "vector"] + ([fmt] if fmt != "plain" else [])
+    out = subprocess.run(
+        [sys.executable, "-m", "mmsearch", *args],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    ).stdout
+    for name in HOSTILE_NAMES:
+        raw = os.fsencode(hostile / name)
+        assert (b"\n" if fmt == "--paths" else b"\t") + raw + b"\n" in b"\n" + out, name

@@ -347,3 +347,101 @@ def test_watch_honours_exclude_and_mmsearchignore(tmp_path: Path, watcher) -> No
     make_image(folder / "private" / "e.png", seed=5, size=(32, 32))
     make_image(folder / "keep" / "f.png", seed=6, size=(32, 32))
     assert indexed_names({"f.png"}) == {"a.png", "f.png"}  # changes seen while watching
+
+
+def test_a_file_written_in_slow_pieces_is_read_once_when_it_is_complete(tmp_path: Path) -> None:
+    """A download or a slow copy writes a file in pieces with pauses shorter than the settle
+    time: the watcher must wait for the path to be quiet before reading it, not read each
+    intermediate state (a failed or half picture, then an update)."""
+    import io
+    import threading
+
+    from helpers import env_settings
+    from PIL import Image
+
+    from mmsearch.indexing.index import IndexOptions, IndexReport
+    from mmsearch.indexing.watch import WatchOptions
+    from mmsearch.library import Library
+
+    folder = tmp_path / "photos"
+    populate(folder, 1)
+    reports: list[IndexReport] = []
+    stop = threading.Event()
+    watching = threading.Thread(
+        target=Library(env_settings()).watch,
+        args=([str(folder)], stop),
+        kwargs={
+            "options": IndexOptions(workers=1),
+            "watch_options": WatchOptions(settle=3.0),
+            "on_batch": reports.append,
+            "serve": False,
+        },
+        daemon=True,
+    )
+    watching.start()
+    try:
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not reports:  # the catch-up pass is done: the observer is running
+            assert watching.is_alive() and time.monotonic() < deadline
+            time.sleep(0.05)
+        caught_up = len(reports)
+
+        picture = io.BytesIO()
+        Image.effect_noise((96, 96), 80).convert("RGB").save(picture, "PNG")
+        data = picture.getvalue()
+        arriving = folder / "arriving.png"
+        with arriving.open("wb") as f:
+            for start in range(0, len(data), len(data) // 8 + 1):
+                f.write(data[start : start + len(data) // 8 + 1])
+                f.flush()
+                time.sleep(0.4)  # the writer's own pace, well inside the settle time
+        want = content_hash(data)
+        while index_state().get(str(arriving)) != want:
+            assert watching.is_alive() and time.monotonic() < deadline, reports[caught_up:]
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        watching.join(60)
+    batches = [(r.new, r.updated, r.failed, r.empty) for r in reports[caught_up:]]
+    assert batches == [(1, 0, 0, 0)]  # read once, complete
+
+
+def test_a_change_no_event_reports_is_caught_by_the_periodic_reconcile(tmp_path: Path) -> None:
+    """inotify can lose events (an overflowing queue); README: watch reconciles with a full
+    incremental pass every 10 minutes anyway. A real change no event reports: the file is
+    rewritten through a hard link outside the watched folder, which inotify on the folder
+    never sees. Only the reconcile pass (here every second) can bring it in."""
+    import threading
+
+    from helpers import env_settings
+
+    from mmsearch.indexing.index import IndexOptions
+    from mmsearch.indexing.watch import WatchOptions
+    from mmsearch.library import Library
+
+    assert WatchOptions().reconcile_every == 600  # the documented 10 minutes
+    folder = tmp_path / "photos"
+    (picture,) = populate(folder, 1)
+    outside = tmp_path / "elsewhere" / "same-file.png"
+    outside.parent.mkdir()
+    os.link(picture, outside)
+    stop = threading.Event()
+    watching = threading.Thread(
+        target=Library(env_settings()).watch,
+        args=([str(folder)], stop),
+        kwargs={
+            "options": IndexOptions(workers=1),
+            "watch_options": WatchOptions(reconcile_every=1.0),
+            "serve": False,
+        },
+        daemon=True,
+    )
+    watching.start()
+    try:
+        wait_until_exact(folder)
+        make_image(outside, seed=4242, size=(32, 32))  # the same inode, written elsewhere
+        assert picture.stat().st_ino == outside.stat().st_ino
+        wait_until_exact(folder, timeout=30)
+    finally:
+        stop.set()
+        watching.join(60)

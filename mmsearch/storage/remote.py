@@ -247,10 +247,19 @@ def lease_ttl() -> float:
     return ttl
 
 
+def _clock() -> float:
+    """Seconds on a clock that keeps counting while the machine sleeps (a suspended laptop
+    is a stalled writer too); the monotonic clock where there is no such clock."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
+
+
 class Lease:
     """The writer lease of one `s3://` store, held from `acquire` to `release` and renewed
     meanwhile by a daemon thread. `lost` turns true if another writer took it (this holder
-    stalled past the ttl): the store then refuses to commit."""
+    stalled past the ttl); `may_be_taken` also covers the stall the renewal thread has not
+    noticed yet: the store then refuses to commit."""
 
     def __init__(self, uri: str, owner: str):
         self.uri, self.owner = uri, owner
@@ -258,6 +267,7 @@ class Lease:
         self.where = location(uri)
         self.key = self.where.key(LEASE_KEY)
         self.lost = False
+        self._confirmed = 0.0  # _clock() when the last successful write of the lease was sent
         self._etag: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -272,6 +282,7 @@ class Lease:
         """Take the lease, or raise StoreBusy naming its holder."""
         probe(self.uri)
         self._client = client = _client(self.uri)
+        sent = _clock()
         try:
             reply = client.put_object(
                 Bucket=self.where.bucket, Key=self.key, Body=self._body(), IfNoneMatch="*"
@@ -279,8 +290,8 @@ class Lease:
         except Exception as e:
             if _status(e) not in (409, 412):
                 raise _fail(self.uri, "take the writer lease", e) from None
-            reply = self._take_over(client)
-        self._etag = reply["ETag"]
+            reply = self._take_over(client)  # its PUT went out after `sent`: on the safe side
+        self._etag, self._confirmed = reply["ETag"], sent
         self._thread = threading.Thread(target=self._renew, name="mmsearch-lease", daemon=True)
         self._thread.start()
 
@@ -327,16 +338,25 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 4):
+            sent = _clock()
             try:
                 reply = self._client.put_object(
                     Bucket=self.where.bucket, Key=self.key, Body=self._body(), IfMatch=self._etag
                 )
-                self._etag = reply["ETag"]
+                self._etag, self._confirmed = reply["ETag"], sent
             except Exception as e:
                 if _status(e) in (404, 409, 412):
                     self.lost = True
                     return
                 # A network blip: try again next beat; the ttl leaves room for three.
+
+    def may_be_taken(self) -> bool:
+        """Whether another writer may hold the lease now: a renewal was refused, or none has
+        succeeded for so long (this process was stopped, the machine slept, the network was
+        down) that the server may count the lease expired. That is checked here, not left to
+        the renewal thread, which after a stall may not have run yet when the writer goes on
+        to commit. The margin: the server's clock counts whole seconds."""
+        return self.lost or _clock() - self._confirmed >= self.ttl - min(1.0, self.ttl / 2)
 
     def release(self) -> None:
         self._stop.set()

@@ -366,14 +366,14 @@ class Store:
         )
 
     def check_lease(self) -> None:
-        """Refuse to commit once another writer has taken this store's lease (this one
-        stalled past its expiry): two writers must never commit at once."""
+        """Refuse to commit once another writer has taken, or may have taken, this store's
+        lease (this one stalled past its expiry): two writers must never commit at once."""
         with _holders_lock:
             held = _holders.get(self._lock_path())
-        if held is not None and held.lease is not None and held.lease.lost:
+        if held is not None and held.lease is not None and held.lease.may_be_taken():
             raise StoreBusy(
-                f"another writer took over {self.uri} while this one stalled; "
-                "run the command again once it has finished"
+                f"this writer stalled past its lease on {self.uri}, which another writer may "
+                "have taken over; run the command again once that one has finished"
             )
 
     def _holds_writer_lock(self) -> bool:
@@ -813,6 +813,7 @@ class Collection:
 
     @_guarded
     def remove(self, paths: Sequence[str]) -> None:
+        self.store.check_lease()
         for chunk in _chunks(list(paths)):
             self.items.delete(_in("path", chunk))
             self.files.delete(_in("path", chunk))
@@ -820,6 +821,7 @@ class Collection:
     @_guarded
     def remove_subtrees(self, paths: Sequence[str]) -> tuple[int, int]:
         """Forget everything at or beneath `paths`; returns (files, items) removed."""
+        self.store.check_lease()
         where = subtree_sql(paths)
         counts = self.files.count_rows(where), self.items.count_rows(where)
         self.items.delete(where)
@@ -921,6 +923,7 @@ class Collection:
     def write_ocr(self, items: Sequence[Item], outcomes: dict[str, str]) -> None:
         """Replace the OCR rows of these files, then record each file's outcome: killed in
         between, the pass simply reads those files again."""
+        self.store.check_lease()
         paths = list(outcomes)
         for chunk in _chunks(paths):
             self.items.delete(f"{_in('path', chunk)} AND origin = 'ocr'")
@@ -944,6 +947,7 @@ class Collection:
     @_guarded
     def set_roots(self, roots: Sequence[str], excluded: Sequence[str] | None = None) -> None:
         """Record the indexed roots (and, if given, the subtrees kept out of them)."""
+        self.store.check_lease()
         info = {**self.info, "roots": sorted(set(roots)), "updated": time.time()}
         if excluded is not None:
             info["excluded"] = sorted(set(excluded))
@@ -989,6 +993,7 @@ class Collection:
     @_guarded
     def optimize(self) -> None:
         """Compact the many small versions a run leaves behind (they slow every search)."""
+        self.store.check_lease()
         for table in (self.items, self.files):
             table.optimize(cleanup_older_than=RETENTION)  # also folds new rows into indices
         if not self._has_vector_index() and self.items.count_rows() > ANN_MIN_ITEMS:
