@@ -341,4 +341,7 @@ class DocumentOptions:
     """How much of a document to read."""
 
     max_pages: int = 1000  # per PDF; later pages are left out
+    # Passages per document (120 words each: ~600,000 words, a few long books); the rest of a
+    # larger text is left out. Identical passages of one document are kept once.
+    max_passages: int = 5000
     render_pages: bool = True  # embed each PDF page's look, not just its words

@@ -40,7 +40,8 @@ def load(
         pages = load_document(path, data, size, documents)
         title = Path(path).stem.replace("_", " ")
         frames = [Frame(None, None, p.image, page=p.number) for p in pages if p.image]
-        texts = [(p.number, f"{title}: {c}") for p in pages for c in chunks(p.text)]
+        passages = dict.fromkeys((p.number, c) for p in pages for c in chunks(p.text))
+        texts = [(n, f"{title}: {c}") for n, c in passages][: documents.max_passages]
         if not frames and not texts:
             raise NothingInside("no text and no pictures in this document")
         return Loaded(frames, texts)

@@ -49,7 +49,7 @@ def load_document(path: str, data: bytes, size: int, options: DocumentOptions) -
         pages = [Page(n, t) for n, t in office.opendocument(data, ext) if t.strip()]
         return pages or _pictures(office.opendocument_pictures(data), size)
     if ext == ".epub":
-        return [Page(n, t) for n, t in markup.epub(data)[: options.max_pages] if t]
+        return [Page(n, t) for n, t in markup.epub(data, options.max_pages) if t]
     if ext == ".rtf":
         return [Page(None, markup.rtf(data))]
     if ext in (".html", ".htm", ".xhtml", ".xht"):

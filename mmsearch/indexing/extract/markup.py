@@ -43,8 +43,9 @@ _OPF = "{http://www.idpf.org/2007/opf}"
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
 
-def epub(data: bytes) -> list[tuple[int, str]]:
-    """(chapter number in reading order, its visible text)."""
+def epub(data: bytes, most: int) -> list[tuple[int, str]]:
+    """(chapter number in reading order, its visible text) of the first `most` chapters; a
+    chapter the spine lists again is read once (a spine can list one part a thousand times)."""
     z = open_zip(data, "EPUB", "META-INF/container.xml")
     rootfile = next(_xml(z, "META-INF/container.xml").iter(f"{_CONTAINER}rootfile"), None)
     opf_path = rootfile.get("full-path") if rootfile is not None else None
@@ -53,13 +54,14 @@ def epub(data: bytes) -> list[tuple[int, str]]:
     opf = _xml(z, opf_path)
     hrefs = {i.get("id"): i.get("href") for i in opf.iter(f"{_OPF}item")}
     folder = posixpath.dirname(opf_path)
-    chapters = []
+    chapters: dict[str, None] = {}
     for ref in opf.iter(f"{_OPF}itemref"):
         href = hrefs.get(ref.get("idref"))
         name = posixpath.normpath(posixpath.join(folder, href)) if href else None
         if name in z.namelist():
-            chapters.append(name)
-    return [(n, html(decode_text(z.read(name)))) for n, name in enumerate(chapters, 1)]
+            chapters[name] = None
+    read = list(chapters)[:most]
+    return [(n, html(decode_text(z.read(name)))) for n, name in enumerate(read, 1)]
 
 
 def rtf(data: bytes) -> str:

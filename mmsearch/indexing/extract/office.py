@@ -18,7 +18,11 @@ from lxml import etree
 
 from mmsearch.core.errors import ExtractError, one_line
 
-MAX_PART = 64 << 20  # uncompressed bytes of one XML part: more is a zip bomb
+# Uncompressed bytes of one part that is read (XML, relationships, chapters: everything but
+# pictures and media, which are only read a few at a time), and of all of them together:
+# more is a zip bomb. A novel's EPUB holds ~1 MiB of text, a 300-page DOCX ~10 MiB of XML.
+MAX_PART = 64 << 20
+MAX_PARTS = 256 << 20
 MAX_PICTURES = 8  # pictures a text-less document is indexed by
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -26,6 +30,12 @@ _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _DRAW = "{urn:oasis:names:tc:opendocument:xmlns:drawing:1.0}"
 _PICTURE_NAME = re.compile(r"\.(?:png|jpe?g|gif|bmp|tiff?|webp)$", re.IGNORECASE)
+# Parts never read whole as text: pictures (read MAX_PICTURES at a time, each under MAX_PART),
+# and embedded audio, video and fonts.
+_MEDIA_NAME = re.compile(
+    r"\.(?:png|jpe?g|gif|bmp|tiff?|webp|emf|wmf|svg|mp[34]|m4[av]|mov|avi|wav|ogg|ttf|otf|odttf)$",
+    re.IGNORECASE,
+)
 
 
 def open_zip(data: bytes, what: str, required: str) -> zipfile.ZipFile:
@@ -35,8 +45,12 @@ def open_zip(data: bytes, what: str, required: str) -> zipfile.ZipFile:
         z.getinfo(required)
     except (zipfile.BadZipFile, KeyError):
         raise ExtractError(f"not a {what} file (not a zip with {required})") from None
-    if any(i.file_size > MAX_PART for i in z.infolist() if i.filename.endswith(".xml")):
-        raise ExtractError(f"{what} too large inside (a zip bomb?)")
+    read = [i.file_size for i in z.infolist() if not _MEDIA_NAME.search(i.filename)]
+    if any(size > MAX_PART for size in read) or sum(read) > MAX_PARTS:
+        raise ExtractError(
+            f"{what} too large inside: more than {MAX_PART >> 20} MiB in one part or "
+            f"{MAX_PARTS >> 20} MiB in all (a zip bomb?)"
+        )
     return z
 
 
