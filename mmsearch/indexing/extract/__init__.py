@@ -35,13 +35,12 @@ def load(
     assert data is not None
     if kind == "document":
         from mmsearch.core.errors import NothingInside
-        from mmsearch.indexing.extract.document import chunks, load_document
+        from mmsearch.indexing.extract.document import load_document, passages
 
         pages = load_document(path, data, size, documents)
         title = Path(path).stem.replace("_", " ")
         frames = [Frame(None, None, p.image, page=p.number) for p in pages if p.image]
-        passages = dict.fromkeys((p.number, c) for p in pages for c in chunks(p.text))
-        texts = [(n, f"{title}: {c}") for n, c in passages][: documents.max_passages]
+        texts = [(n, f"{title}: {c}") for n, c in passages(pages, documents.max_passages)]
         if not frames and not texts:
             raise NothingInside("no text and no pictures in this document")
         return Loaded(frames, texts)

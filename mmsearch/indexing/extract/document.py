@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image
@@ -70,14 +71,34 @@ def _pictures(pictures: list[tuple[bytes, str]], size: int, page: int | None = N
     return pages
 
 
-def chunks(text: str, words: int = CHUNK_WORDS, overlap: int = CHUNK_OVERLAP) -> list[str]:
+def passages(pages: list[Page], most: int) -> list[tuple[int | None, str]]:
+    """(page, passage) of a document, each identical one of a page once, the first `most`."""
+    found: dict[tuple[int | None, str], None] = {}
+    for page in pages:
+        for chunk in chunks(page.text):
+            found[page.number, chunk] = None
+            if len(found) == most:
+                return list(found)
+    return list(found)
+
+
+def chunks(text: str, words: int = CHUNK_WORDS, overlap: int = CHUNK_OVERLAP) -> Iterator[str]:
     """Overlapping windows of words: small enough to point at a passage, long enough for
-    full-text search to rank well."""
-    tokens = text.split()
-    if not tokens:
-        return []
+    full-text search to rank well. Read as a stream: a text of millions of words never
+    becomes a list of them (an 88 MiB log peaked at 1.4 GiB that way)."""
     step = max(1, words - overlap)
-    return [" ".join(tokens[i : i + words]) for i in range(0, max(1, len(tokens) - overlap), step)]
+    window: list[str] = []
+    said = False
+    for match in re.finditer(r"\S+", text):
+        window.append(match.group())
+        if len(window) == words + overlap:  # a window, and what the next one needs after it
+            yield " ".join(window[:words])
+            said = True
+            del window[:step]
+    while len(window) > overlap or (window and not said):
+        yield " ".join(window[:words])
+        said = True
+        del window[:step]
 
 
 def _pdf(data: bytes, size: int, options: DocumentOptions) -> list[Page]:
