@@ -102,3 +102,19 @@ def test_a_documents_passages_stop_at_the_limit(tmp_path: Path) -> None:
     options = IndexOptions(documents=DocumentOptions(max_passages=7), ocr="never")
     Library(env_settings(), ask_server=False).index([str(folder)], options)
     assert len(passages(folder / "long.txt")) == 7
+
+
+def test_a_long_text_is_chunked_without_a_list_of_its_words() -> None:
+    """Four million words: a list of them alone would take ~250 MB."""
+    import tracemalloc
+
+    from mmsearch.indexing.extract.document import Page, passages
+
+    text = "alpha beta " * 2_000_000
+    tracemalloc.start()
+    try:
+        found = passages([Page(None, text)], 5000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 2 and peak < 40 << 20
