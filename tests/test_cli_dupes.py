@@ -46,6 +46,12 @@ def test_copies_group_together_and_distinct_photos_stay_out(library: Path) -> No
     ]
 
 
+def test_the_best_copy_comes_first_most_pixels_then_most_bytes(library: Path) -> None:
+    """Not the quality-40 re-encode, the crop or the half-size copy: the original."""
+    firsts = [Path(g["files"][0]["path"]).name for g in groups()]
+    assert firsts == ["cat.jpg", "rocket.jpg"]
+
+
 def test_groups_come_biggest_first_with_sizes(library: Path) -> None:
     assert [g["size"] for g in groups()] == [4, 2]
 

@@ -70,8 +70,10 @@ def test_an_extension_mmsearch_never_indexes_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     ("args", "listed"),
     [
-        (["--type", "photo"], "image, video, document"),
+        (["--type", "photo"], "image, video, document (did you mean image?)"),
         (["--type", "images"], "did you mean image?"),
+        (["--type", "movie"], "did you mean video?"),
+        (["--type", "pdf"], "did you mean document?"),
         (["--mode", "bogus"], "auto, vector, text, hybrid"),
         (["--ext", "jpgg"], ".jpgg"),
     ],

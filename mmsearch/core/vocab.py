@@ -82,6 +82,12 @@ class Precision(StrEnum):
 
 
 E = TypeVar("E", bound=StrEnum)
+# Words people use for a vocabulary's values: suggested, never taken silently.
+SYNONYMS = {
+    **dict.fromkeys(("photo", "photos", "picture", "pictures", "pic", "img"), "image"),
+    **dict.fromkeys(("movie", "movies", "clip", "clips", "film"), "video"),
+    **dict.fromkeys(("doc", "docs", "pdf", "page", "pages", "text"), "document"),
+}
 
 
 def choose(vocabulary: type[E], value: str | E, what: str) -> E:
@@ -96,7 +102,7 @@ def choose(vocabulary: type[E], value: str | E, what: str) -> E:
         valid = [m.value for m in vocabulary]
         import difflib  # only for a mistake: 1 ms of every query
 
-        close = difflib.get_close_matches(word, valid, n=1)
+        close = difflib.get_close_matches(SYNONYMS.get(word, word), valid, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UsageError(f"{what}: {str(value)!r} is not one of {', '.join(valid)}{hint}") from None
 

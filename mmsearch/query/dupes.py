@@ -3,6 +3,7 @@ and video frames that match a photo."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -70,8 +71,13 @@ def find_dupes(
 
 
 def _group(rows: list[dict], vectors: np.ndarray, indices: list[int]) -> Group:
-    """One member per file (a video by its best matching frame), the first photo first."""
-    ordered = sorted(indices, key=lambda i: (rows[i]["kind"] != "image", rows[i]["path"]))
+    """One member per file (a video by its best matching frame), the best copy first: the
+    photo of the most pixels, then the most bytes (the original, not a re-encode of it)."""
+    quality = {rows[i]["path"]: _quality(rows[i]["path"]) for i in indices}
+    ordered = sorted(
+        indices,
+        key=lambda i: (rows[i]["kind"] != "image", quality[rows[i]["path"]], rows[i]["path"]),
+    )
     head = vectors[ordered[0]]
     best: dict[str, Member] = {}
     for i in ordered:
@@ -81,3 +87,16 @@ def _group(rows: list[dict], vectors: np.ndarray, indices: list[int]) -> Group:
             best[r["path"]] = Member(r["path"], r["kind"], r["t"], sim)
     first = best.pop(rows[ordered[0]]["path"])
     return Group([first, *sorted(best.values(), key=lambda m: -m.similarity)])
+
+
+def _quality(path: str) -> tuple[int, int]:
+    """(-pixels, -bytes) of a picture as it is on disk now (its header only); (0, 0) when it
+    cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+        return -(width * height), -os.stat(path).st_size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0, 0
