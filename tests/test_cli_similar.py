@@ -68,5 +68,16 @@ def test_similar_of_a_broken_image_fails_in_one_line(indexed: Path, tmp_path: Pa
     assert result.stderr.count("\n") == 1 and "bad.jpg" in result.stderr
 
 
-def test_similar_of_a_folder_is_a_usage_error(indexed: Path) -> None:
-    assert run("similar", str(indexed)).exit_code == 2
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("folder", "is a folder, not a file"), ("missing.jpg", "cannot read")],
+)
+def test_similar_of_a_folder_or_a_missing_file_is_one_line(
+    indexed: Path, tmp_path: Path, name: str, said: str
+) -> None:
+    """As `query FILE` answers it (exit 1, a query file that is not a regular file): one
+    line, not click's usage screen."""
+    (tmp_path / "folder").mkdir()
+    result = run("similar", str(tmp_path / name))
+    assert result.exit_code == 1 and said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Usage:" not in result.stderr

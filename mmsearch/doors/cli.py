@@ -369,7 +369,7 @@ def query(
 def similar(
     image: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, metavar="FILE", help="An image or video file."),
+        typer.Argument(metavar="FILE", help="An image or video file."),
     ],
     *,
     search: SearchOptions,
