@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from mmsearch.core.config import Settings, is_local_uri
 from mmsearch.core.errors import NoIndex, StoreBusy, UsageError
+from mmsearch.core.redact import redact
 from mmsearch.core.timings import phase
 from mmsearch.core.vocab import Mode, Sort, choose
 from mmsearch.doors.protocol import SearchRequest, hits_from
@@ -145,9 +146,11 @@ class Library:
             self._serving_if_free(serve, on_notice) as serving,
         ):
             on_start(
-                f"watching {', '.join(paths)} into {self.settings.db} with "
-                f"{self.settings.describe()}; "
-                + ("answering queries meanwhile" if serving else "not answering queries")
+                redact(
+                    f"watching {', '.join(paths)} into {self.settings.db} with "
+                    f"{self.settings.describe()}; "
+                    + ("answering queries meanwhile" if serving else "not answering queries")
+                )
             )
             watch(
                 self.settings,

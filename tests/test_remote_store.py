@@ -124,7 +124,7 @@ def test_bad_storage_options_are_a_usage_error_that_does_not_echo_them(
 
 
 def test_redact_hides_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmsearch.storage.remote import redact
+    from mmsearch.core.redact import redact
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("MMSEARCH_STORAGE_OPTIONS", json.dumps({"azure_storage_sas_key": "s3cr3t"}))

@@ -21,6 +21,7 @@ from typer.core import TyperArgument, TyperCommand
 from mmsearch.core import timings
 from mmsearch.core.errors import INTERRUPTED, MmsearchError, UsageError, internal_error
 from mmsearch.core.private import take_notices
+from mmsearch.core.redact import redact
 from mmsearch.core.sanitise import terminal
 from mmsearch.doors.options import (
     IndexingOptions,
@@ -497,7 +498,7 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
 
     def ready(path: str) -> None:
         message = f"serving {lib.settings.db} on {path} (pid {os.getpid()})"
-        _stderr().print(terminal(message), markup=False)
+        _stderr().print(terminal(redact(message)), markup=False)
 
     def notice(message: str) -> None:
         _stderr().print(f"mmsearch: {terminal(message)}", markup=False, style="yellow")

@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 
 from mmsearch.core.paths import is_within
+from mmsearch.core.redact import redact
 from mmsearch.core.sanitise import snippet, terminal
 from mmsearch.doors import thumbnails
 from mmsearch.doors.output import write_hits
@@ -263,8 +264,9 @@ def status_json(report: StatusReport) -> str:
 def status_text(report: StatusReport, out: TextIO | None = None) -> None:
     console = make_console(out or sys.stdout)
     model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
+    size = f" ({_size(report.size_bytes)})" if report.size_bytes else ""
     rows = [
-        ("store", report.db + (f" ({_size(report.size_bytes)})" if report.size_bytes else "")),
+        ("store", redact(report.db) + size),
         ("model", model),
     ]
     if not report.indexed:
