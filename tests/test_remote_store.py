@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -293,3 +294,5 @@ def test_a_query_keeps_the_snapshot_in_the_local_cache_by_table_version(
     assert query_json(str(photos / "chelsea.jpg"), "-n", "1")[0]["path"].endswith("copy.jpg")
     fresh = snapshot.open_fresh(settings.db, settings.model_key)
     assert fresh is not None and len(fresh.vectors) == 8
+    kept = [laptop / "stores", *(laptop / "stores").rglob("*")]  # paths and passages:
+    assert {stat.S_IMODE(p.stat().st_mode) & 0o077 for p in kept} == {0}  # private

@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -248,6 +249,20 @@ def test_an_uploaded_picture_finds_its_indexed_copy_first(ui: RunningUI) -> None
     assert status == 303
     page = get(ui, answer["location"])[2]
     assert next(iter(ids_of(page))) == str(ui.media / "hubble_deep_field.jpg")
+
+
+def test_thumbnails_and_uploads_are_kept_for_their_owner_only(
+    ui: RunningUI, model_cache: Path
+) -> None:
+    item = ids_of(search(ui, "x", "&kind=video"))[str(ui.media / "clips" / "patterns.mp4")]
+    assert ui.request(f"/thumb/{item}?token={TOKEN}&t=3.0")[0] == 200
+    headers, body = multipart("image", "mine.png", (ui.media / "astronaut.png").read_bytes())
+    assert get(ui, f"/upload?token={TOKEN}", method="POST", headers=headers, body=body)[0] == 303
+    for name in ("pictures", "uploads"):
+        folder = model_cache / name
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, name
+        kept = list(folder.iterdir())
+        assert kept and {stat.S_IMODE(p.stat().st_mode) for p in kept} == {0o600}, name
 
 
 def test_open_runs_the_desktop_opener_at_the_moment(ui: RunningUI) -> None:

@@ -1,7 +1,9 @@
 """Private by default: what mmsearch keeps about a person's files (paths, document text,
 vectors, the last results) is readable by that person only, whatever their umask.
 
-Folders are 0700 and files 0600. LanceDB creates its files itself, so every write to the
+Folders are 0700 and files 0600: the store, and every folder and file of the cache
+(exported models, query vectors, pictures, uploads, snapshots of remote stores, the last
+results, what buckets were probed). LanceDB creates its files itself, so every write to the
 store happens under a 0077 umask (`private_umask`), and a store left looser by an older
 version is tightened on its next write (`tighten`), which is said once (`take_notices`).
 """
@@ -43,8 +45,9 @@ def private_cache(*parts: str) -> Path:
     return private_folder(private_folder(cache_root()).joinpath(*parts))
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically (readers never see half a file), mode 0600."""
+def write_private(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` (text is written as UTF-8) atomically (readers never see
+    half a file), mode 0600, in a private folder."""
     private_folder(path.parent)
     # named by process and thread, not by tempfile (3 ms of a warm query to import): the
     # folder is this user's alone; a leftover of a killed run under this name goes first,
@@ -54,8 +57,8 @@ def write_private(path: Path, text: str) -> None:
         os.unlink(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -202,12 +202,10 @@ def _probed() -> dict[str, float]:
 
 
 def _remember_probed(known: dict[str, float]) -> None:
-    folder = cache_root() / "remote"
+    from mmsearch.core.private import private_cache, write_private
+
     with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{PROBED}.{os.getpid()}"
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, folder / PROBED)
+        write_private(private_cache("remote") / PROBED, json.dumps(known))
 
 
 def lease_ttl() -> float:

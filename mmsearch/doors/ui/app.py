@@ -40,6 +40,7 @@ from mmsearch.core.errors import (
     UsageError,
     one_line,
 )
+from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
 from mmsearch.doors.ui import page
 from mmsearch.doors.ui.order import Order, ordered
@@ -370,12 +371,9 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         buf = io.BytesIO()
         picture.save(buf, "PNG")
         name = hashlib.sha256(buf.getvalue()).hexdigest()[:32]
-        uploads.mkdir(parents=True, exist_ok=True)
-        target = uploads / f"{name}.png"
+        target = private_cache("uploads") / f"{name}.png"  # 0700 folder
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(buf.getvalue())
-            tmp.replace(target)
+            write_private(target, buf.getvalue())  # 0600, whole or absent
         return name
 
     def uploaded(request: Request) -> Response:
