@@ -49,6 +49,7 @@ class Library:
         self.ask_server = ask_server
         self._store: Store | None = None
         self._settings: Settings | None = None
+        self._folders: tuple[float, list[tuple[list[str], list[str]]]] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -102,6 +103,43 @@ class Library:
 
             self._store = Store(self.settings.db)
         return self._store
+
+    def holds(self, path: str) -> bool:
+        """Whether the file at `path`, its links resolved, lies inside a folder indexed into
+        this store (by any model) and outside the subtrees `forget` dropped: the only files
+        the web UI and the MCP server read or serve. A link inside a root that points out of
+        it is outside; so is a path that does not exist."""
+        import os
+
+        from mmsearch.core.paths import is_within
+
+        real = os.path.realpath(path)
+        return any(
+            any(is_within(real, r) for r in roots) and not any(is_within(real, x) for x in out)
+            for roots, out in self._library_folders()
+        )
+
+    def _library_folders(self) -> list[tuple[list[str], list[str]]]:
+        """Per model, its roots and forgotten subtrees, links resolved: read from the
+        registry file each time, or for a remote store (a LanceDB read) every 2 s."""
+        import os
+        import time
+
+        now = time.monotonic()
+        kept = self._folders
+        if kept is not None and now - kept[0] < 2.0 and not is_local_uri(self.settings.db):
+            return kept[1]
+        from mmsearch.storage.registry import remembered_models
+
+        folders = [
+            (
+                [os.path.realpath(r) for r in m.get("roots") or []],
+                [os.path.realpath(x) for x in m.get("excluded") or []],
+            )
+            for m in remembered_models(self.settings.db)
+        ]
+        self._folders = (now, folders)
+        return folders
 
     def embedder(self) -> Embedder:
         """The model, loaded once per process."""

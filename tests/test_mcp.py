@@ -127,3 +127,22 @@ def test_with_the_trained_model_a_description_finds_its_picture(
     _, results = session(calls)
     firsts = [Path(r.structured_content["results"][0]["path"]).stem for r in results]
     assert firsts == list(scenes)
+
+
+def test_a_picture_outside_the_library_gets_one_answer_whether_anything_is_there(
+    library: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "real.png").write_bytes((library / "astronaut.png").read_bytes())
+    outside = ["/etc/shadow", "/etc/passwd", "/etc/no-such-file", str(tmp_path / "real.png")]
+    calls = [("search", {"query": p}) for p in outside]
+    calls += [("similar", {"path": p}) for p in outside]
+    _, results = session(calls)
+    said = set()
+    for (_, args), result in zip(calls, results, strict=True):
+        path = args.get("query") or args["path"]
+        assert result.is_error, (path, result)
+        said.add(result.content[0].text.replace(path, "PATH"))
+    assert said == {
+        "PATH: not a picture of the library (only files inside the indexed folders can be "
+        "searched by here)"
+    }

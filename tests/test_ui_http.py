@@ -143,8 +143,46 @@ def test_pages_hold_no_inline_script(ui: RunningUI) -> None:
 
 
 def test_a_malformed_query_says_why_with_status_400(ui: RunningUI) -> None:
-    status, _, page = get(ui, f"/?token={TOKEN}&q={quote('./no-such-picture.jpg')}")
+    status, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(ui.media / 'no-such.jpg'))}")
     assert status == 400 and "no such image" in alert(page)
+
+
+def test_a_path_outside_the_library_gets_one_answer_whether_anything_is_there(
+    ui: RunningUI, tmp_path: Path
+) -> None:
+    (tmp_path / "real.png").write_bytes((ui.media / "astronaut.png").read_bytes())
+    (ui.media / "leak.png").symlink_to(tmp_path / "real.png")  # inside, pointing out
+    said = set()
+    for path in ("/etc/shadow", "/etc/passwd", "/etc/no-such-file", "/nowhere/x.png"):
+        status, _, page = get(ui, f"/?token={TOKEN}&q={quote(path)}")
+        assert status == 400, (path, page)
+        said.add(alert(page).replace(path, "PATH"))
+    for path in (tmp_path / "real.png", tmp_path / "absent.png", ui.media / "leak.png"):
+        status, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(path))}")
+        assert status == 400, (path, page)
+        said.add(alert(page).replace(str(path), "PATH"))
+    assert said == {
+        "PATH: not a picture of the library (only files inside the indexed "
+        "folders can be searched by here)"
+    }
+
+
+@pytest.mark.parametrize(
+    "name, data, status",
+    [
+        ("notes-named.jpg", b"just some words, not pixels", 415),
+        ("docs/zoo.pdf", None, 415),
+        ("clips", None, 400),  # a folder
+    ],
+)
+def test_a_library_file_that_is_no_picture_is_a_4xx_never_a_500(
+    ui: RunningUI, name: str, data: bytes | None, status: int
+) -> None:
+    path = ui.media / name
+    if data is not None:
+        path.write_bytes(data)
+    got, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(path))}")
+    assert got == status and str(path) in alert(page), page
 
 
 def test_a_bad_date_is_a_400_that_names_it(ui: RunningUI) -> None:

@@ -20,6 +20,7 @@ from mmsearch.core.errors import MmsearchError, one_line
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
+    from mmsearch.query.grammar import Part
     from mmsearch.query.ranking import Hit
 
 THUMBNAILS = 6  # results that come with a picture: enough to look at, few enough to read
@@ -42,8 +43,9 @@ def hit_object(hit: Hit) -> dict[str, Any]:
 
 def build(library: Library) -> MCPServer:
     """The MCP server object with its three tools."""
+    from mmsearch.core.paths import normalize
     from mmsearch.query.filters import Filters
-    from mmsearch.query.grammar import parse_date
+    from mmsearch.query.grammar import Part, parse, parse_date
 
     server = MCPServer(
         "mmsearch",
@@ -101,7 +103,7 @@ def build(library: Library) -> MCPServer:
         """
         return answered(
             lambda: library.search(
-                query,
+                _confined(library, parse([query], allowed=library.holds)),
                 top=max(1, min(int(top), MAX_TOP)),
                 filters=filters(kind, folder, ext, after, before),
                 moments=moments,
@@ -119,11 +121,14 @@ def build(library: Library) -> MCPServer:
         kind: list[str] | None = None,
         folder: list[str] | None = None,
     ) -> CallToolResult:
-        """Find files that look like the picture at `path` (any image, indexed or not), or
-        like the frame at `moment` seconds of a video; `plus`/`minus` texts move the search
-        toward or away from words. The file itself is never among the results."""
-        return answered(
-            lambda: library.similar(
+        """Find files that look like the picture at `path` (a file inside the indexed
+        folders), or like the frame at `moment` seconds of a video; `plus`/`minus` texts
+        move the search toward or away from words. The file itself is never among the
+        results."""
+
+        def find() -> list[Hit]:
+            _confined(library, [Part("image", normalize(path), 1.0)])
+            return library.similar(
                 path,
                 at=moment,
                 plus=plus or [],
@@ -131,7 +136,8 @@ def build(library: Library) -> MCPServer:
                 top=max(1, min(int(top), MAX_TOP)),
                 filters=filters(kind, folder, None, None, None),
             )
-        )
+
+        return answered(find)
 
     @server.tool()
     def status() -> CallToolResult:
@@ -143,6 +149,16 @@ def build(library: Library) -> MCPServer:
         )
 
     return server
+
+
+def _confined(library: Library, parts: list[Part]) -> list[Part]:
+    """The parts, once every picture they name is one of the library's (confine.py)."""
+    from mmsearch.doors.confine import query_picture
+
+    for part in parts:
+        if part.kind == "image":
+            query_picture(library, part.value)
+    return parts
 
 
 def _thumbnail(hit: Hit) -> str | None:

@@ -32,16 +32,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmsearch.core.config import cache_root
-from mmsearch.core.errors import (
-    ExtractError,
-    MmsearchError,
-    NoIndex,
-    StoreBusy,
-    UsageError,
-    one_line,
-)
+from mmsearch.core.errors import ExtractError, MmsearchError, one_line
 from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
+from mmsearch.doors.confine import Refused, query_picture, status_of
 from mmsearch.doors.ui import page
 from mmsearch.doors.ui.order import Order, ordered
 from mmsearch.doors.ui.page import Shown
@@ -69,24 +63,6 @@ SECURITY_HEADERS = [
 ]
 CACHEABLE = {"cache-control": "private, max-age=600"}
 STATIC = {"ui.js": "text/javascript", "ui.css": "text/css"}
-
-
-class Refused(Exception):
-    """A request the app turns away: an HTTP status and one line saying why."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def status_of(error: MmsearchError) -> int:
-    if isinstance(error, UsageError):
-        return 400
-    if isinstance(error, NoIndex):
-        return 404
-    if isinstance(error, StoreBusy):
-        return 503
-    return 500
 
 
 class Guard:
@@ -202,11 +178,14 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         form["sort"] = params.get("sort", "relevance")
         start: Shown | str | None = None
         parts: list[Part] = []
+        pictures: list[str] = []  # what the query reads of the library
         try:
             if form["like"]:
                 hit = ids.get(form["like"])
                 at = _number(form["at"], "at") if hit.kind == Kind.VIDEO else None
+                query_picture(library, hit.path)  # still the library's: not swapped for a link
                 parts += similar_parts(hit.path, at)
+                pictures.append(hit.path)
                 start = Shown(form["like"], Hit(hit.path, hit.kind, hit.score, t=at))
             if form["img"]:
                 picture = _upload_path(form["img"])
@@ -216,7 +195,12 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             if parts and words.startswith("+"):
                 words = words[1:].strip()
             if words:
-                parts += parse([words])
+                typed = parse([words], allowed=library.holds)
+                for part in typed:
+                    if part.kind == "image":
+                        query_picture(library, part.value)
+                        pictures.append(part.value)
+                parts += typed
             if not parts:
                 return HTMLResponse(page.results_page(token, form, None, start=start))
             order = choose(Order, form["sort"] or "relevance", "sort")
@@ -229,7 +213,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             return HTMLResponse(html, status_code=e.status)
         except MmsearchError as e:
             html = page.results_page(token, form, None, one_line(e), start)
-            return HTMLResponse(html, status_code=status_of(e))
+            return HTMLResponse(html, status_code=status_of(e, pictures))
         shown = [ids.add(h) for h in hits]
         return HTMLResponse(page.results_page(token, form, shown, start=start))
 
