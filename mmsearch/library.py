@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from mmsearch.core.config import Settings, is_local_uri
-from mmsearch.core.errors import NoIndex, StoreBusy, UsageError
+from mmsearch.core.errors import NoIndex, NotPrivate, StoreBusy, UsageError
 from mmsearch.core.redact import redact
 from mmsearch.core.timings import phase
 from mmsearch.core.vocab import Mode, Sort, choose
@@ -351,7 +351,7 @@ class Library:
                 try:
                     stack.enter_context(serving(self, on_notice))
                     served = True
-                except StoreBusy as e:
+                except (StoreBusy, NotPrivate) as e:
                     on_notice(f"not serving queries: {e}")
             yield served
 

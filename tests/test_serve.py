@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import env_settings, make_image, query_json, run
+from helpers import env_settings, make_image, query_json, run, run_process
 
 from mmsearch.doors.client import ask, socket_path
 from mmsearch.doors.serve import serving
@@ -321,9 +323,17 @@ def test_a_slow_query_is_never_run_twice(server: Path, monkeypatch: pytest.Monke
     assert calls == ["ran"]
 
 
-def test_a_caller_of_another_uid_gets_no_answer(server: Path) -> None:
+def stranger() -> int:
+    """Another local user's uid (nobody's), for a test that plants what they could."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to connect as another user")
+        pytest.skip("needs root to act as another user")
+    return 65534
+
+
+def test_a_caller_of_another_uid_gets_no_answer(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = stranger()
     probe = (
         "import socket, sys\n"
         "c = socket.socket(socket.AF_UNIX)\n"
@@ -336,32 +346,121 @@ def test_a_caller_of_another_uid_gets_no_answer(server: Path) -> None:
         "    print(repr(b''))\n"
     )
     ping = json.dumps({"v": 1, "db": env_settings().db, "ping": True}) + "\n"
-    server.parent.chmod(0o711)  # let the stranger reach the socket: only the uid check is left
-    server.chmod(0o666)
+    runtime = Path(tempfile.mkdtemp(prefix="mmsearch-xdg-"))  # where a stranger may pass
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     try:
-        proc = subprocess.run(
-            ["/usr/bin/python3", "-I", "-S", "-c", probe, str(server), ping],
-            capture_output=True,
-            text=True,
-            user=65534,
-            timeout=60,
-        )
+        with serving(Library(env_settings())) as path:
+            server = Path(path)
+            for folder in (runtime, server.parent):  # let the stranger reach the socket:
+                folder.chmod(0o711)  # only the uid check is left
+            server.chmod(0o666)
+            proc = subprocess.run(
+                ["/usr/bin/python3", "-I", "-S", "-c", probe, str(server), ping],
+                capture_output=True,
+                text=True,
+                user=uid,
+                timeout=60,
+            )
     finally:
-        server.parent.chmod(0o700)
-        server.chmod(0o600)
+        shutil.rmtree(runtime, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "b''"
 
 
-@pytest.mark.parametrize("tmpdir", ["given", "missing"])
-def test_the_socket_lies_in_the_temporary_folder_python_would_choose(
-    tmpdir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("xdg", ["unset", "shared", "missing"])
+def test_without_a_runtime_folder_of_ones_own_the_socket_lies_in_the_cache(
+    xdg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tempfile
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # never a name in the shared temporary folder
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    where = {"unset": None, "shared": str(shared), "missing": str(tmp_path / "gone")}[xdg]
+    if where is None:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    else:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", where)
+    assert socket_path("/a/store").parent == Path(os.environ["MMSEARCH_CACHE"]) / "run"
 
-    for name in ("XDG_RUNTIME_DIR", "TEMP", "TMP"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TMPDIR", str(tmp_path / tmpdir))
-    (tmp_path / "given").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", None)  # its answer is cached
-    assert socket_path("/a/store").parent.parent == Path(tempfile.gettempdir())
+
+def test_a_private_xdg_runtime_dir_holds_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    assert socket_path("/a/store").parent == tmp_path / "run" / f"mmsearch-{os.getuid()}"
+
+
+def plant(folder: Path, db: str, victim: Path) -> Path:
+    """What another user leaves where a server might put its socket: a folder open to all,
+    and the socket's lock as a link to a file they cannot write but its victim can."""
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o777)
+    lock = folder / (socket_path(db).name + ".lock")
+    lock.symlink_to(victim)
+    victim.write_text("the victim's own\n")
+    victim.chmod(0o600)
+    return lock
+
+
+def test_a_socket_folder_planted_in_the_temporary_folder_is_never_used(
+    indexed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = stranger()
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("TMPDIR", str(shared))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    planted = shared / f"mmsearch-{os.getuid()}"
+    victim = tmp_path / "precious"
+    lock = plant(planted, env_settings().db, victim)
+    os.lchown(lock, uid, uid)
+    os.chown(planted, uid, uid)
+    with serving(Library(env_settings())) as path:
+        assert ask(env_settings().db, {"ping": True}) is not None
+        folder = Path(path).parent.stat()
+        assert folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o700
+    assert victim.read_text() == "the victim's own\n"
+    assert os.listdir(planted) == [lock.name] and planted.stat().st_uid == uid
+
+
+@pytest.mark.parametrize("planted", ["another user's", "a link", "open to all", "a linked lock"])
+def test_a_planted_runtime_folder_is_refused_in_one_line_and_never_written_through(
+    planted: str, indexed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    folder = socket_path(env_settings().db).parent
+    victim = tmp_path / "precious"
+    if planted == "a link":
+        lock = plant(tmp_path / "elsewhere", env_settings().db, victim)
+        folder.symlink_to(tmp_path / "elsewhere")
+    else:
+        lock = plant(folder, env_settings().db, victim)
+    if planted == "another user's":
+        os.chown(folder, stranger(), stranger())
+    elif planted == "a linked lock":
+        folder.chmod(0o700)  # private now; what was planted while it was open stays
+    result = run_process("serve", timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "mmsearch: error: " in result.stderr and "Traceback" not in result.stderr
+    reason = "not a file of yours" if planted == "a linked lock" else "not a private folder"
+    assert reason in result.stderr
+    assert victim.read_text() == "the victim's own\n" and lock.is_symlink()
+
+
+def test_watch_goes_on_without_answering_queries_when_the_socket_folder_is_planted(
+    indexed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    socket_path(env_settings().db).parent.mkdir(mode=0o777)
+    socket_path(env_settings().db).parent.chmod(0o777)
+    notices: list[str] = []
+    stop = threading.Event()
+    stop.set()  # one pass over the folder, then stop
+    Library(env_settings()).watch([str(indexed)], stop, on_notice=notices.append)
+    assert any("not serving queries" in n and "not a private folder" in n for n in notices)

@@ -31,6 +31,11 @@ class StoreBusy(StoreError):
     exit_code = 3
 
 
+class NotPrivate(MmsearchError):
+    """A folder mmsearch must hold alone (where its sockets live) is a link, another user's,
+    or open to others: refused before anything is written in it."""
+
+
 class NoIndex(MmsearchError):
     """There is nothing indexed for this model yet."""
 

@@ -37,6 +37,36 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def owned_folder(path: Path) -> Path:
+    """`path` as a folder that is this user's alone, checked before anything is written in
+    it: created 0700 if absent (its parent must exist); refused with NotPrivate, in one
+    line, if it is a link, not a folder, another user's, or writable by others (something
+    may have been planted in it); tightened to 0700 if it is only readable by others. Never
+    followed, never chmod-ed when it is not ours."""
+    from mmsearch.core.errors import NotPrivate
+
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, FOLDER_MODE)
+    st = os.lstat(path)
+    me = os.getuid()
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "it is not a folder"
+    elif st.st_uid != me:
+        why = f"it belongs to uid {st.st_uid}, not to you (uid {me})"
+    elif st.st_mode & 0o022:
+        why = f"others may write in it (mode {stat.S_IMODE(st.st_mode):04o})"
+    else:
+        if st.st_mode & _LOOSE:
+            os.chmod(path, FOLDER_MODE)
+        return path
+    raise NotPrivate(
+        f"{path} is not a private folder: {why}; mmsearch will not use it: remove it, or "
+        "set XDG_RUNTIME_DIR to a folder of yours"
+    )
+
+
 def private_cache(*parts: str) -> Path:
     """A folder in mmsearch's cache (MMSEARCH_CACHE, else the user's cache folder), the
     cache folder itself made private first."""

@@ -10,21 +10,24 @@ lock taken atomically (flock), never by "is anyone there? then unlink and bind".
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
 import socketserver
+import stat
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.core.errors import MmsearchError, StoreBusy, internal_error, one_line
-from mmsearch.core.private import private_folder, private_umask
-from mmsearch.doors.client import RUN, VERSION, relevant_env, socket_path
+from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy, internal_error, one_line
+from mmsearch.core.private import owned_folder, private_folder, private_umask
+from mmsearch.doors.client import RUN, VERSION, cache_folder, relevant_env, socket_path
 from mmsearch.doors.protocol import SearchRequest, error_reply, hits_reply
 
 if TYPE_CHECKING:
@@ -200,8 +203,22 @@ def _owning(path: str, db: str) -> Iterator[None]:
     the same instant exactly one owns the socket, and the other fails with StoreBusy. The
     lock dies with its process, so a killed server's socket is simply taken over."""
     lock_path = path + ".lock"
-    with private_umask():
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with private_umask():
+            fd = os.open(lock_path, flags, 0o600)  # never through a link
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise NotPrivate(f"cannot use the lock {lock_path}: {e.strerror or e}") from None
+        fd = -1
+    st = os.fstat(fd) if fd >= 0 else None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        if fd >= 0:
+            os.close(fd)
+        raise NotPrivate(
+            f"{lock_path} is not a file of yours (a link, or another user's): mmsearch will "
+            "not use it; remove it"
+        )
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -225,7 +242,9 @@ def serving(library: Library, on_notice: Notice = lambda message: None) -> Itera
     db = library.settings.db
     local = Library(library.settings, ask_server=False)  # a server never asks itself
     path = socket_path(db)
-    private_folder(path.parent)
+    if path.parent.parent == Path(cache_folder()):
+        private_folder(path.parent.parent)  # the cache folder, made or tightened
+    owned_folder(path.parent)  # this user's alone, or refused before anything is written
     with _owning(str(path), db):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a server that was killed: we own the lock now

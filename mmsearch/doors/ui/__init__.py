@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from mmsearch.core.errors import MmsearchError, StoreBusy
+from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy
 from mmsearch.library import Library
 
 
@@ -60,6 +60,9 @@ def run(
         except StoreBusy as e:
             on_notice(f"using the running server: {e}")
             searcher = library
+        except NotPrivate as e:  # the page still works; `query` answers alone
+            on_notice(f"not answering the command line's queries: {e}")
+            searcher = local
         app = make_app(searcher, token, port)
         config = uvicorn.Config(
             app, log_level="critical", access_log=False, server_header=False, lifespan="off"
