@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ class Library:
         self._store: Store | None = None
         self._settings: Settings | None = None
         self._folders: tuple[float, list[tuple[list[str], list[str]]]] | None = None
+        self._unchanged: dict[tuple[str, int, int, int, int], bool] = {}
 
     @property
     def settings(self) -> Settings:
@@ -109,8 +111,6 @@ class Library:
         this store (by any model) and outside the subtrees `forget` dropped: the only files
         the web UI and the MCP server read or serve. A link inside a root that points out of
         it is outside; so is a path that does not exist."""
-        import os
-
         from mmsearch.core.paths import is_within
 
         real = os.path.realpath(path)
@@ -119,10 +119,28 @@ class Library:
             for roots, out in self._library_folders()
         )
 
+    def unchanged(self, path: str, st: os.stat_result) -> bool:
+        """Whether the index of this model holds the file at `path` at the size and mtime of
+        `st` (read fine): it is still the very file that was indexed. Remembered per file
+        state, so a video's hundred range requests cost one look-up."""
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._unchanged.get(key)
+        if known is None:
+            from mmsearch.storage.store import open_collection
+
+            try:
+                coll = open_collection(self.settings)
+                known = coll.holds_unchanged(path, st.st_size, st.st_mtime_ns)
+            except NoIndex:
+                known = False
+            if len(self._unchanged) > 10_000:
+                self._unchanged.clear()
+            self._unchanged[key] = known
+        return known
+
     def _library_folders(self) -> list[tuple[list[str], list[str]]]:
         """Per model, its roots and forgotten subtrees, links resolved: read from the
         registry file each time, or for a remote store (a LanceDB read) every 2 s."""
-        import os
         import time
 
         now = time.monotonic()

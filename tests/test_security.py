@@ -119,3 +119,34 @@ def test_redact_hides_a_urls_user_part_and_a_known_password_anywhere(
     monkeypatch.setenv("HTTPS_PROXY", "http://me:pr%40xy-pw@proxy.lan:3128")
     text = redact("GET http://u:p@ss@host/x via https://tok3n@h failed; pr@xy-pw rejected")
     assert text == "GET http://***@host/x via https://***@h failed; *** rejected"
+
+
+def test_a_file_link_that_leaves_the_folder_is_not_indexed_and_its_text_never_shows(
+    tmp_path: Path,
+) -> None:
+    from helpers import file_rows
+
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "diary.txt").write_text("the zebra password is hunter2")
+    folder = tmp_path / "media"
+    make_image(folder / "a.png", seed=1)
+    (folder / "readme.txt").write_text("a zebra of this folder")
+    (folder / "notes.txt").symlink_to(private / "diary.txt")  # planted, or careless
+    (folder / "same.png").symlink_to(folder / "a.png")  # a link within the folder
+    result = run("index", str(folder))
+    assert result.exit_code == 0 and "1 links leaving the folder skipped" in result.stderr
+    assert sorted(Path(p).name for p in file_rows()) == ["a.png", "readme.txt", "same.png"]
+    found = query_json("hunter2 zebra", "--mode", "text", "-n", "10")
+    assert found and all("hunter2" not in (r["snippet"] or "") for r in found)
+
+
+def test_follow_links_indexes_a_link_that_leaves_the_folder(tmp_path: Path) -> None:
+    from helpers import file_rows
+
+    (tmp_path / "elsewhere.txt").write_text("words from elsewhere")
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "notes.txt").symlink_to(tmp_path / "elsewhere.txt")
+    assert run("index", str(folder), "--follow-links").exit_code == 0
+    assert list(file_rows()) == [str(folder / "notes.txt")]

@@ -4,6 +4,7 @@ byte ranges a browser relies on. The browser itself drives it in test_ui_browser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -233,6 +234,60 @@ def test_a_video_is_served_in_byte_ranges(ui: RunningUI) -> None:
     status, headers, _ = ui.request(f"/file/{item}?token={TOKEN}", headers={"Range": "bytes=10-99"})
     assert status == 206 and headers["content-range"] == f"bytes 10-99/{video.stat().st_size}"
     assert headers["content-type"] == "video/mp4"
+
+
+@contextlib.contextmanager
+def swapped(path: Path, link_to: Path | None = None, data: bytes | None = None) -> Iterator[None]:
+    """`path` swapped meanwhile: `mv path aside; ln -s link_to path`, or rewritten with
+    `data` (size and mtime kept when it is as long), then put back."""
+    aside = path.with_name(path.name + ".aside")
+    st = path.stat()
+    os.rename(path, aside)
+    try:
+        if link_to is not None:
+            path.symlink_to(link_to)
+        else:
+            assert data is not None
+            path.write_bytes(data)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        yield
+    finally:
+        path.unlink()
+        os.rename(aside, path)
+
+
+def test_a_photo_swapped_for_a_link_out_of_the_library_is_not_served(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    opened_before = ui.opened.read_text() if ui.opened.exists() else ""
+    with swapped(photo, link_to=Path("/etc/passwd")):
+        for path, method in ((f"/file/{item}", "GET"), (f"/thumb/{item}", "GET")):
+            status, _, page = get(ui, f"{path}?token={TOKEN}", method=method)
+            assert status == 404 and "root:" not in page, (path, status)
+            assert str(photo) in alert(page) and "\n" not in alert(page)
+        assert get(ui, f"/open/{item}?token={TOKEN}", method="POST")[0] == 404
+    time.sleep(0.5)
+    assert (ui.opened.read_text() if ui.opened.exists() else "") == opened_before
+
+
+def test_a_photo_changed_since_it_was_indexed_is_not_served(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    other = (ui.media / "hubble_deep_field.jpg").read_bytes()
+    with swapped(photo, data=other):
+        os.utime(photo, (1e9, 1e9))
+        status, _, page = get(ui, f"/file/{item}?token={TOKEN}")
+        assert status == 409 and "index it again" in alert(page)
+    assert get(ui, f"/file/{item}?token={TOKEN}")[0] == 200
+
+
+def test_a_served_file_must_be_what_its_bytes_say_not_what_its_name_says(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    text = b"root:x:0:0:root:/root:/bin/bash\n" * (photo.stat().st_size // 32 + 1)
+    with swapped(photo, data=text[: photo.stat().st_size]):  # same size, same mtime
+        status, _, page = get(ui, f"/file/{item}?token={TOKEN}")
+        assert status == 415 and "root:" not in page and "not a photo" in alert(page)
 
 
 def test_documents_are_shown_as_pictures_not_served(ui: RunningUI) -> None:

@@ -464,6 +464,7 @@ def _index_options(indexing: IndexingOptions, **tuning: int | None) -> IndexOpti
         documents=DocumentOptions(max_pages=indexing.max_pages),
         ocr=indexing.ocr,
         ocr_video_frames=indexing.ocr_video,
+        follow_links=indexing.follow_links,
         **{k: v for k, v in tuning.items() if v is not None},
     )
 

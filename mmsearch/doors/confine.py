@@ -73,3 +73,115 @@ def status_of(error: MmsearchError, pictures: Sequence[str] = ()) -> int:
     if any(message.startswith(p) for p in pictures):
         return 415
     return 500
+
+
+def shown_file(library: Library, path: str) -> None:
+    """Refuse to show a result's file (a thumbnail, the desktop's viewer) unless it is still
+    the library's: inside the indexed folders by its real path, or, for a link the index
+    followed out of them (`--follow-links`), the very file the index holds there. A file
+    swapped for a link to somewhere else since it was indexed is neither."""
+    if library.holds(path):
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or not library.unchanged(path, st):
+        raise Refused(404, f"{path} is no longer a file of the library (it leads elsewhere)")
+
+
+def served_file(library: Library, path: str, kind: str) -> tuple[int, os.stat_result, str]:
+    """The result's file opened for serving, its status and its media type, or a refusal:
+    it must be the very file the index holds (the same size and mtime), found inside the
+    indexed folders by its real path (or be a link the index followed), and its first bytes
+    must say it is a `kind` (a photo or a video) whatever its name says. The caller serves
+    the open descriptor, not the path, and closes it: a swap after the check changes
+    nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Refused(404, f"{path} no longer exists") from None
+    except OSError as e:
+        raise Refused(404, f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(404, f"{path} is no longer a file")
+        same = library.unchanged(path, st)
+        if not library.holds(_real_path(fd, path)) and not (same and os.path.islink(path)):
+            raise Refused(404, f"{path} is no longer a file of the library (it leads elsewhere)")
+        if not same:
+            raise Refused(409, f"{path} changed since it was indexed: index it again to see it")
+        media = sniffed_media(os.pread(fd, 3 * 192 + 8, 0))
+        if media is None or media.split("/")[0] != kind:
+            raise Refused(415, f"{path} is not a {'photo' if kind == Kind.IMAGE else kind}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st, media
+
+
+def _real_path(fd: int, path: str) -> str:
+    """The real path of the file open as `fd` (Linux names it in /proc), else `path`'s."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+_FTYP_BRANDS = {
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"hevc": "image/heic",
+    b"heim": "image/heic",
+    b"heis": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    b"crx ": "image/x-canon-cr3",
+    b"qt  ": "video/quicktime",
+}
+_MAGIC = (
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"GIF8", "image/gif"),
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+    (0, b"IIRO", "image/x-olympus-orf"),
+    (0, b"IIRS", "image/x-olympus-orf"),
+    (0, b"IIU\x00", "image/x-panasonic-rw2"),
+    (0, b"FUJIFILMCCD-RAW", "image/x-fuji-raf"),
+    (0, b"8BPS", "image/vnd.adobe.photoshop"),
+    (0, b"\x00\x00\x00\x0cjP  ", "image/jp2"),
+    (0, b"\xff\x4f\xff\x51", "image/jp2"),
+    (0, b"\x1a\x45\xdf\xa3", "video/x-matroska"),
+    (0, b"\x00\x00\x01\xba", "video/mpeg"),
+    (0, b"\x00\x00\x01\xb3", "video/mpeg"),
+    (0, b"\x30\x26\xb2\x75", "video/x-ms-asf"),
+    (0, b"FLV", "video/x-flv"),
+    (0, b"OggS", "video/ogg"),
+    (0, b"\x06\x0e\x2b\x34", "video/mxf"),
+    (0, b"\x1f\x07\x00", "video/x-dv"),
+    (4, b"moov", "video/quicktime"),
+    (4, b"mdat", "video/quicktime"),
+    (4, b"wide", "video/quicktime"),
+)
+
+
+def sniffed_media(head: bytes) -> str | None:
+    """The media type a file's first bytes say (photos and videos only), whatever its
+    name says; None for anything else (text, a document, /etc/passwd)."""
+    if head[:4] == b"RIFF":
+        return {b"WEBP": "image/webp", b"AVI ": "video/x-msvideo"}.get(head[8:12])
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12], "video/mp4")
+    if head[:4] == b"\x1a\x45\xdf\xa3" and b"webm" in head:
+        return "video/webm"
+    for offset, magic, media in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return media
+    from mmsearch.core.formats import is_transport_stream
+
+    return "video/mp2t" if is_transport_stream(head) else None

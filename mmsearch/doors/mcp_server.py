@@ -63,7 +63,7 @@ def build(library: Library) -> MCPServer:
         found = [hit_object(h) for h in hits]
         content: list[Any] = [TextContent(type="text", text=json.dumps(found, ensure_ascii=False))]
         for hit in hits[:THUMBNAILS]:
-            thumb = _thumbnail(hit)
+            thumb = _thumbnail(library, hit)
             if thumb is not None:
                 content.append(ImageContent(type="image", data=thumb, mime_type="image/jpeg"))
         return CallToolResult(content=content, structured_content={"results": found})
@@ -161,10 +161,12 @@ def _confined(library: Library, parts: list[Part]) -> list[Part]:
     return parts
 
 
-def _thumbnail(hit: Hit) -> str | None:
+def _thumbnail(library: Library, hit: Hit) -> str | None:
+    from mmsearch.doors.confine import shown_file
     from mmsearch.doors.pictures import picture
 
     try:
+        shown_file(library, hit.path)  # still the library's file, not a link swapped in
         return base64.b64encode(picture(hit.path, hit.kind, hit.t, hit.page, THUMB_SIDE)).decode()
     except Exception:  # a text document, or a file gone since: the result stands without one
         return None

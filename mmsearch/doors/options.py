@@ -135,6 +135,13 @@ class IndexingOptions:
             "--ocr-video", min=0, metavar="N", help="Video frames per video to read words in."
         ),
     ] = 0
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Index file links that point out of the folder (skipped by default).",
+        ),
+    ] = False
 
 
 @dataclasses.dataclass

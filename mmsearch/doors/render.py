@@ -223,7 +223,8 @@ def index_summary(report: IndexReport, console: Console, total: float | None = N
         f"{r.removed} removed, {r.failed} failed, "
         + (f"{r.empty} empty, " if r.empty else "")
         + f"{r.unsupported} unsupported "
-        f"in {seconds:.1f} s{said}",
+        + (f"({r.links_out} links leaving the folder skipped) " if r.links_out else "")
+        + f"in {seconds:.1f} s{said}",
         markup=False,
     )
     o = r.ocr

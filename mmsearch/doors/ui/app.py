@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from mmsearch.core.config import cache_root
 from mmsearch.core.errors import ExtractError, MmsearchError, one_line
 from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
-from mmsearch.doors.confine import Refused, query_picture, status_of
+from mmsearch.doors.confine import Refused, query_picture, served_file, shown_file, status_of
 from mmsearch.doors.ui import page
 from mmsearch.doors.ui.order import Order, ordered
 from mmsearch.doors.ui.page import Shown
@@ -105,6 +106,29 @@ class Guard:
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
     response = HTMLResponse(page.message_page(None, message), status_code=status)
     await response(scope, receive, send)
+
+
+class _OpenFile(FileResponse):
+    """A file served from a descriptor opened and checked beforehand (reopened through
+    /proc/self/fd, or /dev/fd elsewhere: the same file, whatever its path names now),
+    closed when the response is done, however it ends."""
+
+    def __init__(self, fd: int, st: os.stat_result, media: str):
+        self.fd = fd
+        folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+        path = f"{folder}/{fd}"
+        super().__init__(
+            path,
+            media_type=media,
+            stat_result=st,
+            headers={"content-security-policy": "sandbox"},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self.fd)
 
 
 class Ids:
@@ -264,24 +288,21 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         from mmsearch.doors.pictures import LARGE, THUMB, picture
 
         hit = _locator(request, ids.get(request.path_params["id"]))
+        shown_file(library, hit.path)
         side = LARGE if request.query_params.get("size") == "l" else THUMB
         data = picture(hit.path, hit.kind, hit.t, hit.page, side)
         return Response(data, media_type="image/jpeg", headers=CACHEABLE)
 
     def file(request: Request) -> Response:
         """A video or photo itself, with Range requests (a player seeks by them); other kinds
-        are shown as pictures or opened in the desktop's viewer, never served."""
-        import mimetypes
-
+        are shown as pictures or opened in the desktop's viewer, never served. Only the very
+        file the index holds, from inside the library, of the type its bytes say
+        (confine.served_file), served from the descriptor that was checked."""
         hit = ids.get(request.path_params["id"])
-        media = mimetypes.guess_type(hit.path)[0] or ""
-        if hit.kind not in (Kind.VIDEO, Kind.IMAGE) or not media.startswith(("video/", "image/")):
+        if hit.kind not in (Kind.VIDEO, Kind.IMAGE):
             raise Refused(404, "only videos and photos are served; open the file instead")
-        if not Path(hit.path).is_file():
-            raise Refused(404, f"{hit.path} no longer exists")
-        return FileResponse(
-            hit.path, media_type=media, headers={"content-security-policy": "sandbox"}
-        )
+        fd, st, media = served_file(library, hit.path, hit.kind)
+        return _OpenFile(fd, st, media)
 
     def open_(request: Request) -> Response:
         import subprocess
@@ -292,6 +313,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         hit = _locator(request, ids.get(key))
         if not Path(hit.path).exists():
             raise Refused(404, f"{hit.path} no longer exists")
+        shown_file(library, hit.path)
         command = opener_command({"path": hit.path, "t": hit.t})
         try:
             subprocess.Popen(
