@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from mmsearch.core.bounds import MAX_PARTS, MAX_TOP, check_text
 from mmsearch.core.config import Settings, is_local_uri
 from mmsearch.core.errors import NoIndex, NotPrivate, StoreBusy, UsageError
 from mmsearch.core.redact import redact
@@ -257,15 +258,15 @@ class Library:
     ) -> SearchRequest:
         """A search checked as far as it can be without the model or LanceDB: arguments,
         the model's name and weights, that the store exists."""
-        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-            raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+            raise UsageError(f"top must be a whole number from 1 to {MAX_TOP}, not {top!r}")
         from mmsearch.model.preflight import check_given
 
         check_given(self.given)  # names alone, before the store is read for the rest
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,
-            parts=tuple(_parts(query)),
+            parts=tuple(_parts(query)),  # at most MAX_PARTS (grammar, or below)
             top=top,
             filters=filters or Filters(),
             moments=bool(moments),
@@ -379,6 +380,10 @@ def _parts(query: Query) -> list[Part]:
         return parse([query])
     items = list(query)
     if items and all(isinstance(p, Part) for p in items):
+        if len(items) > MAX_PARTS:
+            raise UsageError(f"a query has at most {MAX_PARTS} parts, not {len(items)}")
+        for part in items:
+            check_text(part.value, "a query part")
         return items  # type: ignore[return-value]
     if all(isinstance(p, str) for p in items):
         return parse(items)  # type: ignore[arg-type]

@@ -183,6 +183,11 @@ def request(**fields) -> bytes:
         {"filters": {"kinds": ["nope"]}},
         {"mode": "fastest"},
         {"moments": "yes"},
+        {"parts": [{"kind": "text", "value": "x" * 5000, "weight": 1.0}]},
+        {"filters": {"within": ["/x"] * 300}},
+        {"filters": {"exts": ["jpg"] * 300}},
+        {"filters": {"within": "/x"}},
+        {"model": "m" * 5000},
     ],
 )
 def test_a_malformed_request_is_a_usage_error_before_anything_runs(
@@ -190,6 +195,15 @@ def test_a_malformed_request_is_a_usage_error_before_anything_runs(
 ) -> None:
     reply = raw(server, request(**fields))
     assert reply["exit_code"] == 2 and "\n" not in reply["error"], reply
+
+
+def test_a_request_naming_fifty_thousand_folders_is_refused_at_once(server: Path) -> None:
+    started = time.monotonic()
+    reply = raw(server, request(filters={"within": [f"/p/{i}" for i in range(50_000)]}))
+    assert reply["exit_code"] == 2 and reply["error"] == (
+        "bad request: filters.within: at most 256 values, not 50000"
+    )
+    assert time.monotonic() - started < 5
 
 
 def test_a_request_over_the_size_cap_is_refused_unread(server: Path) -> None:

@@ -186,6 +186,22 @@ def test_a_library_file_that_is_no_picture_is_a_4xx_never_a_500(
     assert got == status and str(path) in alert(page), page
 
 
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        (f"q={'x' * 5000}", "q is too long (5000 characters; at most 4096)"),
+        (f"q=x&in={'/p' * 2100}", "in is too long"),
+        ("q=" + quote(" + ".join(["x"] * 65)), "a query has at most 64 parts, not 65"),
+        ("q=x" + "&kind=image" * 300, "kind: at most 256 kinds, not 300"),
+    ],
+)
+def test_an_argument_over_its_bound_is_a_400_that_names_it(
+    ui: RunningUI, query: str, said: str
+) -> None:
+    status, _, page = get(ui, f"/?token={TOKEN}&{query}")
+    assert status == 400 and said in alert(page)
+
+
 def test_a_bad_date_is_a_400_that_names_it(ui: RunningUI) -> None:
     status, _, page = get(ui, f"/?token={TOKEN}&q=x&after=yesterday")
     assert status == 400 and "yesterday" in alert(page)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent
 
-from mmsearch.core.errors import MmsearchError, one_line
+from mmsearch.core.bounds import MAX_PARTS, MAX_SECONDS, check_list, check_text
+from mmsearch.core.errors import MmsearchError, UsageError, one_line
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
@@ -75,6 +76,12 @@ def build(library: Library) -> MCPServer:
         after: str | None,
         before: str | None,
     ) -> Filters:
+        """The filters, each argument bounded first, in this door's words."""
+        check_list(kind or [], "kind", what="kinds")
+        check_list(folder or [], "folder", what="folders")
+        check_list(ext or [], "ext", what="extensions")
+        for name, value in (("after", after), ("before", before)):
+            check_text(value or "", name, 64)
         return Filters(
             within=folder or [],
             kinds=kind or [],
@@ -101,15 +108,19 @@ def build(library: Library) -> MCPServer:
         under these paths. ext: e.g. jpg. after/before: YYYY, YYYY-MM or YYYY-MM-DD. mode:
         auto, vector, text (words only) or hybrid. moments: every matching moment of a video.
         """
-        return answered(
-            lambda: library.search(
+
+        def find() -> list[Hit]:
+            check_text(query, "query")
+            check_text(mode, "mode", 64)
+            return library.search(
                 _confined(library, parse([query], allowed=library.holds)),
                 top=max(1, min(int(top), MAX_TOP)),
                 filters=filters(kind, folder, ext, after, before),
                 moments=moments,
                 mode=mode,
             )
-        )
+
+        return answered(find)
 
     @server.tool()
     def similar(
@@ -127,6 +138,11 @@ def build(library: Library) -> MCPServer:
         results."""
 
         def find() -> list[Hit]:
+            check_text(path, "path")
+            check_list(plus or [], "plus", MAX_PARTS, "texts")
+            check_list(minus or [], "minus", MAX_PARTS, "texts")
+            if moment is not None and not 0 <= moment <= MAX_SECONDS:
+                raise UsageError(f"moment must be 0 to {MAX_SECONDS:g} seconds, not {moment}")
             _confined(library, [Part("image", normalize(path), 1.0)])
             return library.similar(
                 path,

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsearch.core.bounds import MAX_LIST
 from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy, internal_error, one_line
 from mmsearch.core.private import owned_folder, private_folder, private_umask
 from mmsearch.doors.client import RUN, VERSION, cache_folder, relevant_env, socket_path
@@ -39,6 +40,7 @@ WORKERS = 4  # searches at once; the model and the index are shared by all
 WAITING = 16  # accepted connections that may wait for a worker; more are told "busy"
 READ_TIMEOUT = 10.0  # seconds a client has to send its request
 LOG_EVERY = 60.0  # seconds between two lines about clients that went away
+MAX_ARGV = 4 * MAX_LIST  # words of a handed-over command line (more: the client runs it)
 
 Notice = Callable[[str], None]
 
@@ -75,6 +77,7 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
     argv, cwd, env, tty = (request.get(k) for k in ("argv", "cwd", "env", "tty"))
     if not (
         isinstance(argv, list)
+        and len(argv) <= MAX_ARGV
         and all(isinstance(a, str) for a in argv)
         and isinstance(cwd, str)
         and os.path.isabs(cwd)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mmsearch.core.bounds import MAX_PARTS, MAX_TEXT, check_text
 from mmsearch.core.errors import UsageError
 from mmsearch.core.formats import kind_of
 from mmsearch.core.paths import normalize
@@ -61,6 +62,8 @@ def parse(
     `allowed`: the pictures a door may read (the web UI's and the MCP server's: those inside
     the library). A path-shaped part it refuses is an error that says the same whether
     anything is there or not, and a bare word is a picture only where it allows."""
+    if sum(len(t) for t in tokens) > MAX_PARTS * MAX_TEXT // 4:
+        raise UsageError(f"the query is too long (at most {MAX_PARTS * MAX_TEXT // 4} characters)")
     pieces: list[str] = []
     for token in tokens:
         if token in ("+", "-"):
@@ -82,6 +85,8 @@ def parse(
             words.append(piece)
     if not parts:
         raise UsageError("the query is empty")
+    if len(parts) > MAX_PARTS:
+        raise UsageError(f"a query has at most {MAX_PARTS} parts, not {len(parts)}")
     return parts
 
 
@@ -97,6 +102,7 @@ def _part(
         text = text[1:-1]
     if not text:
         raise UsageError("a query part is empty")
+    check_text(text, "a query part")
     if _WEB.match(text):
         raise UsageError(f"{text} is a web address: download it first (nothing leaves here)")
     if text.startswith(_PATH_SHAPED) or _names_a_picture(text, base, allowed):

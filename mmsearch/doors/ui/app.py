@@ -32,6 +32,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mmsearch.core.bounds import check_list, check_text
 from mmsearch.core.config import cache_root
 from mmsearch.core.errors import ExtractError, MmsearchError, one_line
 from mmsearch.core.private import private_cache, write_private
@@ -204,6 +205,10 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         parts: list[Part] = []
         pictures: list[str] = []  # what the query reads of the library
         try:
+            for name, value in form.items():  # each field bounded, named as in the URL
+                if isinstance(value, str):
+                    check_text(value, name)
+            check_list(form["kind"], "kind", what="kinds")
             if form["like"]:
                 hit = ids.get(form["like"])
                 at = _number(form["at"], "at") if hit.kind == Kind.VIDEO else None
