@@ -264,7 +264,7 @@ def test_clients_that_hang_up_cost_one_line_and_no_traceback(
 
     from mmsearch.doors import serve
 
-    monkeypatch.setattr(serve._Handler, "timeout", 0.5)
+    monkeypatch.setattr(serve, "READ_TIMEOUT", 0.5)
     notices: list[str] = []
     with serving(Library(env_settings()), notices.append) as path:
         for i in range(60):
@@ -281,7 +281,7 @@ def test_clients_that_hang_up_cost_one_line_and_no_traceback(
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_the_pool_is_bounded_and_a_client_beyond_it_is_told_busy(
+def test_slow_clients_hold_no_worker_and_others_are_answered_meanwhile(
     indexed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
@@ -290,17 +290,65 @@ def test_the_pool_is_bounded_and_a_client_beyond_it_is_told_busy(
 
     before = threading.active_count()
     with serving(Library(env_settings())) as path:
-        idle = []
-        for _ in range(serve.WORKERS + serve.WAITING + 10):
+        slow = []
+        for _ in range(20):  # one byte every 4 s, as the attacker did
             conn = socket.socket(socket.AF_UNIX)
             conn.connect(path)
-            idle.append(conn)  # connected, never asking: each holds a worker or a place
+            conn.sendall(b"{")
+            slow.append(conn)
         time.sleep(1)
-        assert threading.active_count() <= before + 1 + serve.WORKERS
-        result = run("query", "x")
-        assert result.exit_code == 3 and "busy" in result.stderr
-        for conn in idle:
+        assert threading.active_count() <= before + 2 + serve.WORKERS
+        assert answered_by_server("x")  # another process: answered, not told busy
+        for conn in slow:
             conn.close()
+
+
+def test_a_request_is_read_whole_within_the_deadline_however_it_trickles(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from mmsearch.doors import serve
+
+    monkeypatch.setattr(serve, "READ_TIMEOUT", 1.0)
+    with serving(Library(env_settings())) as path:
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(path)
+        started = time.monotonic()
+        reply = b""
+        with contextlib.suppress(OSError):
+            for byte in request()[:40]:  # one byte every 0.2 s: each read is quick
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+        conn.settimeout(5)
+        reply = b"".join(iter(lambda: conn.recv(65536), b""))
+        conn.close()
+        assert time.monotonic() - started < 4
+        assert "no whole request within 1 s" in json.loads(reply)["error"]
+
+
+def test_one_client_process_holds_a_few_connections_and_the_rest_are_told_busy(
+    server: Path,
+) -> None:
+    import socket
+
+    from mmsearch.doors import serve
+
+    held = []
+    for _ in range(serve.PER_PEER + 3):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(str(server))
+        held.append(conn)
+    time.sleep(0.5)
+    told = []
+    for conn in held:
+        conn.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            told.append(json.loads(conn.recv(65536))["exit_code"])
+    assert told == [3, 3, 3]  # busy, at once; the first PER_PEER wait for their requests
+    for conn in held:
+        conn.close()
+    assert answered_by_server("x")
 
 
 def test_an_error_inside_the_server_comes_back_as_one_line_and_is_not_rerun(
