@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from helpers import env_settings, run
@@ -355,8 +357,9 @@ def test_an_uploaded_picture_finds_its_indexed_copy_first(ui: RunningUI) -> None
     data = (ui.media / "hubble_deep_field.jpg").read_bytes()
     headers, body = multipart("image", "mine.png", data)
     status, answer, _ = get(ui, f"/upload?token={TOKEN}", method="POST", headers=headers, body=body)
-    assert status == 303
-    page = get(ui, answer["location"])[2]
+    assert status == 303 and "token" not in answer["location"]  # the session cookie goes on
+    session = answer["set-cookie"].split(";")[0]
+    page = get(ui, answer["location"], headers={"Cookie": session})[2]
     assert next(iter(ids_of(page))) == str(ui.media / "hubble_deep_field.jpg")
 
 
@@ -426,3 +429,85 @@ def test_no_traceback_reaches_the_log(ui: RunningUI) -> None:
     get(ui, f"/thumb/zzz?token={TOKEN}")
     time.sleep(0.5)
     assert not any("Traceback" in line for line in ui.stderr), ui.stderr
+
+
+FAKE_BROWSER = """import json, os, re, sys, time, http.client
+from urllib.parse import urlsplit
+out, url = sys.argv[1], sys.argv[2]
+path = urlsplit(url).path
+st, folder = os.stat(path), os.stat(os.path.dirname(path))
+launch = re.search(r'url=([^"]+)"', open(path).read())[1]
+where = urlsplit(launch)
+conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+conn.request("GET", where.path)
+answer = conn.getresponse()
+answer.read()
+cookie = answer.getheader("set-cookie") or ""
+conn.request("GET", "/", headers={"Cookie": cookie.split(";")[0]})
+home = conn.getresponse()
+home.read()
+record = dict(argv=sys.argv[2:], launch=launch, launch_status=answer.status,
+              cookie=cookie, home_status=home.status, file_mode=st.st_mode & 0o777,
+              folder_mode=folder.st_mode & 0o777, owner=st.st_uid)
+with open(out + ".tmp", "w") as f:
+    json.dump(record, f)
+os.rename(out + ".tmp", out)
+time.sleep(5)  # still running while the stranger looks at every command line
+"""
+
+
+def test_the_browser_is_opened_on_a_private_launch_file_never_on_the_token(
+    tmp_path: Path, photo_library: Path, tiny_model: str, model_cache: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(photo_library / "astronaut.png", media)
+    (tmp_path / "browser.py").write_text(FAKE_BROWSER)
+    out = tmp_path / "browser.json"
+    browser = f"{sys.executable} {tmp_path / 'browser.py'} {out} %s"
+    with running_ui(tmp_path, media, tiny_model, model_cache, browser=browser):
+        for _ in range(600):
+            if out.exists():
+                break
+            time.sleep(0.1)
+        seen = json.loads(out.read_text())
+        command_lines = subprocess.run(  # what any user sees: ps -eo args
+            ["ps", "-ww", "-eo", "args"],
+            capture_output=True,
+            text=True,
+            user=65534 if os.geteuid() == 0 else None,
+            check=True,
+        ).stdout
+    code = urlsplit(seen["launch"]).path.removeprefix("/launch/")
+    [opened] = seen["argv"]
+    assert opened.startswith("file://") and opened in command_lines  # the browser's own
+    assert TOKEN not in command_lines and code not in command_lines
+    assert seen["file_mode"] == 0o600 and seen["folder_mode"] == 0o700
+    assert seen["owner"] == os.getuid() and not Path(urlsplit(opened).path).exists()
+    assert seen["launch_status"] == 200 and seen["home_status"] == 200
+    assert "HttpOnly" in seen["cookie"] and "SameSite=Strict" in seen["cookie"]
+
+
+def test_the_launch_link_dies_at_first_use_and_a_second_use_closes_its_session(
+    tmp_path: Path, photo_library: Path, tiny_model: str, model_cache: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(photo_library / "astronaut.png", media)
+    (tmp_path / "browser.py").write_text(FAKE_BROWSER)
+    out = tmp_path / "browser.json"
+    browser = f"{sys.executable} {tmp_path / 'browser.py'} {out} %s"
+    with running_ui(tmp_path, media, tiny_model, model_cache, browser=browser) as app:
+        for _ in range(600):
+            if out.exists():
+                break
+            time.sleep(0.1)
+        seen = json.loads(out.read_text())
+        session = {"Cookie": seen["cookie"].split(";")[0]}
+        assert app.request("/", headers=session)[0] == 200
+        status, _, page = get(app, urlsplit(seen["launch"]).path)
+        assert status == 403 and "works once" in alert(page)
+        assert app.request("/", headers=session)[0] == 403  # whoever used it first is out
+        assert get(app, f"/?token={TOKEN}")[0] == 200  # the printed address still works
+        time.sleep(0.5)
+        assert any("used twice" in line for line in app.stderr)

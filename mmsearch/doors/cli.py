@@ -538,20 +538,22 @@ def ui(
     def ready(url: str) -> None:
         typer.echo(url)
         sys.stdout.flush()
-        desktop = sys.platform in ("darwin", "win32") or any(
-            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
-        )
-        if not no_open and desktop:  # never a text browser taking over this terminal
-            import webbrowser
 
-            webbrowser.open(url)
+    def open_browser(url: str) -> None:
+        import webbrowser
 
+        webbrowser.open(url)
+
+    desktop = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
+    )
     web.run(
         _library(store, runtime),
         port,
         web.token_from_env(),
         ready,
         lambda message: err.print(message, markup=False),
+        open_browser if not no_open and desktop else None,  # never a text browser here
     )
 
 
