@@ -103,10 +103,11 @@ def build(library: Library) -> MCPServer:
         moments: bool = False,
     ) -> CallToolResult:
         """Find the user's files matching a query in mmsearch's grammar: words ("red car at
-        night"), a picture's absolute path, parts joined by + and - ("/a/beach.jpg + sunset -
-        people"), weights ("2:dog + 0.5:grass"). kind: image, video, document. folder: only
-        under these paths. ext: e.g. jpg. after/before: YYYY, YYYY-MM or YYYY-MM-DD. mode:
-        auto, vector, text (words only) or hybrid. moments: every matching moment of a video.
+        night"), a picture's absolute path (inside the indexed folders), parts joined by +
+        and - ("/a/beach.jpg + sunset - people"), weights ("2:dog + 0.5:grass"). kind:
+        image, video, document. folder: only under these paths. ext: e.g. jpg.
+        after/before: YYYY, YYYY-MM or YYYY-MM-DD. mode: auto, vector, text (words only) or
+        hybrid. moments: every matching moment of a video.
         """
 
         def find() -> list[Hit]:
