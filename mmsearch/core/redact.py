@@ -11,7 +11,8 @@ is hidden even where a message shows it outside its URL.
 `MmsearchError` passes its message through here when it is made, and `errors.one_line`
 (every failure reason, every internal error) too: a door never has to remember to.
 
-Light: os and re only (the client's fast path imports it through `errors`)."""
+Light: os and re only, its patterns compiled on first use (the client's fast path imports
+it through `errors`, and most runs never make a message)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import os
 import re
 
 # scheme://userinfo@ (userinfo: everything before the last @ of the authority)
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s?#@]*(?:@[^/\s?#@]*)*@")
-_SIGNATURE = re.compile(r"(?i)(signature|sig|x-amz-security-token|x-amz-credential)=[^&\s]+")
+_USERINFO = r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s?#@]*(?:@[^/\s?#@]*)*@"
+_SIGNATURE = r"(?i)(signature|sig|x-amz-security-token|x-amz-credential)=[^&\s]+"
 # Storage-option and environment names whose values are secrets (matched case-blind).
-SECRET_NAME = re.compile(r"secret|token|password|credential|account_key|sas|private", re.I)
+SECRET_NAME = r"(?i)secret|token|password|credential|account_key|sas|private"
 SECRET_ENV = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -33,7 +34,7 @@ SECRET_ENV = (
 # Variables whose values may be URLs with a password in them.
 _URL_ENV = ("AWS_", "AZURE_", "GOOGLE_", "MMSEARCH_", "HF_", "HTTP_PROXY", "HTTPS_PROXY")
 _URL_ENV_EXACT = ("http_proxy", "https_proxy", "all_proxy", "ALL_PROXY")
-_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://([^/\s?#]*)@")
+_PASSWORD = r"(?i)\b[a-z][a-z0-9+.\-]*://([^/\s?#]*)@"
 STORAGE_OPTIONS = "MMSEARCH_STORAGE_OPTIONS"
 
 
@@ -56,12 +57,12 @@ def secrets() -> list[str]:
     """Every secret value this process could put into a message."""
     found = [os.environ.get(name, "") for name in SECRET_ENV]
     options = storage_option_values()
-    found += [v for k, v in options.items() if SECRET_NAME.search(k)]
+    found += [v for k, v in options.items() if _compiled(SECRET_NAME).search(k)]
     urls = [v for k, v in os.environ.items() if k.startswith(_URL_ENV) or k in _URL_ENV_EXACT]
     for value in [*urls, *options.values()]:
         if "@" not in value:
             continue
-        for userinfo in _PASSWORD.findall(value):
+        for userinfo in _compiled(_PASSWORD).findall(value):
             password = userinfo.partition(":")[2] or userinfo
             found.append(password)
             if "%" in password:
@@ -75,9 +76,13 @@ def redact(text: str) -> str:
     """`text` with every known secret, every URL's user part and every signature replaced
     by `***`."""
     if "://" in text and "@" in text:
-        text = _USERINFO.sub(r"\1***@", text)
+        text = _compiled(_USERINFO).sub(r"\1***@", text)
     for secret in sorted(set(secrets()), key=len, reverse=True):
         text = text.replace(secret, "***")
     if "=" in text:
-        text = _SIGNATURE.sub(r"\1=***", text)
+        text = _compiled(_SIGNATURE).sub(r"\1=***", text)
     return text
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)  # re keeps its own cache of compiled patterns
