@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from mmsearch.core.bounds import MAX_PARTS, MAX_TOP, check_text
 from mmsearch.core.config import Settings, is_local_uri
-from mmsearch.core.errors import NoIndex, StoreBusy, UsageError
+from mmsearch.core.errors import NoIndex, NotPrivate, StoreBusy, UsageError
+from mmsearch.core.redact import redact
 from mmsearch.core.timings import phase
 from mmsearch.core.vocab import Mode, Sort, choose
 from mmsearch.doors.protocol import SearchRequest, hits_from
@@ -48,6 +51,8 @@ class Library:
         self.ask_server = ask_server
         self._store: Store | None = None
         self._settings: Settings | None = None
+        self._folders: tuple[float, list[tuple[list[str], list[str]]]] | None = None
+        self._unchanged: dict[tuple[str, int, int, int, int], bool] = {}
 
     @property
     def settings(self) -> Settings:
@@ -102,6 +107,59 @@ class Library:
             self._store = Store(self.settings.db)
         return self._store
 
+    def holds(self, path: str) -> bool:
+        """Whether the file at `path`, its links resolved, lies inside a folder indexed into
+        this store (by any model) and outside the subtrees `forget` dropped: the only files
+        the web UI and the MCP server read or serve. A link inside a root that points out of
+        it is outside; so is a path that does not exist."""
+        from mmsearch.core.paths import is_within
+
+        real = os.path.realpath(path)
+        return any(
+            any(is_within(real, r) for r in roots) and not any(is_within(real, x) for x in out)
+            for roots, out in self._library_folders()
+        )
+
+    def unchanged(self, path: str, st: os.stat_result) -> bool:
+        """Whether the index of this model holds the file at `path` at the size and mtime of
+        `st` (read fine): it is still the very file that was indexed. Remembered per file
+        state, so a video's hundred range requests cost one look-up."""
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._unchanged.get(key)
+        if known is None:
+            from mmsearch.storage.store import open_collection
+
+            try:
+                coll = open_collection(self.settings)
+                known = coll.holds_unchanged(path, st.st_size, st.st_mtime_ns)
+            except NoIndex:
+                known = False
+            if len(self._unchanged) > 10_000:
+                self._unchanged.clear()
+            self._unchanged[key] = known
+        return known
+
+    def _library_folders(self) -> list[tuple[list[str], list[str]]]:
+        """Per model, its roots and forgotten subtrees, links resolved: read from the
+        registry file each time, or for a remote store (a LanceDB read) every 2 s."""
+        import time
+
+        now = time.monotonic()
+        kept = self._folders
+        if kept is not None and now - kept[0] < 2.0 and not is_local_uri(self.settings.db):
+            return kept[1]
+        from mmsearch.storage.registry import remembered_models
+
+        folders = [
+            (
+                [os.path.realpath(r) for r in m.get("roots") or []],
+                [os.path.realpath(x) for x in m.get("excluded") or []],
+            )
+            for m in remembered_models(self.settings.db)
+        ]
+        self._folders = (now, folders)
+        return folders
+
     def embedder(self) -> Embedder:
         """The model, loaded once per process."""
         from mmsearch.model.embed import load_embedder
@@ -145,9 +203,11 @@ class Library:
             self._serving_if_free(serve, on_notice) as serving,
         ):
             on_start(
-                f"watching {', '.join(paths)} into {self.settings.db} with "
-                f"{self.settings.describe()}; "
-                + ("answering queries meanwhile" if serving else "not answering queries")
+                redact(
+                    f"watching {', '.join(paths)} into {self.settings.db} with "
+                    f"{self.settings.describe()}; "
+                    + ("answering queries meanwhile" if serving else "not answering queries")
+                )
             )
             watch(
                 self.settings,
@@ -198,15 +258,15 @@ class Library:
     ) -> SearchRequest:
         """A search checked as far as it can be without the model or LanceDB: arguments,
         the model's name and weights, that the store exists."""
-        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-            raise UsageError(f"top must be a whole number of at least 1, not {top!r}")
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+            raise UsageError(f"top must be a whole number from 1 to {MAX_TOP}, not {top!r}")
         from mmsearch.model.preflight import check_given
 
         check_given(self.given)  # names alone, before the store is read for the rest
         request = SearchRequest(
             model=self.settings.model,
             pretrained=self.settings.pretrained,
-            parts=tuple(_parts(query)),
+            parts=tuple(_parts(query)),  # at most MAX_PARTS (grammar, or below)
             top=top,
             filters=filters or Filters(),
             moments=bool(moments),
@@ -310,7 +370,7 @@ class Library:
                 try:
                     stack.enter_context(serving(self, on_notice))
                     served = True
-                except StoreBusy as e:
+                except (StoreBusy, NotPrivate) as e:
                     on_notice(f"not serving queries: {e}")
             yield served
 
@@ -320,6 +380,10 @@ def _parts(query: Query) -> list[Part]:
         return parse([query])
     items = list(query)
     if items and all(isinstance(p, Part) for p in items):
+        if len(items) > MAX_PARTS:
+            raise UsageError(f"a query has at most {MAX_PARTS} parts, not {len(items)}")
+        for part in items:
+            check_text(part.value, "a query part")
         return items  # type: ignore[return-value]
     if all(isinstance(p, str) for p in items):
         return parse(items)  # type: ignore[arg-type]

@@ -111,3 +111,17 @@ def test_query_results_in_a_table_on_a_terminal(indexed: Path, monkeypatch) -> N
     hits([Hit("/photos/[draft] beach.jpg", "image", 0.3141)], "table", out)
     text = out.getvalue()
     assert "[draft] beach.jpg" in text and "0.314" in text and "image" in text
+
+
+def test_every_argument_is_bounded_in_the_commands_words(photos: Path) -> None:
+    assert run("index", "-q", str(photos)).exit_code == 0
+    many = [w for i in range(300) for w in ("--in", f"/p/{i}")]
+    for args, said in (
+        (["query", "x", *many], "--in: at most 256 folders, not 300"),
+        (["query", " + ".join(["x"] * 65)], "a query has at most 64 parts, not 65"),
+        (["query", "x" * 5000], "a query part is too long (5000 characters; at most 4096)"),
+        (["query", "x", "-n", "10001"], "10001 is not in the range"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and said in result.stderr, (args[:3], result.stderr)
+        assert "Traceback" not in result.stderr

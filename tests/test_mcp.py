@@ -174,3 +174,43 @@ def test_each_of_the_first_six_results_comes_with_its_own_160_pixel_thumbnail(
     for i, thumb in enumerate(thumbs):
         distances = [float(np.abs(look(thumb) - o).mean()) for o in originals]
         assert distances[i] == min(distances), (i, found[i], distances)
+
+
+def test_a_picture_outside_the_library_gets_one_answer_whether_anything_is_there(
+    library: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "real.png").write_bytes((library / "astronaut.png").read_bytes())
+    outside = ["/etc/shadow", "/etc/passwd", "/etc/no-such-file", str(tmp_path / "real.png")]
+    calls = [("search", {"query": p}) for p in outside]
+    calls += [("similar", {"path": p}) for p in outside]
+    _, results = session(calls)
+    said = set()
+    for (_, args), result in zip(calls, results, strict=True):
+        path = args.get("query") or args["path"]
+        assert result.is_error, (path, result)
+        said.add(result.content[0].text.replace(path, "PATH"))
+    assert said == {
+        "PATH: not a picture of the library (only files inside the indexed folders can be "
+        "searched by here)"
+    }
+
+
+def test_a_huge_argument_is_a_tool_error_and_the_server_goes_on(library: Path) -> None:
+    many = [f"/p/{i}" for i in range(100_000)]
+    calls = [
+        ("search", {"query": "x", "folder": many}),
+        ("similar", {"path": str(library / "astronaut.png"), "plus": ["x"] * 100_000}),
+        ("search", {"query": "x" * 100_000}),
+        ("search", {"query": " + ".join(["x"] * 100)}),
+        ("similar", {"path": str(library / "astronaut.png"), "moment": 1e300}),
+        ("search", {"query": "x", "top": 2}),
+    ]
+    _, [folders, plus, long, parts, moment, fine] = session(calls)
+    assert folders.is_error and folders.content[0].text == (
+        "folder: at most 256 folders, not 100000"
+    )
+    assert plus.is_error and plus.content[0].text == "plus: at most 64 texts, not 100000"
+    assert long.is_error and "query is too long" in long.content[0].text
+    assert parts.is_error and "at most 64 parts" in parts.content[0].text
+    assert moment.is_error and "moment must be" in moment.content[0].text
+    assert not fine.is_error and len(fine.structured_content["results"]) == 2

@@ -44,12 +44,25 @@ def test_store_cache_and_last_results_are_private_whatever_the_umask(
     assert run("query", "x").exit_code == 0
     assert len(modes(store)) > 20 and loose(store) == {}
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
-    # the exported model holds nothing of the user's (and sits in the 0700 cache folder)
-    assert [p for p in loose(cache) if "/onnx/" not in p] == []
+    assert loose(cache) == {}
     assert list((cache / "queries").rglob("*.npy"))  # the query vector was kept, privately
     last = cache / "last-results.json"  # follows MMSEARCH_CACHE
     assert json.loads(last.read_text()) and stat.S_IMODE(last.stat().st_mode) == 0o600
     assert os.umask(0o002) == 0o002  # the user's umask is back
+
+
+def test_the_exported_model_is_private_whatever_the_umask(
+    tmp_path: Path, loose_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import env_settings
+
+    from mmsearch.model.embed import onnx_folder
+    from mmsearch.model.onnx_export import export
+
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("MMSEARCH_CACHE", str(cache))
+    export(env_settings(), onnx_folder(env_settings()))
+    assert list((cache / "onnx").rglob("*.onnx")) and loose(cache) == {}
 
 
 def test_a_store_open_to_others_is_made_private_on_the_next_write_and_said_once(

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -124,7 +125,7 @@ def test_bad_storage_options_are_a_usage_error_that_does_not_echo_them(
 
 
 def test_redact_hides_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmsearch.storage.remote import redact
+    from mmsearch.core.redact import redact
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("MMSEARCH_STORAGE_OPTIONS", json.dumps({"azure_storage_sas_key": "s3cr3t"}))
@@ -293,6 +294,8 @@ def test_a_query_keeps_the_snapshot_in_the_local_cache_by_table_version(
     assert query_json(str(photos / "chelsea.jpg"), "-n", "1")[0]["path"].endswith("copy.jpg")
     fresh = snapshot.open_fresh(settings.db, settings.model_key)
     assert fresh is not None and len(fresh.vectors) == 8
+    kept = [laptop / "stores", *(laptop / "stores").rglob("*")]  # paths and passages:
+    assert {stat.S_IMODE(p.stat().st_mode) & 0o077 for p in kept} == {0}  # private
 
 
 STALLED_WRITER = """

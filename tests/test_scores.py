@@ -153,7 +153,7 @@ def test_nonsense_is_no_good_match_in_the_web_ui(
     from ui_app import TOKEN, running_ui
 
     (tmp_path / "ui").mkdir()
-    with running_ui(tmp_path / "ui", library, scene_model, model_cache, None) as ui:
+    with running_ui(tmp_path / "ui", library, scene_model, model_cache, min_score=None) as ui:
         status, _, body = ui.request(f"/?token={TOKEN}&q={quote('asdfghjkl')}")
         page = body.decode()
         assert status == 200 and "No good match: nothing scored 0.50 or more." in page

@@ -88,3 +88,65 @@ def test_file_names_never_reach_a_shell(tmp_path: Path, monkeypatch) -> None:
     for n in range(1, 5):
         assert run("open", str(n)).exit_code == 0
     assert not list(folder.glob("pwned*")) and not list(tmp_path.glob("pwned*"))
+
+
+# The attacks of issue 32, replayed: another local user, a hostile page, a misbehaving client.
+
+
+def test_a_password_in_the_endpoint_url_is_never_printed(
+    photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "Pa55-w0rd-in-the-url"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://someone:{password}@127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("MMSEARCH_DB", "s3://no-such-bucket/store")
+    for args in (["query", "red"], ["index", "-q", str(photos)], ["status"]):
+        result = run(*args)
+        out = result.stdout + result.stderr
+        assert result.exit_code == 1 and password[:6] not in out, (args, out)  # even cut short
+        assert "someone:" not in out and "Traceback" not in out
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_redact_hides_a_urls_user_part_and_a_known_password_anywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmsearch.core.redact import redact
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:pr%40xy-pw@proxy.lan:3128")
+    text = redact("GET http://u:p@ss@host/x via https://tok3n@h failed; pr@xy-pw rejected")
+    assert text == "GET http://***@host/x via https://***@h failed; *** rejected"
+
+
+def test_a_file_link_that_leaves_the_folder_is_not_indexed_and_its_text_never_shows(
+    tmp_path: Path,
+) -> None:
+    from helpers import file_rows
+
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "diary.txt").write_text("the zebra password is hunter2")
+    folder = tmp_path / "media"
+    make_image(folder / "a.png", seed=1)
+    (folder / "readme.txt").write_text("a zebra of this folder")
+    (folder / "notes.txt").symlink_to(private / "diary.txt")  # planted, or careless
+    (folder / "same.png").symlink_to(folder / "a.png")  # a link within the folder
+    result = run("index", str(folder))
+    assert result.exit_code == 0 and "1 links leaving the folder skipped" in result.stderr
+    assert sorted(Path(p).name for p in file_rows()) == ["a.png", "readme.txt", "same.png"]
+    found = query_json("hunter2 zebra", "--mode", "text", "-n", "10")
+    assert found and all("hunter2" not in (r["snippet"] or "") for r in found)
+
+
+def test_follow_links_indexes_a_link_that_leaves_the_folder(tmp_path: Path) -> None:
+    from helpers import file_rows
+
+    (tmp_path / "elsewhere.txt").write_text("words from elsewhere")
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "notes.txt").symlink_to(tmp_path / "elsewhere.txt")
+    assert run("index", str(folder), "--follow-links").exit_code == 0
+    assert list(file_rows()) == [str(folder / "notes.txt")]

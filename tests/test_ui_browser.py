@@ -7,7 +7,10 @@ Skipped only where chromium is absent and CI is not set; in CI they must run."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -16,6 +19,7 @@ import pytest
 from helpers import ffmpeg
 from ui_app import (
     CHROMIUM,
+    TOKEN,
     RunningUI,
     artefact_folder,
     chromium,
@@ -104,13 +108,16 @@ def test_arrow_keys_walk_the_grid_and_enter_opens_a_result(
 
 
 def test_a_video_result_plays_from_its_moment(
-    browser: WebDriver, ui: RunningUI, artefacts: Path, tmp_path: Path
+    browser: WebDriver, ui: RunningUI, artefacts: Path
 ) -> None:
     video = ui.media / "clips" / "patterns.mp4"
-    frame = tmp_path / "frame-at-8s.png"  # the zoneplate scene, which starts at 8 s
-    ffmpeg("-ss", "8", "-i", str(video), "-frames:v", "1", str(frame))
-    browser.get(f"{ui.url}&q={quote(str(frame))}&kind=video")
-    assert shown(browser) == [str(video)]
+    frame = ui.media / "frame-at-8s.png"  # the zoneplate scene, which starts at 8 s
+    ffmpeg("-ss", "8", "-i", str(video), "-frames:v", "1", str(frame))  # a typed picture
+    try:  # path must lie in the library (not indexed: its folder is what counts)
+        browser.get(f"{ui.url}&q={quote(str(frame))}&kind=video")
+        assert shown(browser) == [str(video)]
+    finally:
+        frame.unlink()
     browser.find_element(By.CSS_SELECTOR, "a.hit").click()
     wait(browser, "return location.pathname.startsWith('/item/')")
     t = float(browser.find_element(By.ID, "player").get_attribute("data-t"))
@@ -183,9 +190,46 @@ def test_a_non_picture_upload_says_so_in_the_page(browser: WebDriver, ui: Runnin
 
 
 def test_a_bad_query_shows_a_message_not_a_traceback(browser: WebDriver, ui: RunningUI) -> None:
-    browser.get(f"{ui.url}&q={quote('./no-such.jpg')}")
+    browser.get(f"{ui.url}&q={quote(str(ui.media / 'no-such.jpg'))}")
     message = browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     assert "no such image" in message and "Traceback" not in browser.page_source
+
+
+RECORDER = """import sys
+with open(sys.argv[1], "w") as f:
+    f.write(sys.argv[2])
+"""
+
+
+def test_the_launch_file_signs_the_browser_in_with_a_cookie_and_no_token_in_sight(
+    browser: WebDriver, tmp_path: Path, photo_library: Path, tiny_model: str, model_cache: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(photo_library / "astronaut.png", media)
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    given = tmp_path / "given.txt"  # what `mmsearch ui` asked the desktop to open
+    opener = f"{sys.executable} {tmp_path / 'recorder.py'} {given} %s"
+    with running_ui(tmp_path, media, tiny_model, model_cache, browser=opener) as ui:
+        for _ in range(600):
+            if given.exists() and given.read_text():
+                break
+            time.sleep(0.1)
+        launch = given.read_text()
+        assert launch.startswith("file://") and TOKEN not in launch
+        browser.delete_all_cookies()
+        browser.get(launch)
+        wait(browser, "return document.getElementById('q') !== null")
+        assert browser.current_url == f"http://127.0.0.1:{ui.port}/"
+        [cookie] = browser.get_cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert browser.execute_script("return document.cookie") == ""  # no script reads it
+        box = browser.find_element(By.ID, "q")
+        box.send_keys("anything", Keys.ENTER)
+        wait(browser, "return location.search.includes('q=')")
+        assert TOKEN not in browser.current_url and "no valid session" not in browser.page_source
+        assert shown(browser)  # thumbnails load by the cookie too
+        assert not Path(launch.removeprefix("file://")).exists()  # gone once used
 
 
 def test_chromium_is_the_system_one() -> None:

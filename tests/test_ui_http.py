@@ -4,10 +4,14 @@ byte ranges a browser relies on. The browser itself drives it in test_ui_browser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -15,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from helpers import env_settings, run
@@ -142,8 +146,62 @@ def test_pages_hold_no_inline_script(ui: RunningUI) -> None:
 
 
 def test_a_malformed_query_says_why_with_status_400(ui: RunningUI) -> None:
-    status, _, page = get(ui, f"/?token={TOKEN}&q={quote('./no-such-picture.jpg')}")
+    status, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(ui.media / 'no-such.jpg'))}")
     assert status == 400 and "no such image" in alert(page)
+
+
+def test_a_path_outside_the_library_gets_one_answer_whether_anything_is_there(
+    ui: RunningUI, tmp_path: Path
+) -> None:
+    (tmp_path / "real.png").write_bytes((ui.media / "astronaut.png").read_bytes())
+    (ui.media / "leak.png").symlink_to(tmp_path / "real.png")  # inside, pointing out
+    said = set()
+    for path in ("/etc/shadow", "/etc/passwd", "/etc/no-such-file", "/nowhere/x.png"):
+        status, _, page = get(ui, f"/?token={TOKEN}&q={quote(path)}")
+        assert status == 400, (path, page)
+        said.add(alert(page).replace(path, "PATH"))
+    for path in (tmp_path / "real.png", tmp_path / "absent.png", ui.media / "leak.png"):
+        status, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(path))}")
+        assert status == 400, (path, page)
+        said.add(alert(page).replace(str(path), "PATH"))
+    assert said == {
+        "PATH: not a picture of the library (only files inside the indexed "
+        "folders can be searched by here)"
+    }
+
+
+@pytest.mark.parametrize(
+    "name, data, status",
+    [
+        ("notes-named.jpg", b"just some words, not pixels", 415),
+        ("docs/zoo.pdf", None, 415),
+        ("clips", None, 400),  # a folder
+    ],
+)
+def test_a_library_file_that_is_no_picture_is_a_4xx_never_a_500(
+    ui: RunningUI, name: str, data: bytes | None, status: int
+) -> None:
+    path = ui.media / name
+    if data is not None:
+        path.write_bytes(data)
+    got, _, page = get(ui, f"/?token={TOKEN}&q={quote(str(path))}")
+    assert got == status and str(path) in alert(page), page
+
+
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        (f"q={'x' * 5000}", "q is too long (5000 characters; at most 4096)"),
+        (f"q=x&in={'/p' * 2100}", "in is too long"),
+        ("q=" + quote(" + ".join(["x"] * 65)), "a query has at most 64 parts, not 65"),
+        ("q=x" + "&kind=image" * 300, "kind: at most 256 kinds, not 300"),
+    ],
+)
+def test_an_argument_over_its_bound_is_a_400_that_names_it(
+    ui: RunningUI, query: str, said: str
+) -> None:
+    status, _, page = get(ui, f"/?token={TOKEN}&{query}")
+    assert status == 400 and said in alert(page)
 
 
 def test_a_bad_date_is_a_400_that_names_it(ui: RunningUI) -> None:
@@ -196,6 +254,60 @@ def test_a_video_is_served_in_byte_ranges(ui: RunningUI) -> None:
     assert headers["content-type"] == "video/mp4"
 
 
+@contextlib.contextmanager
+def swapped(path: Path, link_to: Path | None = None, data: bytes | None = None) -> Iterator[None]:
+    """`path` swapped meanwhile: `mv path aside; ln -s link_to path`, or rewritten with
+    `data` (size and mtime kept when it is as long), then put back."""
+    aside = path.with_name(path.name + ".aside")
+    st = path.stat()
+    os.rename(path, aside)
+    try:
+        if link_to is not None:
+            path.symlink_to(link_to)
+        else:
+            assert data is not None
+            path.write_bytes(data)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        yield
+    finally:
+        path.unlink()
+        os.rename(aside, path)
+
+
+def test_a_photo_swapped_for_a_link_out_of_the_library_is_not_served(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    opened_before = ui.opened.read_text() if ui.opened.exists() else ""
+    with swapped(photo, link_to=Path("/etc/passwd")):
+        for path, method in ((f"/file/{item}", "GET"), (f"/thumb/{item}", "GET")):
+            status, _, page = get(ui, f"{path}?token={TOKEN}", method=method)
+            assert status == 404 and "root:" not in page, (path, status)
+            assert str(photo) in alert(page) and "\n" not in alert(page)
+        assert get(ui, f"/open/{item}?token={TOKEN}", method="POST")[0] == 404
+    time.sleep(0.5)
+    assert (ui.opened.read_text() if ui.opened.exists() else "") == opened_before
+
+
+def test_a_photo_changed_since_it_was_indexed_is_not_served(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    other = (ui.media / "hubble_deep_field.jpg").read_bytes()
+    with swapped(photo, data=other):
+        os.utime(photo, (1e9, 1e9))
+        status, _, page = get(ui, f"/file/{item}?token={TOKEN}")
+        assert status == 409 and "index it again" in alert(page)
+    assert get(ui, f"/file/{item}?token={TOKEN}")[0] == 200
+
+
+def test_a_served_file_must_be_what_its_bytes_say_not_what_its_name_says(ui: RunningUI) -> None:
+    photo = ui.media / "chelsea.jpg"
+    item = ids_of(search(ui, "anything", "&kind=image"))[str(photo)]
+    text = b"root:x:0:0:root:/root:/bin/bash\n" * (photo.stat().st_size // 32 + 1)
+    with swapped(photo, data=text[: photo.stat().st_size]):  # same size, same mtime
+        status, _, page = get(ui, f"/file/{item}?token={TOKEN}")
+        assert status == 415 and "root:" not in page and "not a photo" in alert(page)
+
+
 def test_documents_are_shown_as_pictures_not_served(ui: RunningUI) -> None:
     page = search(ui, "zebra", "&mode=text")
     item = ids_of(page)[str(ui.media / "docs" / "zoo.pdf")]
@@ -245,9 +357,24 @@ def test_an_uploaded_picture_finds_its_indexed_copy_first(ui: RunningUI) -> None
     data = (ui.media / "hubble_deep_field.jpg").read_bytes()
     headers, body = multipart("image", "mine.png", data)
     status, answer, _ = get(ui, f"/upload?token={TOKEN}", method="POST", headers=headers, body=body)
-    assert status == 303
-    page = get(ui, answer["location"])[2]
+    assert status == 303 and "token" not in answer["location"]  # the session cookie goes on
+    session = answer["set-cookie"].split(";")[0]
+    page = get(ui, answer["location"], headers={"Cookie": session})[2]
     assert next(iter(ids_of(page))) == str(ui.media / "hubble_deep_field.jpg")
+
+
+def test_thumbnails_and_uploads_are_kept_for_their_owner_only(
+    ui: RunningUI, model_cache: Path
+) -> None:
+    item = ids_of(search(ui, "x", "&kind=video"))[str(ui.media / "clips" / "patterns.mp4")]
+    assert ui.request(f"/thumb/{item}?token={TOKEN}&t=3.0")[0] == 200
+    headers, body = multipart("image", "mine.png", (ui.media / "astronaut.png").read_bytes())
+    assert get(ui, f"/upload?token={TOKEN}", method="POST", headers=headers, body=body)[0] == 303
+    for name in ("pictures", "uploads"):
+        folder = model_cache / name
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, name
+        kept = list(folder.iterdir())
+        assert kept and {stat.S_IMODE(p.stat().st_mode) for p in kept} == {0o600}, name
 
 
 def test_open_runs_the_desktop_opener_at_the_moment(ui: RunningUI) -> None:
@@ -302,3 +429,85 @@ def test_no_traceback_reaches_the_log(ui: RunningUI) -> None:
     get(ui, f"/thumb/zzz?token={TOKEN}")
     time.sleep(0.5)
     assert not any("Traceback" in line for line in ui.stderr), ui.stderr
+
+
+FAKE_BROWSER = """import json, os, re, sys, time, http.client
+from urllib.parse import urlsplit
+out, url = sys.argv[1], sys.argv[2]
+path = urlsplit(url).path
+st, folder = os.stat(path), os.stat(os.path.dirname(path))
+launch = re.search(r'url=([^"]+)"', open(path).read())[1]
+where = urlsplit(launch)
+conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+conn.request("GET", where.path)
+answer = conn.getresponse()
+answer.read()
+cookie = answer.getheader("set-cookie") or ""
+conn.request("GET", "/", headers={"Cookie": cookie.split(";")[0]})
+home = conn.getresponse()
+home.read()
+record = dict(argv=sys.argv[2:], launch=launch, launch_status=answer.status,
+              cookie=cookie, home_status=home.status, file_mode=st.st_mode & 0o777,
+              folder_mode=folder.st_mode & 0o777, owner=st.st_uid)
+with open(out + ".tmp", "w") as f:
+    json.dump(record, f)
+os.rename(out + ".tmp", out)
+time.sleep(5)  # still running while the stranger looks at every command line
+"""
+
+
+def test_the_browser_is_opened_on_a_private_launch_file_never_on_the_token(
+    tmp_path: Path, photo_library: Path, tiny_model: str, model_cache: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(photo_library / "astronaut.png", media)
+    (tmp_path / "browser.py").write_text(FAKE_BROWSER)
+    out = tmp_path / "browser.json"
+    browser = f"{sys.executable} {tmp_path / 'browser.py'} {out} %s"
+    with running_ui(tmp_path, media, tiny_model, model_cache, browser=browser):
+        for _ in range(600):
+            if out.exists():
+                break
+            time.sleep(0.1)
+        seen = json.loads(out.read_text())
+        command_lines = subprocess.run(  # what any user sees: ps -eo args
+            ["ps", "-ww", "-eo", "args"],
+            capture_output=True,
+            text=True,
+            user=65534 if os.geteuid() == 0 else None,
+            check=True,
+        ).stdout
+    code = urlsplit(seen["launch"]).path.removeprefix("/launch/")
+    [opened] = seen["argv"]
+    assert opened.startswith("file://") and opened in command_lines  # the browser's own
+    assert TOKEN not in command_lines and code not in command_lines
+    assert seen["file_mode"] == 0o600 and seen["folder_mode"] == 0o700
+    assert seen["owner"] == os.getuid() and not Path(urlsplit(opened).path).exists()
+    assert seen["launch_status"] == 200 and seen["home_status"] == 200
+    assert "HttpOnly" in seen["cookie"] and "SameSite=Strict" in seen["cookie"]
+
+
+def test_the_launch_link_dies_at_first_use_and_a_second_use_closes_its_session(
+    tmp_path: Path, photo_library: Path, tiny_model: str, model_cache: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(photo_library / "astronaut.png", media)
+    (tmp_path / "browser.py").write_text(FAKE_BROWSER)
+    out = tmp_path / "browser.json"
+    browser = f"{sys.executable} {tmp_path / 'browser.py'} {out} %s"
+    with running_ui(tmp_path, media, tiny_model, model_cache, browser=browser) as app:
+        for _ in range(600):
+            if out.exists():
+                break
+            time.sleep(0.1)
+        seen = json.loads(out.read_text())
+        session = {"Cookie": seen["cookie"].split(";")[0]}
+        assert app.request("/", headers=session)[0] == 200
+        status, _, page = get(app, urlsplit(seen["launch"]).path)
+        assert status == 403 and "works once" in alert(page)
+        assert app.request("/", headers=session)[0] == 403  # whoever used it first is out
+        assert get(app, f"/?token={TOKEN}")[0] == 200  # the printed address still works
+        time.sleep(0.5)
+        assert any("used twice" in line for line in app.stderr)

@@ -80,11 +80,17 @@ def make_media(root: Path, photo_library: Path) -> Path:
 
 @contextmanager
 def running_ui(
-    root: Path, media: Path, model: str, cache: Path, min_score: str | None = "0"
+    root: Path,
+    media: Path,
+    model: str,
+    cache: Path,
+    browser: str | None = None,
+    min_score: str | None = "0",
 ) -> Iterator[RunningUI]:
-    """Index `media` into a fresh store with `model`, then start `mmsearch ui` on it; its
-    default minimum score `min_score` (0 for random weights: mechanics only; None: the
-    calibrated default)."""
+    """Index `media` into a fresh store with `model`, then start `mmsearch ui` on it; with
+    `browser` (a command, as $BROWSER takes it), on a desktop that opens it; its default
+    minimum score `min_score` (0 for random weights: mechanics only; None: the calibrated
+    default)."""
     opener = root / "opener.py"
     opener.write_text(OPENER)
     opened = root / "opened.txt"
@@ -110,8 +116,10 @@ def running_ui(
     subprocess.run(
         [*command, "index", "-q", str(media)], env=env, check=True, timeout=600, capture_output=True
     )
+    if browser is not None:
+        env.update(BROWSER=browser, DISPLAY=":0")
     process = subprocess.Popen(
-        [*command, "ui", "--no-open", "--port", "0"],
+        [*command, "ui", *([] if browser else ["--no-open"]), "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

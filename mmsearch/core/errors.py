@@ -1,10 +1,18 @@
-"""Domain errors: the library raises them, the CLI maps them to one line and an exit code."""
+"""Domain errors: the library raises them, the CLI maps them to one line and an exit code.
+
+Every message is redacted where it is made (`mmsearch.core.redact`): an error, a reason or
+an internal error cannot carry a password or a secret key to any door."""
+
+from mmsearch.core.redact import redact
 
 
 class MmsearchError(Exception):
-    """A problem the user can act on; its message is one line that says how."""
+    """A problem the user can act on; its message is one line that says how (redacted)."""
 
     exit_code = 1
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class UsageError(MmsearchError):
@@ -21,6 +29,11 @@ class StoreBusy(StoreError):
     """Another process holds the store's writer lock."""
 
     exit_code = 3
+
+
+class NotPrivate(MmsearchError):
+    """A folder mmsearch must hold alone (where its sockets live) is a link, another user's,
+    or open to others: refused before anything is written in it."""
 
 
 class NoIndex(MmsearchError):
@@ -49,9 +62,9 @@ class NothingInside(ExtractError):
 
 
 def one_line(e: BaseException) -> str:
-    """An exception's message folded onto one line of at most 200 characters: the form every
-    reason and error takes."""
-    text = " ".join(str(e).split()) or type(e).__name__
+    """An exception's message folded onto one line of at most 200 characters, redacted: the
+    form every reason and error takes."""
+    text = redact(" ".join(str(e).split())) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 

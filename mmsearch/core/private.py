@@ -1,7 +1,9 @@
 """Private by default: what mmsearch keeps about a person's files (paths, document text,
 vectors, the last results) is readable by that person only, whatever their umask.
 
-Folders are 0700 and files 0600. LanceDB creates its files itself, so every write to the
+Folders are 0700 and files 0600: the store, and every folder and file of the cache
+(exported models, query vectors, pictures, uploads, snapshots of remote stores, the last
+results, what buckets were probed). LanceDB creates its files itself, so every write to the
 store happens under a 0077 umask (`private_umask`), and a store left looser by an older
 version is tightened on its next write (`tighten`), which is said once (`take_notices`).
 """
@@ -35,6 +37,36 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def owned_folder(path: Path) -> Path:
+    """`path` as a folder that is this user's alone, checked before anything is written in
+    it: created 0700 if absent (its parent must exist); refused with NotPrivate, in one
+    line, if it is a link, not a folder, another user's, or writable by others (something
+    may have been planted in it); tightened to 0700 if it is only readable by others. Never
+    followed, never chmod-ed when it is not ours."""
+    from mmsearch.core.errors import NotPrivate
+
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, FOLDER_MODE)
+    st = os.lstat(path)
+    me = os.getuid()
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "it is not a folder"
+    elif st.st_uid != me:
+        why = f"it belongs to uid {st.st_uid}, not to you (uid {me})"
+    elif st.st_mode & 0o022:
+        why = f"others may write in it (mode {stat.S_IMODE(st.st_mode):04o})"
+    else:
+        if st.st_mode & _LOOSE:
+            os.chmod(path, FOLDER_MODE)
+        return path
+    raise NotPrivate(
+        f"{path} is not a private folder: {why}; mmsearch will not use it: remove it, or "
+        "set XDG_RUNTIME_DIR to a folder of yours"
+    )
+
+
 def private_cache(*parts: str) -> Path:
     """A folder in mmsearch's cache (MMSEARCH_CACHE, else the user's cache folder), the
     cache folder itself made private first."""
@@ -43,8 +75,9 @@ def private_cache(*parts: str) -> Path:
     return private_folder(private_folder(cache_root()).joinpath(*parts))
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically (readers never see half a file), mode 0600."""
+def write_private(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` (text is written as UTF-8) atomically (readers never see
+    half a file), mode 0600, in a private folder."""
     private_folder(path.parent)
     # named by process and thread, not by tempfile (3 ms of a warm query to import): the
     # folder is this user's alone; a leftover of a killed run under this name goes first,
@@ -54,8 +87,8 @@ def write_private(path: Path, text: str) -> None:
         os.unlink(tmp)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -21,6 +21,7 @@ from typer.core import TyperArgument, TyperCommand
 from mmsearch.core import timings
 from mmsearch.core.errors import INTERRUPTED, MmsearchError, UsageError, internal_error
 from mmsearch.core.private import take_notices
+from mmsearch.core.redact import redact
 from mmsearch.core.sanitise import terminal
 from mmsearch.doors.options import (
     IndexingOptions,
@@ -463,6 +464,7 @@ def _index_options(indexing: IndexingOptions, **tuning: int | None) -> IndexOpti
         documents=DocumentOptions(max_pages=indexing.max_pages),
         ocr=indexing.ocr,
         ocr_video_frames=indexing.ocr_video,
+        follow_links=indexing.follow_links,
         **{k: v for k, v in tuning.items() if v is not None},
     )
 
@@ -497,7 +499,7 @@ def serve(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
 
     def ready(path: str) -> None:
         message = f"serving {lib.settings.db} on {path} (pid {os.getpid()})"
-        _stderr().print(terminal(message), markup=False)
+        _stderr().print(terminal(redact(message)), markup=False)
 
     def notice(message: str) -> None:
         _stderr().print(f"mmsearch: {terminal(message)}", markup=False, style="yellow")
@@ -536,20 +538,22 @@ def ui(
     def ready(url: str) -> None:
         typer.echo(url)
         sys.stdout.flush()
-        desktop = sys.platform in ("darwin", "win32") or any(
-            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
-        )
-        if not no_open and desktop:  # never a text browser taking over this terminal
-            import webbrowser
 
-            webbrowser.open(url)
+    def open_browser(url: str) -> None:
+        import webbrowser
 
+        webbrowser.open(url)
+
+    desktop = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
+    )
     web.run(
         _library(store, runtime),
         port,
         web.token_from_env(),
         ready,
         lambda message: err.print(message, markup=False),
+        open_browser if not no_open and desktop else None,  # never a text browser here
     )
 
 

@@ -34,20 +34,43 @@ ANSWER_TIMEOUT = 120.0  # the first query may load a model
 
 
 def socket_path(db: str) -> Path:
-    """One socket per store, in a folder only this user can enter."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or _temp_folder()
-    name = sha1(db.encode()).hexdigest()[:16] + ".sock"
-    return Path(base) / f"mmsearch-{os.getuid()}" / name
+    """One socket per store, in this user's runtime folder."""
+    return runtime_folder() / (sha1(db.encode()).hexdigest()[:16] + ".sock")
 
 
-def _temp_folder() -> str:
-    """tempfile.gettempdir()'s answer on a usual system, without importing tempfile (3 ms of a
-    warm query): the first of $TMPDIR, $TEMP, $TMP that is a folder, else /tmp."""
-    for name in ("TMPDIR", "TEMP", "TMP"):
-        value = os.environ.get(name, "")
-        if value and os.path.isdir(value):
-            return os.path.abspath(value)
-    return "/tmp"
+def runtime_folder() -> Path:
+    """Where this user's sockets live: `mmsearch-UID` in $XDG_RUNTIME_DIR when that is a
+    folder of this user's that no one else may write in, else `run` in mmsearch's cache
+    folder; never a name in the shared temporary folder, which another user can take
+    first. The server makes it 0700 and checks that it is this user's alone before it
+    writes anything there (`core.private.owned_folder`); a client only connects to a
+    socket of its own uid in it."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(base):
+        try:
+            st = os.stat(base)
+        except OSError:
+            pass
+        else:
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022:
+                return Path(base, f"mmsearch-{os.getuid()}")
+    return Path(cache_folder(), "run")
+
+
+def cache_folder() -> str:
+    """config.cache_root()'s answer, absolute, without importing platformdirs on Linux:
+    $MMSEARCH_CACHE, else an absolute $XDG_CACHE_HOME or ~/.cache, then mmsearch."""
+    given = os.environ.get("MMSEARCH_CACHE", "")
+    if given:
+        return os.path.abspath(os.path.expanduser(given))
+    if not sys.platform.startswith("linux"):
+        from mmsearch.core.config import cache_root
+
+        return str(cache_root().absolute())
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.expanduser("~/.cache")
+    return os.path.join(base, "mmsearch")
 
 
 def ask(db: str, request: dict[str, Any]) -> dict[str, Any] | None:

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent
 
-from mmsearch.core.errors import MmsearchError, one_line
+from mmsearch.core.bounds import MAX_PARTS, MAX_SECONDS, check_list, check_text
+from mmsearch.core.errors import MmsearchError, UsageError, one_line
 from mmsearch.query.ranking import no_good_match
 
 if TYPE_CHECKING:
     from mmsearch.library import Library
+    from mmsearch.query.grammar import Part
     from mmsearch.query.ranking import Hit
 
 THUMBNAILS = 6  # results that come with a picture: enough to look at, few enough to read
@@ -43,8 +45,9 @@ def hit_object(hit: Hit) -> dict[str, Any]:
 
 def build(library: Library) -> MCPServer:
     """The MCP server object with its three tools."""
+    from mmsearch.core.paths import normalize
     from mmsearch.query.filters import Filters
-    from mmsearch.query.grammar import parse_date
+    from mmsearch.query.grammar import Part, parse, parse_date
 
     server = MCPServer(
         "mmsearch",
@@ -64,7 +67,7 @@ def build(library: Library) -> MCPServer:
         if not found:
             content.append(TextContent(type="text", text=no_good_match(None)))
         for hit in hits[:THUMBNAILS]:
-            thumb = _thumbnail(hit)
+            thumb = _thumbnail(library, hit)
             if thumb is not None:
                 content.append(ImageContent(type="image", data=thumb, mime_type="image/jpeg"))
         return CallToolResult(content=content, structured_content={"results": found})
@@ -76,6 +79,12 @@ def build(library: Library) -> MCPServer:
         after: str | None,
         before: str | None,
     ) -> Filters:
+        """The filters, each argument bounded first, in this door's words."""
+        check_list(kind or [], "kind", what="kinds")
+        check_list(folder or [], "folder", what="folders")
+        check_list(ext or [], "ext", what="extensions")
+        for name, value in (("after", after), ("before", before)):
+            check_text(value or "", name, 64)
         return Filters(
             within=folder or [],
             kinds=kind or [],
@@ -97,20 +106,25 @@ def build(library: Library) -> MCPServer:
         moments: bool = False,
     ) -> CallToolResult:
         """Find the user's files matching a query in mmsearch's grammar: words ("red car at
-        night"), a picture's absolute path, parts joined by + and - ("/a/beach.jpg + sunset -
-        people"), weights ("2:dog + 0.5:grass"). kind: image, video, document. folder: only
-        under these paths. ext: e.g. jpg. after/before: YYYY, YYYY-MM or YYYY-MM-DD. mode:
-        auto, vector, text (words only) or hybrid. moments: every matching moment of a video.
+        night"), a picture's absolute path (inside the indexed folders), parts joined by +
+        and - ("/a/beach.jpg + sunset - people"), weights ("2:dog + 0.5:grass"). kind:
+        image, video, document. folder: only under these paths. ext: e.g. jpg.
+        after/before: YYYY, YYYY-MM or YYYY-MM-DD. mode: auto, vector, text (words only) or
+        hybrid. moments: every matching moment of a video.
         """
-        return answered(
-            lambda: library.search(
-                query,
+
+        def find() -> list[Hit]:
+            check_text(query, "query")
+            check_text(mode, "mode", 64)
+            return library.search(
+                _confined(library, parse([query], allowed=library.holds)),
                 top=max(1, min(int(top), MAX_TOP)),
                 filters=filters(kind, folder, ext, after, before),
                 moments=moments,
                 mode=mode,
             )
-        )
+
+        return answered(find)
 
     @server.tool()
     def similar(
@@ -122,11 +136,19 @@ def build(library: Library) -> MCPServer:
         kind: list[str] | None = None,
         folder: list[str] | None = None,
     ) -> CallToolResult:
-        """Find files that look like the picture at `path` (any image, indexed or not), or
-        like the frame at `moment` seconds of a video; `plus`/`minus` texts move the search
-        toward or away from words. The file itself is never among the results."""
-        return answered(
-            lambda: library.similar(
+        """Find files that look like the picture at `path` (a file inside the indexed
+        folders), or like the frame at `moment` seconds of a video; `plus`/`minus` texts
+        move the search toward or away from words. The file itself is never among the
+        results."""
+
+        def find() -> list[Hit]:
+            check_text(path, "path")
+            check_list(plus or [], "plus", MAX_PARTS, "texts")
+            check_list(minus or [], "minus", MAX_PARTS, "texts")
+            if moment is not None and not 0 <= moment <= MAX_SECONDS:
+                raise UsageError(f"moment must be 0 to {MAX_SECONDS:g} seconds, not {moment}")
+            _confined(library, [Part("image", normalize(path), 1.0)])
+            return library.similar(
                 path,
                 at=moment,
                 plus=plus or [],
@@ -134,7 +156,8 @@ def build(library: Library) -> MCPServer:
                 top=max(1, min(int(top), MAX_TOP)),
                 filters=filters(kind, folder, None, None, None),
             )
-        )
+
+        return answered(find)
 
     @server.tool()
     def status() -> CallToolResult:
@@ -148,10 +171,22 @@ def build(library: Library) -> MCPServer:
     return server
 
 
-def _thumbnail(hit: Hit) -> str | None:
+def _confined(library: Library, parts: list[Part]) -> list[Part]:
+    """The parts, once every picture they name is one of the library's (confine.py)."""
+    from mmsearch.doors.confine import query_picture
+
+    for part in parts:
+        if part.kind == "image":
+            query_picture(library, part.value)
+    return parts
+
+
+def _thumbnail(library: Library, hit: Hit) -> str | None:
+    from mmsearch.doors.confine import shown_file
     from mmsearch.doors.pictures import picture
 
     try:
+        shown_file(library, hit.path)  # still the library's file, not a link swapped in
         return base64.b64encode(picture(hit.path, hit.kind, hit.t, hit.page, THUMB_SIDE)).decode()
     except Exception:  # a text document, or a file gone since: the result stands without one
         return None

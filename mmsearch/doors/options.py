@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from mmsearch.core.bounds import MAX_TOP
 from mmsearch.core.config import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
@@ -135,6 +136,13 @@ class IndexingOptions:
             "--ocr-video", min=0, metavar="N", help="Video frames per video to read words in."
         ),
     ] = 0
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Index file links that point out of the folder (skipped by default).",
+        ),
+    ] = False
 
 
 @dataclasses.dataclass
@@ -142,7 +150,8 @@ class SearchOptions:
     """What to find and how to show it: `query` and `similar`."""
 
     top: Annotated[
-        int, typer.Option("-n", "--top", min=1, metavar="N", help="How many results.")
+        int,
+        typer.Option("-n", "--top", min=1, max=MAX_TOP, metavar="N", help="How many results."),
     ] = 10
     json_: Annotated[bool, typer.Option("--json", help="One JSON array of result objects.")] = False
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False

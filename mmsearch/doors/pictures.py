@@ -4,6 +4,7 @@ server's thumbnails), so a result seen twice costs a file read."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mmsearch.core.config import cache_root
 from mmsearch.core.errors import ExtractError, one_line
+from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ LARGE = 1024  # the long side of a picture shown alone (a page, a photo)
 
 
 def cache_dir() -> Path:
-    return cache_root() / "pictures"
+    return cache_root() / "pictures"  # private: made by `private_cache` when first written
 
 
 def picture(path: str, kind: str, t: float | None, page: int | None, side: int) -> bytes:
@@ -44,13 +46,8 @@ def picture(path: str, kind: str, t: float | None, page: int | None, side: int) 
         raise
     except Exception as e:  # a page past the end, a file changed under us: no picture
         raise ExtractError(f"no picture of {os.path.basename(path)}: {one_line(e)}") from None
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, cached)
-    except OSError:
-        pass  # a cache: failing to keep it costs time, not correctness
+    with contextlib.suppress(OSError):  # a cache: failing to keep it costs time, no more
+        write_private(private_cache("pictures") / cached.name, data)  # 0700 folder, 0600 file
     return data
 
 

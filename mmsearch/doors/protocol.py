@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from mmsearch.core.bounds import MAX_PARTS, MAX_TOP, check_list, check_text
 from mmsearch.core.errors import MmsearchError, UsageError
 from mmsearch.core.vocab import Mode, Sort, choose
 from mmsearch.doors.client import VERSION
@@ -52,6 +53,14 @@ class SearchRequest:
             pretrained = data.get("pretrained")
             if pretrained is not None and not isinstance(pretrained, str):
                 raise UsageError("bad request: pretrained must be a string or null")
+            check_text(_field(data, "model", str), "bad request: model")
+            check_text(pretrained or "", "bad request: pretrained")
+            filters = _field(data, "filters", dict)
+            for name in ("within", "kinds", "exts"):
+                values = filters.get(name, [])
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise UsageError(f"bad request: filters.{name} must be a list of strings")
+                check_list(values, f"bad request: filters.{name}")
             sort = data.get("sort", Sort.SCORE)
             if not isinstance(sort, str):
                 raise UsageError("bad request: sort has the wrong type")
@@ -63,7 +72,7 @@ class SearchRequest:
                 pretrained=pretrained,
                 parts=tuple(_part(p) for p in parts),
                 top=top,
-                filters=Filters(**_field(data, "filters", dict)),
+                filters=Filters(**filters),
                 moments=_field(data, "moments", bool),
                 mode=choose(Mode, _field(data, "mode", str), "--mode"),
                 sort=choose(Sort, sort, "--sort"),
@@ -72,8 +81,6 @@ class SearchRequest:
             raise UsageError(f"bad request: {e}") from None
 
 
-MAX_PARTS = 64
-MAX_TOP = 10_000
 _PART_FIELDS = {"kind": str, "value": str, "weight": (int, float), "at": (int, float, type(None))}
 
 
@@ -92,6 +99,7 @@ def _part(data: Any) -> Part:
             _field(data, name, kind)
     if data["kind"] not in ("text", "image"):
         raise UsageError("bad request: a part is text or image")
+    check_text(data["value"], "bad request: a part's value")
     if not math.isfinite(data["weight"]) or (data.get("at") is not None and data["at"] < 0):
         raise UsageError("bad request: a part's weight must be finite and its time positive")
     return Part(**data)

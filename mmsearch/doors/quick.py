@@ -21,6 +21,7 @@ from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
 
 from mmsearch.core import timings
+from mmsearch.core.bounds import MAX_TOP
 from mmsearch.core.errors import INTERRUPTED, MmsearchError, internal_error
 
 if TYPE_CHECKING:
@@ -361,7 +362,7 @@ def _convert(field: str, value: str) -> Any:
         if not _WHOLE.fullmatch(value) or len(value) > 18:
             return None
         top = int(value)
-        return top if top >= 1 else None
+        return top if 1 <= top <= MAX_TOP else None
     if field in ("min_score", "at"):
         if not _NUMBER.fullmatch(value) or (field == "at" and value.startswith("-")):
             return None

@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 
 from mmsearch.core.paths import is_within
+from mmsearch.core.redact import redact
 from mmsearch.core.sanitise import snippet, terminal
 from mmsearch.doors import thumbnails
 from mmsearch.doors.output import write_hits
@@ -221,7 +222,8 @@ def index_summary(report: IndexReport, console: Console, total: float | None = N
         f"{r.removed} removed, {r.failed} failed, "
         + (f"{r.empty} empty, " if r.empty else "")
         + f"{r.unsupported} unsupported "
-        f"in {seconds:.1f} s{said}",
+        + (f"({r.links_out} links leaving the folder skipped) " if r.links_out else "")
+        + f"in {seconds:.1f} s{said}",
         markup=False,
     )
     o = r.ocr
@@ -262,8 +264,9 @@ def status_json(report: StatusReport) -> str:
 def status_text(report: StatusReport, out: TextIO | None = None) -> None:
     console = make_console(out or sys.stdout)
     model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
+    size = f" ({_size(report.size_bytes)})" if report.size_bytes else ""
     rows = [
-        ("store", report.db + (f" ({_size(report.size_bytes)})" if report.size_bytes else "")),
+        ("store", redact(report.db) + size),
         ("model", model),
     ]
     if not report.indexed:

@@ -1,30 +1,40 @@
 """The warm path: one process per store keeps the model loaded and the index open, and
 answers searches over a Unix socket that only its user can reach.
 
-Quiet and bounded: a request is read with a size cap and a deadline and validated before
-anything runs; only models the store holds are served; a fixed pool of workers answers,
-and a connection beyond what the pool and its short queue hold is told the server is busy;
-a client that goes away costs at most one log line a minute. The socket is owned through a
+Quiet and bounded: every request is read by one thread, off the workers, with a size cap
+and a deadline for the whole request (a client trickling bytes holds a socket for at most
+READ_TIMEOUT seconds, never a worker), and validated before anything runs; only models
+the store holds are served; a fixed pool of workers answers requests read whole; a
+connection beyond what the server holds at once, in all or from one client process, or
+beyond what the pool's short queue holds, is told the server is busy; a client that goes
+away costs at most one log line a minute. The socket is owned through a
 lock taken atomically (flock), never by "is anyone there? then unlink and bind"."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import fcntl
 import json
 import os
+import queue
+import selectors
 import socket
 import socketserver
+import stat
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsearch.core.errors import MmsearchError, StoreBusy, internal_error, one_line
-from mmsearch.core.private import private_folder, private_umask
-from mmsearch.doors.client import RUN, VERSION, relevant_env, socket_path
+from mmsearch.core.bounds import MAX_LIST
+from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy, internal_error, one_line
+from mmsearch.core.private import owned_folder, private_folder, private_umask
+from mmsearch.doors.client import RUN, VERSION, cache_folder, relevant_env, socket_path
 from mmsearch.doors.protocol import SearchRequest, error_reply, hits_reply
 
 if TYPE_CHECKING:
@@ -33,9 +43,12 @@ if TYPE_CHECKING:
 
 MAX_REQUEST = 1 << 20  # bytes: a query is words and a few paths
 WORKERS = 4  # searches at once; the model and the index are shared by all
-WAITING = 16  # accepted connections that may wait for a worker; more are told "busy"
-READ_TIMEOUT = 10.0  # seconds a client has to send its request
+WAITING = 16  # requests read whole that may wait for a worker; more are told "busy"
+MAX_CONNECTIONS = 64  # connections held at once (being read, waiting, answered)
+PER_PEER = 8  # of those, from one client process: slow clients cannot take them all
+READ_TIMEOUT = 10.0  # seconds a client has to send its whole request
 LOG_EVERY = 60.0  # seconds between two lines about clients that went away
+MAX_ARGV = 4 * MAX_LIST  # words of a handed-over command line (more: the client runs it)
 
 Notice = Callable[[str], None]
 
@@ -72,6 +85,7 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
     argv, cwd, env, tty = (request.get(k) for k in ("argv", "cwd", "env", "tty"))
     if not (
         isinstance(argv, list)
+        and len(argv) <= MAX_ARGV
         and all(isinstance(a, str) for a in argv)
         and isinstance(cwd, str)
         and os.path.isabs(cwd)
@@ -108,70 +122,216 @@ def _check_model(library: Library, request: SearchRequest) -> None:
         raise no_index(settings, library.store)
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: _Server
-    timeout = READ_TIMEOUT
+def _reply_to(library: Library, line: bytes) -> dict[str, Any]:
+    """The reply to one request line, as read."""
+    if len(line) > MAX_REQUEST:
+        return error_reply(MmsearchError(f"request too large (over {MAX_REQUEST >> 10} KiB)"))
+    try:
+        request = json.loads(line)
+    except ValueError as e:
+        return {"v": VERSION, "error": f"bad request: {one_line(e)}", "exit_code": 2}
+    return answer(library, request)
 
-    def handle(self) -> None:
-        if _peer_uid(self.connection) not in (None, os.getuid()):
-            return  # the folder's mode already keeps others out; this is belt and braces
-        line = self.rfile.readline(MAX_REQUEST + 1)
-        if len(line) > MAX_REQUEST:
-            reply: dict[str, Any] = error_reply(
-                MmsearchError(f"request too large (over {MAX_REQUEST >> 10} KiB)")
-            )
-        else:
-            try:
-                request = json.loads(line)
-            except ValueError as e:
-                reply = {"v": VERSION, "error": f"bad request: {one_line(e)}", "exit_code": 2}
-            else:
-                reply = answer(self.server.library, request)
-        self.wfile.write(json.dumps(reply).encode())
+
+@dataclasses.dataclass
+class _Reading:
+    """A connection whose request is still coming in."""
+
+    peer: int | None
+    deadline: float  # the whole request by then, however slowly it trickles in
+    data: bytearray = dataclasses.field(default_factory=bytearray)
+    draining: bool = False  # told busy: its unread request is read and dropped
+
+
+class _Reader(threading.Thread):
+    """Every connection's request is read here, by one thread and one selector, not by a
+    worker: a client that sends slowly (or not at all) holds a socket, never a worker, and
+    for at most READ_TIMEOUT seconds for its whole request. A request read whole goes to
+    the pool; a late one is dropped with a line that says so."""
+
+    def __init__(self, server: _Server):
+        super().__init__(name="mmsearch-serve-read", daemon=True)
+        self.server = server
+        self.selector = selectors.DefaultSelector()
+        self.wake, self._waker = socket.socketpair()
+        self.wake.setblocking(False)
+        self.selector.register(self.wake, selectors.EVENT_READ)
+        self.incoming: queue.SimpleQueue[tuple[socket.socket, _Reading]] = queue.SimpleQueue()
+        self.reading: dict[socket.socket, _Reading] = {}
+        self.stopped = False
+
+    def add(self, conn: socket.socket, peer: int | None, draining: bool = False) -> None:
+        wait = 0.5 if draining else self.server.read_timeout
+        self.incoming.put((conn, _Reading(peer, time.monotonic() + wait, draining=draining)))
+        with contextlib.suppress(OSError):
+            self._waker.send(b"\0")
+
+    def stop(self) -> None:
+        self.stopped = True
+        with contextlib.suppress(OSError):
+            self._waker.send(b"\0")
+
+    def run(self) -> None:
+        try:
+            while not self.stopped:
+                now = time.monotonic()
+                soonest = min((r.deadline for r in self.reading.values()), default=now + 1)
+                for key, _ in self.selector.select(max(0.0, soonest - now)):
+                    if key.fileobj is self.wake:
+                        self._take_new()
+                    else:
+                        self._read(key.fileobj)  # type: ignore[arg-type]
+                now = time.monotonic()
+                for conn, reading in list(self.reading.items()):
+                    if now >= reading.deadline:
+                        self._late(conn, reading)
+        finally:
+            for conn, reading in list(self.reading.items()):
+                self._drop(conn, reading)
+            self.selector.close()
+            self.wake.close()
+            self._waker.close()
+
+    def _take_new(self) -> None:
+        with contextlib.suppress(OSError):
+            while self.wake.recv(4096):
+                pass
+        while not self.incoming.empty():
+            conn, reading = self.incoming.get()
+            conn.setblocking(False)
+            self.reading[conn] = reading
+            self.selector.register(conn, selectors.EVENT_READ)
+
+    def _read(self, conn: socket.socket) -> None:
+        reading = self.reading[conn]
+        try:
+            chunk = conn.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if reading.draining:
+            if not chunk:
+                self._drop(conn, reading)
+            return
+        reading.data += chunk
+        done = not chunk or b"\n" in chunk or len(reading.data) > MAX_REQUEST
+        if not done:
+            return
+        self.selector.unregister(conn)
+        del self.reading[conn]
+        if not reading.data:  # hung up without asking
+            self.server.went_away(reading.peer, conn)
+            return
+        line = bytes(reading.data).split(b"\n", 1)[0]
+        self.server.dispatch(conn, line[: MAX_REQUEST + 1], reading.peer)
+
+    def _late(self, conn: socket.socket, reading: _Reading) -> None:
+        if not reading.draining:
+            seconds = self.server.read_timeout
+            said = MmsearchError(f"no whole request within {seconds:g} s: the server moved on")
+            with contextlib.suppress(OSError):
+                conn.send(json.dumps(error_reply(said)).encode())
+            self.server.count_gone()
+        self._drop(conn, reading)
+
+    def _drop(self, conn: socket.socket, reading: _Reading) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(conn)
+        self.reading.pop(conn, None)
+        self.server.close_connection(conn, reading.peer)
 
 
 class _Server(socketserver.UnixStreamServer):
-    """A Unix-socket server with a fixed pool of workers instead of a thread per client."""
+    """A Unix-socket server: one thread reads every request (`_Reader`), a fixed pool of
+    workers answers those read whole. A connection beyond what it holds at once (in all,
+    or from one client process) is told the server is busy."""
 
     request_queue_size = 64
 
     def __init__(self, path: str, library: Library, on_notice: Notice):
         self.library = library
         self.on_notice = on_notice
+        self.read_timeout = READ_TIMEOUT
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="mmsearch-serve")
         self.slots = threading.BoundedSemaphore(WORKERS + WAITING)
+        self.held: dict[int | None, int] = {}  # connections held, by client process
+        self.held_lock = threading.Lock()
         self.gone = 0  # clients that went away since the last line about them
         self.said_at = -LOG_EVERY
         self.log_lock = threading.Lock()
-        super().__init__(path, _Handler)
+        super().__init__(path, socketserver.BaseRequestHandler)
+        self.reader = _Reader(self)
+        self.reader.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
+        uid, pid = _peer(request)
+        if uid not in (None, os.getuid()):
+            self.shutdown_request(request)  # the folder's mode keeps others out; belt and braces
+            return
+        with self.held_lock:
+            total = sum(self.held.values())
+            mine = self.held.get(pid, 0)
+            admitted = total < MAX_CONNECTIONS and (pid is None or mine < PER_PEER)
+            if admitted:
+                self.held[pid] = mine + 1
+        if not admitted:
             self._busy(request)
             return
-        self.pool.submit(self._work, request, client_address)
+        self.reader.add(request, pid)
 
-    def _work(self, request: Any, client_address: Any) -> None:
+    def dispatch(self, conn: socket.socket, line: bytes, peer: int | None) -> None:
+        """A request read whole: to a worker, or told busy when WAITING are queued."""
+        if not self.slots.acquire(blocking=False):
+            self._release(peer)
+            self._busy(conn)
+            return
+        self.pool.submit(self._work, conn, line, peer)
+
+    def _work(self, conn: socket.socket, line: bytes, peer: int | None) -> None:
         try:
-            self.finish_request(request, client_address)
+            reply = _reply_to(self.library, line)
+            conn.setblocking(True)
+            conn.settimeout(self.read_timeout)  # a client that never reads its answer
+            conn.sendall(json.dumps(reply).encode())
         except Exception:
-            self.handle_error(request, client_address)
+            self.count_gone()
         finally:
-            self.shutdown_request(request)
+            self.close_connection(conn, peer)
             self.slots.release()
 
-    def _busy(self, request: Any) -> None:
+    def _busy(self, conn: socket.socket) -> None:
+        """Say busy at once, without waiting on the client: the reader drops its unread
+        request (closing on it would reset the connection, reply and all)."""
         reply = error_reply(StoreBusy("the server is busy with other queries: try again"))
-        with contextlib.suppress(OSError):
-            request.settimeout(0.2)
-            request.sendall(json.dumps(reply).encode())
-            request.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline and request.recv(1 << 16):
-                pass  # closing on an unread request would reset the connection, reply and all
-        self.shutdown_request(request)
+        try:
+            conn.setblocking(False)
+            conn.send(json.dumps(reply).encode())
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.shutdown_request(conn)
+            return
+        with self.held_lock:
+            self.held[None] = self.held.get(None, 0) + 1  # draining counts against the total
+        self.reader.add(conn, None, draining=True)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def went_away(self, peer: int | None, conn: socket.socket) -> None:
+        self.count_gone()
+        self.close_connection(conn, peer)
+
+    def close_connection(self, conn: socket.socket, peer: int | None) -> None:
+        self.shutdown_request(conn)
+        self._release(peer)
+
+    def _release(self, peer: int | None) -> None:
+        with self.held_lock:
+            left = self.held.get(peer, 0) - 1
+            if left > 0:
+                self.held[peer] = left
+            else:
+                self.held.pop(peer, None)
+
+    def count_gone(self) -> None:
         """A client that hung up (or never sent its request) is no one's problem: counted,
         and said at most once a minute, never as a traceback."""
         with self.log_lock:
@@ -182,16 +342,23 @@ class _Server(socketserver.UnixStreamServer):
             gone, self.gone, self.said_at = self.gone, 0, now
         self.on_notice(f"{gone} client(s) went away before their answer")
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.count_gone()
+
     def server_close(self) -> None:
         super().server_close()
+        self.reader.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _peer_uid(conn: socket.socket) -> int | None:
+def _peer(conn: socket.socket) -> tuple[int | None, int | None]:
+    """The uid and pid of the process at the other end (None, None where the system does
+    not say)."""
     if not hasattr(socket, "SO_PEERCRED"):
-        return None
+        return None, None
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return uid, pid
 
 
 @contextlib.contextmanager
@@ -200,8 +367,22 @@ def _owning(path: str, db: str) -> Iterator[None]:
     the same instant exactly one owns the socket, and the other fails with StoreBusy. The
     lock dies with its process, so a killed server's socket is simply taken over."""
     lock_path = path + ".lock"
-    with private_umask():
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with private_umask():
+            fd = os.open(lock_path, flags, 0o600)  # never through a link
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise NotPrivate(f"cannot use the lock {lock_path}: {e.strerror or e}") from None
+        fd = -1
+    st = os.fstat(fd) if fd >= 0 else None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        if fd >= 0:
+            os.close(fd)
+        raise NotPrivate(
+            f"{lock_path} is not a file of yours (a link, or another user's): mmsearch will "
+            "not use it; remove it"
+        )
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -225,7 +406,9 @@ def serving(library: Library, on_notice: Notice = lambda message: None) -> Itera
     db = library.settings.db
     local = Library(library.settings, ask_server=False)  # a server never asks itself
     path = socket_path(db)
-    private_folder(path.parent)
+    if path.parent.parent == Path(cache_folder()):
+        private_folder(path.parent.parent)  # the cache folder, made or tightened
+    owned_folder(path.parent)  # this user's alone, or refused before anything is written
     with _owning(str(path), db):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a server that was killed: we own the lock now

@@ -50,6 +50,7 @@ class IndexReport:
     failed: int = 0
     empty: int = 0  # read fine, nothing inside to index (not failures)
     unsupported: int = 0
+    links_out: int = 0  # file links leaving their folder, skipped (see indexing.scan)
     frames: int = 0  # video frames embedded
     first_look_skips: int = 0  # pictures the OCR selector passed over while decoding them
     video_seconds: float = 0.0  # spent decoding videos (summed over decode threads)
@@ -92,6 +93,7 @@ class IndexOptions:
     engine: Engine = Engine.LOCAL  # see mmsearch.indexing.engine_ray
     ray_address: str | None = None  # a Ray cluster ("auto", "ray://host:10001"); None: local
     ray_workers: int | None = None  # embedding actors; None: one per GPU, else per 2 CPUs
+    follow_links: bool = False  # index file links that leave their folder (see scan)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ocr", choose(OcrMode, self.ocr, "--ocr"))
@@ -155,8 +157,9 @@ def sync(
     if coll is not None and coll.excluded:  # forgotten subtrees stay out
         skip += coll.excluded
         paths = [p for p in paths if not any(is_within(p, e) for e in coll.excluded)]
-    found = scan(paths, options.excludes, skip=skip, roots=roots)
+    found = scan(paths, options.excludes, skip=skip, roots=roots, follow_links=options.follow_links)
     report.unsupported = found.unsupported
+    report.links_out = found.links_out
     existing = coll.records_under(paths) if coll and paths else {}
 
     todo: list[tuple[FileEntry, bool]] = []

@@ -1,4 +1,11 @@
-"""Walk the roots: which files are media, and what each looks like on disk (size, mtime)."""
+"""Walk the roots: which files are media, and what each looks like on disk (size, mtime).
+
+Links: a folder link is never followed (no loops). A file link is indexed at its own path
+when it points inside the root it lies in (links resolved on both sides); one that leaves
+the root (`photos/x.jpg -> /etc/…`) is skipped and counted, unless `follow_links` asks for
+it (`--follow-links`): a link is someone's say about where a file lives, and what lies
+outside the folders you named should not enter the index, its snippets or the web UI
+behind your back. A path named on the command line is what it names, link or not."""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ class FileEntry:
 class ScanResult:
     files: list[FileEntry] = field(default_factory=list)
     unsupported: int = 0
+    links_out: int = 0  # file links that leave their root, skipped (not follow_links)
     # Paths that could not be looked at (unreadable folders, unencodable names): recorded as
     # failures, and nothing already indexed beneath them is treated as vanished.
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -39,13 +47,14 @@ def scan(
     excludes: Iterable[str] = (),
     skip: Iterable[str] = (),
     roots: Iterable[str] = (),
+    follow_links: bool = False,
 ) -> ScanResult:
     """Collect the media files at or under `paths`, honouring junk rules, `--exclude` globs
     and `.mmsearchignore` files; `skip` names folders never to enter (the store itself).
 
     A path inside one of `roots` (a watched folder) obeys the rules of the folders between
     that root and it, as if the whole root had been walked. A path that does not exist
-    holds nothing.
+    holds nothing. A file link leaving its root is skipped unless `follow_links`.
     """
     result = ScanResult()
     globs = list(excludes)
@@ -60,7 +69,8 @@ def scan(
         rules = below[root].at(start)
         if rules is None:
             continue
-        for path, st in _walk(start, rules, skip_set, result):
+        inside = None if follow_links else os.path.realpath(root)
+        for path, st in _walk(start, rules, skip_set, result, inside, named=start == root):
             kind = kind_of_file(path)
             if kind is None:
                 result.unsupported += 1
@@ -75,10 +85,16 @@ def scan(
 
 
 def _walk(
-    root: str, rules: ignore.Rules, skip: set[str], result: ScanResult
+    root: str,
+    rules: ignore.Rules,
+    skip: set[str],
+    result: ScanResult,
+    inside: str | None = None,
+    named: bool = True,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (path, stat) of the regular files under root: a folder's files by name, then
-    its subfolders by name, depth first."""
+    its subfolders by name, depth first; file links that leave `inside` (a real path) are
+    counted and skipped, but a `named` root is what it names."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -88,6 +104,9 @@ def _walk(
         return
     if not stat.S_ISDIR(st.st_mode):
         if stat.S_ISREG(st.st_mode):
+            if not named and _leaves(root, inside):
+                result.links_out += 1
+                return
             yield root, st
         return
     stack = [(root, rules)]
@@ -114,9 +133,18 @@ def _walk(
                 st = entry.stat()  # follows file symlinks; dangling ones raise
             except OSError:
                 continue  # dangling symlink or vanished since listing: nothing to index
-            if stat.S_ISREG(st.st_mode):
-                yield entry.path, st
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if inside is not None and entry.is_symlink() and _leaves(entry.path, inside):
+                result.links_out += 1
+                continue
+            yield entry.path, st
         stack.extend((d, rules) for d in reversed(subdirs))
+
+
+def _leaves(path: str, inside: str | None) -> bool:
+    """Whether `path`, its links resolved, lies outside the real folder `inside`."""
+    return inside is not None and not is_within(os.path.realpath(path), inside)
 
 
 def _reason(e: BaseException) -> str:

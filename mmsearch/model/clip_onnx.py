@@ -82,10 +82,13 @@ def open_session(path: Path, threads: int | None = None) -> Any:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         with contextlib.suppress(Exception):  # damaged or foreign: optimise afresh below
             return ort.InferenceSession(str(saved), options, providers=["CPUExecutionProvider"])
+    from mmsearch.core.private import private_umask
+
     work = path.parent / f".{saved.name}.{os.getpid()}"
     options = session_options(threads)
     try:
-        work.mkdir(exist_ok=True)
+        with private_umask():  # the cache is private, files and folders alike
+            work.mkdir(exist_ok=True)
         options.optimized_model_filepath = str(work / saved.name)
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_file_name", f"{saved.name}.data"
@@ -95,7 +98,8 @@ def open_session(path: Path, threads: int | None = None) -> Any:
         )
     except OSError:
         options = session_options(threads)  # a read-only cache: optimise in memory only
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    with private_umask():
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     with contextlib.suppress(OSError):  # the data first: the graph's arrival means complete
         (work / f"{saved.name}.data").replace(saved.parent / f"{saved.name}.data")
         (work / saved.name).replace(saved)

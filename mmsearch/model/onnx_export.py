@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch.core.config import Settings
+from mmsearch.core.config import Settings, cache_root
 from mmsearch.core.errors import one_line
+from mmsearch.core.private import private_cache, private_folder, private_umask
 from mmsearch.model.clip_onnx import (
     TEXTUAL,
     VISUAL,
@@ -52,6 +53,14 @@ class Unsupported(ValueError):
 
 
 def export(settings: Settings, folder: Path) -> None:
+    """Export the model's towers to `folder` (in the cache: private, as all of it is)."""
+    if folder.is_relative_to(cache_root()):
+        private_cache()
+    with private_umask():
+        _export(settings, folder)
+
+
+def _export(settings: Settings, folder: Path) -> None:
     marker = folder / UNSUPPORTED
     if marker.exists():
         raise Unsupported(marker.read_text().strip())
@@ -59,7 +68,7 @@ def export(settings: Settings, folder: Path) -> None:
 
     torch_model = load_torch(settings.model, settings.pretrained, device="cpu")
     print(f"preparing {settings.model} for ONNX Runtime (once)…", file=sys.stderr)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(folder.parent)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as tmp:
         work = Path(tmp)
         try:
@@ -75,7 +84,6 @@ def export(settings: Settings, folder: Path) -> None:
             marker.write_text(f"{reason}\n")
             raise reason from None
         shutil.rmtree(folder, ignore_errors=True)
-        work.chmod(0o755)  # as any cache folder: mkdtemp's 0700 is not the point here
         work.rename(folder)  # whole or absent: a killed export leaves only a temp folder
     exported = OnnxEmbedder.open(folder, int8=True)
     for name in (VISUAL, TEXTUAL):  # optimised once now, not on the first query
@@ -194,7 +202,7 @@ def _write(embedder: Any, out: Path) -> None:
         raise Unsupported(f"export failed: {type(e).__name__}: {e}") from None
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
-    shutil.copy(Path(open_clip.__file__).parent / VOCAB, out / VOCAB)
+    shutil.copyfile(Path(open_clip.__file__).parent / VOCAB, out / VOCAB)
     meta = {
         "dim": embedder.dim,
         "image_size": size,

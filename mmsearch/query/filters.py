@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mmsearch.core.bounds import check_list
 from mmsearch.core.errors import UsageError
 from mmsearch.core.formats import same_files
 from mmsearch.core.paths import normalize
@@ -126,6 +127,9 @@ class Filters:
     min_score: float | None = None  # drops weaker results (applied to scores, not rows)
 
     def __post_init__(self) -> None:
+        check_list(self.within, "--in", what="folders")
+        check_list(self.kinds, "--type", what="kinds")
+        check_list(self.exts, "--ext", what="extensions")
         set_ = functools.partial(object.__setattr__, self)
         set_("within", tuple(normalize(w) for w in self.within))
         set_("kinds", tuple(str(k) for k in choose_all(Kind, self.kinds, "--type")))

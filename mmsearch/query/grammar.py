@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mmsearch.core.bounds import MAX_PARTS, MAX_TEXT, check_text
 from mmsearch.core.errors import UsageError
 from mmsearch.core.formats import kind_of
 from mmsearch.core.paths import normalize
@@ -28,6 +29,9 @@ _OPERATOR = re.compile(r"\s+([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.+)$", re.DOTALL)  # rclip's: 2: 0.5: .5: 1.:
 _PATH_SHAPED = ("./", "../", "/", "~", "file://")
 _WEB = re.compile(r"^https?://", re.IGNORECASE)
+OUTSIDE_LIBRARY = (
+    "not a picture of the library (only files inside the indexed folders can be searched by here)"
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,17 @@ class Part:
         return f"{sign} {abs(self.weight):g} x {self.kind} {self.value!r}{where}"
 
 
-def parse(tokens: Sequence[str], base: str | None = None) -> list[Part]:
+def parse(
+    tokens: Sequence[str], base: str | None = None, allowed: Callable[[str], bool] | None = None
+) -> list[Part]:
     """Read a query given as command-line words (see the module docstring); relative image
-    paths are taken from the folder `base` (a client's), else from this process's."""
+    paths are taken from the folder `base` (a client's), else from this process's.
+
+    `allowed`: the pictures a door may read (the web UI's and the MCP server's: those inside
+    the library). A path-shaped part it refuses is an error that says the same whether
+    anything is there or not, and a bare word is a picture only where it allows."""
+    if sum(len(t) for t in tokens) > MAX_PARTS * MAX_TEXT // 4:
+        raise UsageError(f"the query is too long (at most {MAX_PARTS * MAX_TEXT // 4} characters)")
     pieces: list[str] = []
     for token in tokens:
         if token in ("+", "-"):
@@ -67,16 +79,20 @@ def parse(tokens: Sequence[str], base: str | None = None) -> list[Part]:
                     raise UsageError("a query operator (+ or -) needs a part on each side")
                 sign = -1.0  # a leading "-": the first part is subtracted
                 continue
-            parts.append(_part(" ".join(words), sign, base))
+            parts.append(_part(" ".join(words), sign, base, allowed))
             sign, words = (1.0 if piece == "+" else -1.0), []
         else:
             words.append(piece)
     if not parts:
         raise UsageError("the query is empty")
+    if len(parts) > MAX_PARTS:
+        raise UsageError(f"a query has at most {MAX_PARTS} parts, not {len(parts)}")
     return parts
 
 
-def _part(text: str, sign: float, base: str | None) -> Part:
+def _part(
+    text: str, sign: float, base: str | None, allowed: Callable[[str], bool] | None = None
+) -> Part:
     weight = 1.0
     if m := _WEIGHT.match(text):
         weight, text = float(m[1]), m[2]
@@ -86,20 +102,25 @@ def _part(text: str, sign: float, base: str | None) -> Part:
         text = text[1:-1]
     if not text:
         raise UsageError("a query part is empty")
+    check_text(text, "a query part")
     if _WEB.match(text):
         raise UsageError(f"{text} is a web address: download it first (nothing leaves here)")
-    if text.startswith(_PATH_SHAPED) or _names_a_picture(text, base):
+    if text.startswith(_PATH_SHAPED) or _names_a_picture(text, base, allowed):
         path = normalize(_file_uri_path(text), base)
+        if allowed is not None and not allowed(path):  # before anything tells what is there
+            raise UsageError(f"{text}: {OUTSIDE_LIBRARY}")
         if not os.path.isfile(path):
             raise UsageError(f"no such image: {text}")
         return Part("image", path, sign * weight)
     return Part("text", text, sign * weight, phrase=phrase)
 
 
-def _names_a_picture(text: str, base: str | None) -> bool:
-    """An existing file whose extension says picture or video: a bare word that happens to
-    name a file (`dog`, `notes.txt`) stays text."""
+def _names_a_picture(text: str, base: str | None, allowed: Callable[[str], bool] | None) -> bool:
+    """An existing file whose extension says picture or video (and that `allowed` allows):
+    a bare word that happens to name a file (`dog`, `notes.txt`) stays text."""
     if kind_of(text) not in (Kind.IMAGE, Kind.VIDEO):
+        return False
+    if allowed is not None and not allowed(normalize(text, base)):
         return False
     return os.path.isfile(os.path.join(base, text) if base is not None else text)
 

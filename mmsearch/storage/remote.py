@@ -6,7 +6,8 @@ Credentials come from where the cloud SDKs look: the standard AWS environment
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL,
 AWS_ALLOW_HTTP), an AWS profile (AWS_PROFILE), and `MMSEARCH_STORAGE_OPTIONS` (a JSON object
 of LanceDB storage options) for anything else. Secret values never reach a message: every
-error text from this module and the store passes through `redact`.
+error text from this module and the store passes through `redact` (mmsearch.core.redact),
+as every message of mmsearch does.
 
 One writer on `s3://`: a lease object, `<store>/_mmsearch/writer.lease`, created with a
 conditional PUT (If-None-Match: *), renewed by its holder every `ttl/4` seconds with a PUT
@@ -23,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import socket
 import threading
 import time
@@ -34,22 +34,14 @@ from typing import Any
 
 from mmsearch.core.config import cache_root
 from mmsearch.core.errors import StoreBusy, StoreError, UsageError, one_line
+from mmsearch.core.redact import STORAGE_OPTIONS, redact
 
-ENV_OPTIONS = "MMSEARCH_STORAGE_OPTIONS"
+ENV_OPTIONS = STORAGE_OPTIONS
 ENV_TTL = "MMSEARCH_LEASE_SECONDS"
 DEFAULT_TTL = 60.0
 LEASE_KEY = "_mmsearch/writer.lease"
 PROBE_PREFIX = "_mmsearch/probe-"
 PROBED = "probed.json"  # under cache_root()/remote: buckets this machine found sound
-# Storage-option and environment names whose values are secrets (matched case-blind).
-_SECRET_NAME = re.compile(r"secret|token|password|credential|account_key|sas|private", re.I)
-_SECRET_ENV = (
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "GOOGLE_SERVICE_ACCOUNT_KEY",
-)
 
 
 def scheme(uri: str) -> str:
@@ -103,22 +95,6 @@ def _profile_keys() -> dict[str, str]:
     if session.region_name:
         keys["aws_region"] = session.region_name
     return keys
-
-
-def secrets() -> list[str]:
-    """Every secret value this process could put into a message."""
-    found = [os.environ.get(name, "") for name in _SECRET_ENV]
-    with contextlib.suppress(UsageError):
-        found += [v for k, v in _user_options().items() if _SECRET_NAME.search(k)]
-    return [s for s in found if len(s) >= 4]
-
-
-def redact(text: str) -> str:
-    """`text` with every known secret replaced by `***`, and anything that looks like a
-    signed URL's signature too."""
-    for secret in sorted(set(secrets()), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return re.sub(r"(?i)(signature|sig|x-amz-security-token)=[^&\s]+", r"\1=***", text)
 
 
 @dataclass(frozen=True)
@@ -226,12 +202,10 @@ def _probed() -> dict[str, float]:
 
 
 def _remember_probed(known: dict[str, float]) -> None:
-    folder = cache_root() / "remote"
+    from mmsearch.core.private import private_cache, write_private
+
     with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{PROBED}.{os.getpid()}"
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, folder / PROBED)
+        write_private(private_cache("remote") / PROBED, json.dumps(known))
 
 
 def lease_ttl() -> float:

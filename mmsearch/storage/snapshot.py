@@ -60,11 +60,19 @@ def folder(db: str, key: str) -> Path:
 def write(coll: Collection) -> None:
     """Snapshot the collection as it is now, or remove a snapshot that can no longer be made
     (too many items, a full disk): queries then simply go to LanceDB."""
+    from mmsearch.core.private import private_folder, private_umask
+
     db, key = coll.store.uri, coll.model_key
     target = folder(db, key)
     work = target.parent / f".{key}.{os.getpid()}"
     try:
-        _write(coll, db, target, work)
+        if not is_local_uri(db):  # in this machine's cache: private from its top down
+            from mmsearch.core.private import private_cache
+
+            private_cache()
+        with private_umask():  # paths and passages: readable by their owner only
+            private_folder(target.parent)
+            _write(coll, db, target, work)
     except OSError:
         shutil.rmtree(target, ignore_errors=True)
     finally:

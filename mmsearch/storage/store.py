@@ -748,6 +748,13 @@ class Collection:
         return found
 
     @_guarded
+    def holds_unchanged(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Whether the index holds the file at `path`, read fine, at this size and mtime: it
+        is still the file that was indexed (the web UI serves no other)."""
+        where = f"path = {sql_str(path)} AND size = {size} AND mtime_ns = {mtime_ns} AND {_OK}"
+        return bool(self.files.count_rows(where))
+
+    @_guarded
     def stored_vector(self, path: str, size: int, mtime_ns: int) -> np.ndarray | None:
         """The embedding of an indexed, unchanged single-item file (an image), if any."""
         current = self.files.count_rows(

@@ -12,8 +12,10 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from mmsearch.core.errors import MmsearchError, StoreBusy
+from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy
 from mmsearch.library import Library
 
 
@@ -28,13 +30,16 @@ def run(
     token: str,
     on_ready: Callable[[str], None],
     on_notice: Callable[[str], None],
+    open_browser: Callable[[str], object] | None = None,
 ) -> None:
     """Serve the UI until interrupted. Answers searches for the store meanwhile (the model is
-    warm here anyway), or uses the `serve`/`watch` that already does."""
+    warm here anyway), or uses the `serve`/`watch` that already does. `on_ready` gets the
+    address with the token (for stdout); `open_browser`, when given, gets the `file://`
+    address of a private launch file (see `launch`), never the token."""
     try:
         import uvicorn
 
-        from mmsearch.doors.ui.app import make_app
+        from mmsearch.doors.ui.app import Sessions, make_app
     except ImportError as e:
         raise MmsearchError(
             f"the web UI needs its extra: pip install 'mmsearch[ui]' ({e.name} is missing)"
@@ -60,15 +65,55 @@ def run(
         except StoreBusy as e:
             on_notice(f"using the running server: {e}")
             searcher = library
-        app = make_app(searcher, token, port)
+        except NotPrivate as e:  # the page still works; `query` answers alone
+            on_notice(f"not answering the command line's queries: {e}")
+            searcher = local
+        sessions = Sessions(token, port, secrets.token_urlsafe(24) if open_browser else None)
+        app = make_app(searcher, sessions, port)
         config = uvicorn.Config(
             app, log_level="critical", access_log=False, server_header=False, lifespan="off"
         )
         on_ready(f"http://127.0.0.1:{port}/?token={token}")
+        if open_browser is not None and sessions.code is not None:
+            try:
+                opened = launch(port, sessions.code)
+            except (OSError, MmsearchError) as e:
+                on_notice(f"not opening a browser ({e}): open the address above")
+            else:
+                stack.callback(_remove, opened)
+                sessions.on_launched = lambda: _remove(opened)
+                # in a thread: a browser command may wait, and the server must answer it
+                threading.Thread(
+                    target=_quietly, args=(open_browser, opened.as_uri()), daemon=True
+                ).start()
         uvicorn.Server(config).run(sockets=[sock])
 
 
-def _quietly(fn: Callable[[Library], None], library: Library) -> None:
-    """Warm up, or fail silently: the first search then says what is wrong."""
+def launch(port: int, code: str) -> Path:
+    """Write the launch file for the browser: `ui-PORT.html` in this user's runtime folder
+    (0700, checked to be this user's alone), mode 0600, going on to the one-time launch
+    link. The browser's command line, which every user can read, so holds a file name; the
+    file goes when the link is used, or when the UI stops."""
+    from mmsearch.core.private import owned_folder, private_folder, write_private
+    from mmsearch.doors.client import cache_folder, runtime_folder
+    from mmsearch.doors.ui.page import launch_file
+
+    folder = runtime_folder()
+    if folder.parent == Path(cache_folder()):
+        private_folder(folder.parent)
+    owned_folder(folder)
+    path = folder / f"ui-{port}.html"
+    write_private(path, launch_file(f"http://127.0.0.1:{port}/launch/{code}"))
+    return path
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _quietly(fn: Callable[[Any], object], arg: object) -> None:
+    """Warm up (or open the browser), or fail silently: the first search then says what is
+    wrong (or the printed address is there to open)."""
     with contextlib.suppress(Exception):
-        fn(library)
+        fn(arg)

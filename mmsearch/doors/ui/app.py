@@ -1,15 +1,19 @@
 """The web UI's routes: a Starlette app over one library object.
 
 Safe by construction, on a machine other people's web pages can reach through the browser:
-every request must carry the token (compared in constant time) and name this server in its
-Host header (DNS rebinding); files are reached only by the id of a result the index gave,
-never by a path; every response forbids inline script and loading anything from elsewhere."""
+every request must carry a session cookie (HttpOnly, SameSite=Strict), got from the token
+of the printed address or from the one-time launch code the browser is opened with, and
+name this server in its Host header (DNS rebinding); files are reached only by the id of
+a result the index gave, never by a path; every response forbids inline script and loading
+anything from elsewhere."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import io
+import os
+import secrets
 import sys
 import threading
 from collections import OrderedDict
@@ -31,16 +35,12 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mmsearch.core.bounds import check_list, check_text
 from mmsearch.core.config import cache_root
-from mmsearch.core.errors import (
-    ExtractError,
-    MmsearchError,
-    NoIndex,
-    StoreBusy,
-    UsageError,
-    one_line,
-)
+from mmsearch.core.errors import ExtractError, MmsearchError, one_line
+from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
+from mmsearch.doors.confine import Refused, query_picture, served_file, shown_file, status_of
 from mmsearch.doors.ui import page
 from mmsearch.doors.ui.order import Order, ordered
 from mmsearch.doors.ui.page import Shown
@@ -62,7 +62,7 @@ CSP_NAME = b"content-security-policy"  # always added: a response's own one only
 SECURITY_HEADERS = [
     (CSP_NAME, CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),  # the token is in every URL
+    (b"referrer-policy", b"no-referrer"),  # the printed address carries the token
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),  # unless the response says otherwise (pictures)
 ]
@@ -70,44 +70,107 @@ CACHEABLE = {"cache-control": "private, max-age=600"}
 STATIC = {"ui.js": "text/javascript", "ui.css": "text/css"}
 
 
-class Refused(Exception):
-    """A request the app turns away: an HTTP status and one line saying why."""
+class Sessions:
+    """Who may use the app: a browser holding a session cookie. A session comes from the
+    token (the printed address, `?token=`, for as long as the server runs) or from the
+    one-time launch code the browser is opened with, which dies at its first use. A second
+    use of the launch code (someone raced the browser to it) closes the session the first
+    use made, and is said on stderr. Cookies are HttpOnly and SameSite=Strict: no script
+    reads them and no other site's page makes the browser send them."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+    MAX = 1000  # sessions kept (the oldest forgotten first)
+
+    def __init__(self, token: str, port: int, launch_code: str | None = None):
+        self.token = token.encode()
+        self.cookie = f"mmsearch-ui-{port}"  # cookies are not kept apart by port: the name is
+        self.code = launch_code
+        self.code_used = False
+        self.launched: str | None = None  # the session the launch code made
+        self.on_launched: Callable[[], None] = lambda: None
+        self.known: OrderedDict[str, None] = OrderedDict()  # digests of the session ids
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _digest(session: str) -> str:
+        return hashlib.sha256(session.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def new(self) -> str:
+        session = secrets.token_urlsafe(32)
+        with self.lock:
+            self.known[self._digest(session)] = None
+            while len(self.known) > self.MAX:
+                self.known.popitem(last=False)
+        return session
+
+    def valid(self, session: str) -> bool:
+        with self.lock:
+            return bool(session) and self._digest(session) in self.known
+
+    def token_ok(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token)
+
+    def launch(self, code: str) -> str | None:
+        """A new session for the launch code's first use; None otherwise (a second use
+        closes the first one's session)."""
+        with self.lock:
+            right = self.code is not None and hmac.compare_digest(
+                code.encode("utf-8", "surrogateescape"), self.code.encode()
+            )
+            if not right:
+                return None
+            if self.code_used:
+                if self.launched is not None:
+                    self.known.pop(self._digest(self.launched), None)
+                    self.launched = None
+                    print(
+                        "mmsearch ui: the launch link was used twice (someone else may have "
+                        "used it first): its session is closed; open the printed address",
+                        file=sys.stderr,
+                    )
+                return None
+            self.code_used = True
+        session = self.new()
+        self.launched = session
+        self.on_launched()
+        return session
+
+    def set_cookie(self, session: str) -> tuple[bytes, bytes]:
+        value = f"{self.cookie}={session}; Path=/; HttpOnly; SameSite=Strict"
+        return b"set-cookie", value.encode()
 
 
-def status_of(error: MmsearchError) -> int:
-    if isinstance(error, UsageError):
-        return 400
-    if isinstance(error, NoIndex):
-        return 404
-    if isinstance(error, StoreBusy):
-        return 503
-    return 500
+def _cookie(scope: Scope, name: str) -> str:
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            for pair in value.decode("latin-1").split(";"):
+                k, _, v = pair.strip().partition("=")
+                if k == name:
+                    return v
+    return ""
 
 
 class Guard:
-    """ASGI middleware: the Host header and the token, before anything else runs, and the
-    security headers on every response (refusals included)."""
+    """ASGI middleware: the Host header and the session, before anything else runs, and
+    the security headers on every response (refusals included). `/launch/CODE` trades the
+    one-time launch code for a session; `?token=` (the printed address) starts one too."""
 
-    def __init__(self, app: ASGIApp, token: str, port: int):
+    def __init__(self, app: ASGIApp, sessions: Sessions, port: int):
         self.app = app
-        self.token = token.encode()
+        self.sessions = sessions
         self.hosts = {f"127.0.0.1:{port}".encode(), f"localhost:{port}".encode()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cookie: list[tuple[bytes, bytes]] = []
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 named = {name.lower() for name, _ in headers}
                 headers += [(k, v) for k, v in SECURITY_HEADERS if k not in named or k == CSP_NAME]
-                message["headers"] = headers
+                message["headers"] = headers + cookie
             await send(message)
 
         host = dict(scope["headers"]).get(b"host", b"")
@@ -115,19 +178,56 @@ class Guard:
         if host not in self.hosts:
             refusal = "this server answers only to 127.0.0.1 and localhost (Host header refused)"
             await _refuse(scope, receive, secured, 403, refusal)
-        elif not hmac.compare_digest(given.encode(), self.token):
+        elif scope["path"].startswith("/launch/"):
+            session = self.sessions.launch(scope["path"].removeprefix("/launch/"))
+            if session is None:
+                refusal = (
+                    "this launch link is used up or wrong (it works once): "
+                    "use the address `mmsearch ui` printed"
+                )
+                await _refuse(scope, receive, secured, 403, refusal)
+                return
+            cookie.append(self.sessions.set_cookie(session))
+            await HTMLResponse(page.launch_page())(scope, receive, secured)
+        elif self.sessions.valid(_cookie(scope, self.sessions.cookie)):
+            await self.app(scope, receive, secured)
+        elif given and self.sessions.token_ok(given):
+            cookie.append(self.sessions.set_cookie(self.sessions.new()))
+            await self.app(scope, receive, secured)
+        else:
             refusal = (
-                "this link has no valid token (stale, or typed by hand): "
+                "this page has no valid session or token (stale, or typed by hand): "
                 "use the address `mmsearch ui` printed"
             )
             await _refuse(scope, receive, secured, 403, refusal)
-        else:
-            await self.app(scope, receive, secured)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-    response = HTMLResponse(page.message_page(None, message), status_code=status)
+    response = HTMLResponse(page.message_page(False, message), status_code=status)
     await response(scope, receive, send)
+
+
+class _OpenFile(FileResponse):
+    """A file served from a descriptor opened and checked beforehand (reopened through
+    /proc/self/fd, or /dev/fd elsewhere: the same file, whatever its path names now),
+    closed when the response is done, however it ends."""
+
+    def __init__(self, fd: int, st: os.stat_result, media: str):
+        self.fd = fd
+        folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+        path = f"{folder}/{fd}"
+        super().__init__(
+            path,
+            media_type=media,
+            stat_result=st,
+            headers={"content-security-policy": "sandbox"},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self.fd)
 
 
 class Ids:
@@ -156,7 +256,7 @@ class Ids:
         return hit
 
 
-def make_app(library: Library, token: str, port: int) -> ASGIApp:
+def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
     """The whole web UI, guarded; `port` is the one the server listens on (Host check)."""
     ids = Ids()
     uploads = cache_root() / "uploads"
@@ -189,7 +289,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
     def _error(request: Request, status: int, message: str) -> Response:
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error": message}, status_code=status)
-        return HTMLResponse(page.message_page(token, message), status_code=status)
+        return HTMLResponse(page.message_page(True, message), status_code=status)
 
     def home(request: Request) -> Response:
         params = request.query_params
@@ -201,36 +301,48 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         form["sort"] = params.get("sort", "relevance")
         start: Shown | str | None = None
         parts: list[Part] = []
+        pictures: list[str] = []  # what the query reads of the library
         try:
+            for name, value in form.items():  # each field bounded, named as in the URL
+                if isinstance(value, str):
+                    check_text(value, name)
+            check_list(form["kind"], "kind", what="kinds")
             if form["like"]:
                 hit = ids.get(form["like"])
                 at = _number(form["at"], "at") if hit.kind == Kind.VIDEO else None
+                query_picture(library, hit.path)  # still the library's: not swapped for a link
                 parts += similar_parts(hit.path, at)
+                pictures.append(hit.path)
                 start = Shown(form["like"], Hit(hit.path, hit.kind, hit.score, t=at))
             if form["img"]:
                 picture = _upload_path(form["img"])
                 parts.append(Part("image", str(picture), 1.0))
-                start = page.link(f"/upload/{form['img']}", token)  # escaped: goes in src=""
+                start = page.link(f"/upload/{form['img']}")  # escaped: goes in src=""
             words = str(form["q"]).strip()
             if parts and words.startswith("+"):
                 words = words[1:].strip()
             if words:
-                parts += parse([words])
+                typed = parse([words], allowed=library.holds)
+                for part in typed:
+                    if part.kind == "image":
+                        query_picture(library, part.value)
+                        pictures.append(part.value)
+                parts += typed
             if not parts:
-                return HTMLResponse(page.results_page(token, form, None, start=start))
+                return HTMLResponse(page.results_page(form, None, start=start))
             order = choose(Order, form["sort"] or "relevance", "sort")
             hits = library.search(
                 parts, top=TOP, filters=_filters(form), mode=form["mode"] or "auto"
             )
             hits = ordered(hits, order)
         except Refused as e:
-            html = page.results_page(token, form, None, str(e), start)
+            html = page.results_page(form, None, str(e), start)
             return HTMLResponse(html, status_code=e.status)
         except MmsearchError as e:
-            html = page.results_page(token, form, None, one_line(e), start)
-            return HTMLResponse(html, status_code=status_of(e))
+            html = page.results_page(form, None, one_line(e), start)
+            return HTMLResponse(html, status_code=status_of(e, pictures))
         shown = [ids.add(h) for h in hits]
-        return HTMLResponse(page.results_page(token, form, shown, start=start))
+        return HTMLResponse(page.results_page(form, shown, start=start))
 
     def _filters(form: dict[str, Any]) -> Filters:
         return Filters(
@@ -273,30 +385,27 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         key = request.path_params["id"]
         hit = _locator(request, ids.get(key))
         opened = request.query_params.get("opened") == "1"
-        return HTMLResponse(page.item_page(token, Shown(key, hit), opened))
+        return HTMLResponse(page.item_page(Shown(key, hit), opened))
 
     def thumb(request: Request) -> Response:
         from mmsearch.doors.pictures import LARGE, THUMB, picture
 
         hit = _locator(request, ids.get(request.path_params["id"]))
+        shown_file(library, hit.path)
         side = LARGE if request.query_params.get("size") == "l" else THUMB
         data = picture(hit.path, hit.kind, hit.t, hit.page, side)
         return Response(data, media_type="image/jpeg", headers=CACHEABLE)
 
     def file(request: Request) -> Response:
         """A video or photo itself, with Range requests (a player seeks by them); other kinds
-        are shown as pictures or opened in the desktop's viewer, never served."""
-        import mimetypes
-
+        are shown as pictures or opened in the desktop's viewer, never served. Only the very
+        file the index holds, from inside the library, of the type its bytes say
+        (confine.served_file), served from the descriptor that was checked."""
         hit = ids.get(request.path_params["id"])
-        media = mimetypes.guess_type(hit.path)[0] or ""
-        if hit.kind not in (Kind.VIDEO, Kind.IMAGE) or not media.startswith(("video/", "image/")):
+        if hit.kind not in (Kind.VIDEO, Kind.IMAGE):
             raise Refused(404, "only videos and photos are served; open the file instead")
-        if not Path(hit.path).is_file():
-            raise Refused(404, f"{hit.path} no longer exists")
-        return FileResponse(
-            hit.path, media_type=media, headers={"content-security-policy": "sandbox"}
-        )
+        fd, st, media = served_file(library, hit.path, hit.kind)
+        return _OpenFile(fd, st, media)
 
     def open_(request: Request) -> Response:
         import subprocess
@@ -307,6 +416,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         hit = _locator(request, ids.get(key))
         if not Path(hit.path).exists():
             raise Refused(404, f"{hit.path} no longer exists")
+        shown_file(library, hit.path)
         command = opener_command({"path": hit.path, "t": hit.t})
         try:
             subprocess.Popen(
@@ -318,7 +428,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             )
         except OSError as e:
             raise Refused(500, f"cannot run {command[0]}: {e.strerror or e}") from None
-        back = page.url(f"/item/{key}", token, t=hit.t, page=hit.page, opened=1)
+        back = page.url(f"/item/{key}", t=hit.t, page=hit.page, opened=1)
         return RedirectResponse(back, status_code=303)
 
     async def upload(request: Request) -> Response:
@@ -352,7 +462,7 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
             return _error(request, e.status, str(e))
         except Exception as e:  # a malformed multipart body
             return _error(request, 400, f"cannot read the upload: {one_line(e)}")
-        target = page.url("/", token, img=name, q=words)
+        target = page.url("/", img=name, q=words)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"location": target})  # the page's script goes there itself
         return RedirectResponse(target, status_code=303)
@@ -370,12 +480,9 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
         buf = io.BytesIO()
         picture.save(buf, "PNG")
         name = hashlib.sha256(buf.getvalue()).hexdigest()[:32]
-        uploads.mkdir(parents=True, exist_ok=True)
-        target = uploads / f"{name}.png"
+        target = private_cache("uploads") / f"{name}.png"  # 0700 folder
         if not target.exists():
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(buf.getvalue())
-            tmp.replace(target)
+            write_private(target, buf.getvalue())  # 0600, whole or absent
         return name
 
     def uploaded(request: Request) -> Response:
@@ -414,4 +521,4 @@ def make_app(library: Library, token: str, port: int) -> ASGIApp:
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_found)
-    return Guard(app, token, port)
+    return Guard(app, sessions, port)

@@ -24,18 +24,19 @@ class Shown:
     hit: Hit
 
 
-def url(route: str, token: str, **params: object) -> str:
-    """A URL of the app, with the token and the non-empty parameters."""
-    query: list[tuple[str, str]] = [("token", token)]
+def url(route: str, **params: object) -> str:
+    """A URL of the app with the non-empty parameters; never the token (the browser's
+    session cookie is the key: a URL lands in history, screenshots and shared screens)."""
+    query: list[tuple[str, str]] = []
     for key, value in params.items():
         values = value if isinstance(value, list | tuple) else [value]
         query += [(key, str(v)) for v in values if v is not None and v != ""]
-    return f"{route}?{urlencode(query)}"
+    return f"{route}?{urlencode(query)}" if query else route
 
 
-def link(route: str, token: str, **params: object) -> str:
+def link(route: str, **params: object) -> str:
     """The same, escaped for an HTML attribute."""
-    return escape(url(route, token, **params))
+    return escape(url(route, **params))
 
 
 def locator(hit: Hit) -> str:
@@ -50,22 +51,22 @@ def has_picture(hit: Hit) -> bool:
     return hit.kind != Kind.DOCUMENT or hit.path.lower().endswith(".pdf")
 
 
-def _layout(token: str, title: str, body: str) -> str:
+def _layout(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>{escape(title)} · mmsearch</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="{link("/static/ui.css", token)}">
-<script src="{link("/static/ui.js", token)}" defer></script>
+<link rel="stylesheet" href="{link("/static/ui.css")}">
+<script src="{link("/static/ui.js")}" defer></script>
 </head><body>
 {body}
 </body></html>
 """
 
 
-def search_form(token: str, form: Mapping[str, object], start: str | None = None) -> str:
+def search_form(form: Mapping[str, object], start: str | None = None) -> str:
     """The search box (the CLI's grammar), the filters and the mode; the picture a query
     starts from, when there is one, rides along in hidden fields."""
     q = escape(str(form.get("q") or ""))
@@ -100,7 +101,7 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
     hint = "add + words or - words to the picture" if starting else "words, ./picture.jpg, + and -"
     return f"""<header>
 <form id="search" action="/" method="get" role="search">
-<input type="hidden" name="token" value="{escape(token)}">{hidden}
+{hidden}
 {starting}<input id="q" name="q" value="{q}" placeholder="{hint}" autocomplete="off"
  aria-label="query" autofocus>
 <button type="submit">Search</button>
@@ -120,7 +121,7 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
 <label>sort <select name="sort">{sorts}</select></label>
 </fieldset></details>
 </form>
-<form id="upload" action="{link("/upload", token)}" method="post" enctype="multipart/form-data">
+<form id="upload" action="{link("/upload")}" method="post" enctype="multipart/form-data">
 <label>Search by picture <input id="picture" type="file" name="image" accept="image/*"></label>
 <button type="submit">Upload</button>
 <span class="hint">or drop / paste a picture anywhere</span>
@@ -128,13 +129,12 @@ def search_form(token: str, form: Mapping[str, object], start: str | None = None
 </header>"""
 
 
-def _thumb(token: str, shown: Shown, size: str = "s") -> str:
+def _thumb(shown: Shown, size: str = "s") -> str:
     hit = shown.hit
-    return link(f"/thumb/{shown.id}", token, t=hit.t, page=hit.page, size=size)
+    return link(f"/thumb/{shown.id}", t=hit.t, page=hit.page, size=size)
 
 
 def results_page(
-    token: str,
     form: Mapping[str, object],
     shown: Sequence[Shown] | None,
     message: str = "",
@@ -148,27 +148,27 @@ def results_page(
     elif not shown:
         below = f'<p class="message">{escape(no_good_match(None).capitalize())}.</p>'
     else:
-        cards = "".join(_card(token, s) for s in shown)
+        cards = "".join(_card(s) for s in shown)
         # Element Timing names the first result's paint (bench/bench_ui.py measures it).
         cards = cards.replace('<span class="name">', '<span class="name" elementtiming="first">', 1)
         below = f'<ol id="results" class="grid">{cards}</ol>'
     title = str(form.get("q") or "search")
-    picture = _thumb(token, start) if isinstance(start, Shown) else start
-    return _layout(token, title, search_form(token, form, picture) + f"<main>{below}</main>")
+    picture = _thumb(start) if isinstance(start, Shown) else start
+    return _layout(title, search_form(form, picture) + f"<main>{below}</main>")
 
 
-def _card(token: str, shown: Shown) -> str:
+def _card(shown: Shown) -> str:
     hit = shown.hit
     name = escape(os.path.basename(hit.path))
     where = escape(locator(hit))
-    item = link(f"/item/{shown.id}", token, t=hit.t, page=hit.page)
+    item = link(f"/item/{shown.id}", t=hit.t, page=hit.page)
     if has_picture(hit):
-        face = f'<img src="{_thumb(token, shown)}" loading="lazy" alt="{name}">'
+        face = f'<img src="{_thumb(shown)}" loading="lazy" alt="{name}">'
     else:
         face = f'<span class="text">{escape(hit.snippet or "")}</span>'
     similar = ""
     if hit.kind in (Kind.IMAGE, Kind.VIDEO):
-        like = link("/", token, like=shown.id, at=hit.t)
+        like = link("/", like=shown.id, at=hit.t)
         similar = f'<a class="similar" href="{like}" title="more like this">more like this</a>'
     return (
         f'<li class="card {escape(hit.kind)}" data-id="{shown.id}">'
@@ -178,27 +178,27 @@ def _card(token: str, shown: Shown) -> str:
     )
 
 
-def item_page(token: str, shown: Shown, opened: bool = False) -> str:
+def item_page(shown: Shown, opened: bool = False) -> str:
     """One result alone: the video playing from its moment, the photo, or the page picture
     with its passage; "more like this" and "open" beside it."""
     hit = shown.hit
     name = escape(os.path.basename(hit.path))
     if hit.kind == Kind.VIDEO:
-        src = link(f"/file/{shown.id}", token) + (f"#t={hit.t:.3f}" if hit.t else "")
+        src = link(f"/file/{shown.id}") + (f"#t={hit.t:.3f}" if hit.t else "")
         view = (
             f'<video id="player" controls preload="metadata" src="{src}" '
             f'data-t="{hit.t or 0:.3f}"></video>'
         )
     elif has_picture(hit):
-        view = f'<img id="picture-large" src="{_thumb(token, shown, "l")}" alt="{name}">'
+        view = f'<img id="picture-large" src="{_thumb(shown, "l")}" alt="{name}">'
     else:
         view = ""
     snippet = f'<blockquote id="snippet">{escape(hit.snippet)}</blockquote>' if hit.snippet else ""
-    actions = [f'<a href="{link("/", token)}" id="back">new search</a>']
+    actions = [f'<a href="{link("/")}" id="back">new search</a>']
     if hit.kind in (Kind.IMAGE, Kind.VIDEO):
-        like = link("/", token, like=shown.id, at=hit.t)
+        like = link("/", like=shown.id, at=hit.t)
         actions.append(f'<a class="similar" href="{like}">more like this</a>')
-    open_url = link(f"/open/{shown.id}", token, t=hit.t, page=hit.page)
+    open_url = link(f"/open/{shown.id}", t=hit.t, page=hit.page)
     actions.append(
         f'<form action="{open_url}" method="post"><button id="open">open</button></form>'
     )
@@ -212,15 +212,37 @@ def item_page(token: str, shown: Shown, opened: bool = False) -> str:
 {snippet}
 <nav class="actions">{"".join(actions)}</nav>
 </main>"""
-    return _layout(token, os.path.basename(hit.path), body)
+    return _layout(os.path.basename(hit.path), body)
 
 
-def message_page(token: str | None, message: str) -> str:
-    """A refusal or failure, said in one line: no form when the caller has no valid token."""
-    if token is None:
+def message_page(signed_in: bool, message: str) -> str:
+    """A refusal or failure, said in one line: no form when the caller has no session."""
+    if not signed_in:
         body = f'<main><p class="message" role="alert">{escape(message)}</p></main>'
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mmsearch</title>
 <link rel="icon" href="data:,"></head><body>{body}</body></html>
 """
-    return results_page(token, {}, None, message)
+    return results_page({}, None, message)
+
+
+def launch_page() -> str:
+    """What the launch link answers, with the session cookie: a step to the search page,
+    taken from this page (so the browser counts it as this site's own navigation and sends
+    the SameSite=Strict cookie with it)."""
+    return """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mmsearch</title>
+<meta http-equiv="refresh" content="0; url=/">
+<link rel="icon" href="data:,"></head>
+<body><main><p class="hint"><a href="/">Open mmsearch</a></p></main></body></html>
+"""
+
+
+def launch_file(url: str) -> str:
+    """The private file the browser is opened on: it goes on to the one-time launch `url`,
+    which so never appears on a command line (`ps` shows every process's to everyone)."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mmsearch</title>
+<meta http-equiv="refresh" content="0; url={escape(url)}">
+</head><body><p><a href="{escape(url)}">Open mmsearch</a></p></body></html>
+"""

@@ -2,8 +2,6 @@
 // that starts at its moment. Plain JavaScript, no build step, nothing from elsewhere.
 "use strict";
 
-const token = new URLSearchParams(location.search).get("token") || "";
-
 function cards() {
   return Array.from(document.querySelectorAll("#results a.hit"));
 }
@@ -56,7 +54,7 @@ async function searchBy(file) {
   const body = new FormData();
   body.append("image", file, file.name || "pasted.png");
   body.append("q", document.getElementById("q")?.value || "");
-  const response = await fetch("/upload?token=" + encodeURIComponent(token), {
+  const response = await fetch("/upload", {  // the session cookie goes along (same origin)
     method: "POST",
     body,
     headers: { Accept: "application/json" },
