@@ -230,3 +230,23 @@ def test_a_pages_picture_and_its_words_count_together() -> None:
 def test_a_passage_never_borrows_a_pictures_similarity() -> None:
     """CLIP's text-to-text similarity is high for any two texts: alone it is no evidence."""
     assert evidence_fusion(candidate("other words", passages=0.97), CAL, ("word",)) == 0.0
+
+
+def test_a_query_the_model_places_among_gibberish_gets_nothing_from_pictures() -> None:
+    """Words a model does not know embed where gibberish does: however far a picture stands
+    out for them, it says nothing."""
+    import numpy as np
+
+    from mmsearch.query.search import meaning
+
+    rng = np.random.default_rng(0)
+    common = rng.standard_normal(32)
+    nulls = common + 0.3 * rng.standard_normal((7, 32))
+    nulls /= np.linalg.norm(nulls, axis=1, keepdims=True)
+    gibberish = (common + 0.3 * rng.standard_normal(32)) / np.linalg.norm(common)
+    other = rng.standard_normal(32)
+    other -= (other @ common) / (common @ common) * common  # nothing like the null queries
+    assert meaning(nulls, gibberish / np.linalg.norm(gibberish)) < 0.3
+    assert meaning(nulls, other / np.linalg.norm(other)) == 1.0
+    silent = Calibration(centre=0.2, spread=0.05, noise=2.0, meaning=0.0)
+    assert silent.picture(0.2 + 0.05 * 2.0 * 3) == 0.0

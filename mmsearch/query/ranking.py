@@ -99,7 +99,8 @@ class Calibration:
     - A text query: a picture counts by its standout z = (cosine - centre) / spread as a
       multiple r of `noise`, the standout that meaningless queries (NULL_QUERIES) reach among
       the same pictures with the same model: r^8 / (r^8 + 1.1^8), so 0.5 (a match) at 1.1x,
-      0.32 at gibberish's own level, 0.92 at 1.5x.
+      0.32 at gibberish's own level, 0.92 at 1.5x; times `meaning`, 0 for a query the model
+      places among the null queries themselves (words it does not know), 1 for any other.
     - A query with a picture (`noise` None): `ceiling` is the query's similarity to its own
       picture (1 for a picture alone, less for a picture moved by words), the library's
       centre the floor; a picture counts by the share of that span it covers: 0.5 at 70%,
@@ -113,15 +114,16 @@ class Calibration:
     centre: float
     spread: float
     noise: float | None
-    ceiling: float = 1.0
+    meaning: float = 1.0  # a text query's distance from gibberish to the model, 0-1
     trusted: bool = True  # measured on enough pictures to call a query "no good match"
+    ceiling: float = 1.0
 
     def picture(self, cosine: float) -> float:
         if self.noise is None:
             share = (cosine - self.centre) / max(self.ceiling - self.centre, 1e-6)
             return min(1.0, _copied(share) / _copied(1.0))
         standout = max(0.0, (cosine - self.centre) / self.spread / self.noise)
-        return standout**STEEPNESS / (standout**STEEPNESS + STANDOUT**STEEPNESS)
+        return self.meaning * standout**STEEPNESS / (standout**STEEPNESS + STANDOUT**STEEPNESS)
 
 
 def _copied(share: float) -> float:

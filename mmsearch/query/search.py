@@ -52,6 +52,9 @@ MIN_NOISE = 0.5  # standouts: gibberish's level, in a library too small to measu
 # the best of anything stands out about as far as a description's picture does (and the
 # library is measured together with the model's reference pictures).
 TRUSTED = 20
+# A text query as like the null queries as they are to their own centre (NONSENSE of it) is
+# gibberish to the model: its pictures count nothing; at MEANINGFUL of it or less, fully.
+NONSENSE, MEANINGFUL = 0.97, 0.85
 
 
 @dataclass(frozen=True)
@@ -315,8 +318,10 @@ def calibrate(
         pictures = np.concatenate([pictures, reference_pictures(settings)])
     centre, spread = centre_and_spread(pictures @ vector)
     if any(p.kind == "image" and p.weight > 0 for p in parts):
-        return Calibration(centre, spread, None, reach, trusted)
-    return Calibration(centre, spread, _noise(settings, pictures), trusted=trusted)
+        return Calibration(centre, spread, None, ceiling=reach, trusted=trusted)
+    nulls = _null_vectors(settings)
+    noise = _noise(nulls, pictures)
+    return Calibration(centre, spread, noise, meaning(nulls, vector), trusted)
 
 
 def reference_pictures(settings: Settings) -> np.ndarray:
@@ -347,15 +352,31 @@ def centre_and_spread(cosines: np.ndarray) -> tuple[float, float]:
     return float(cosines.mean()), max(float(cosines.std()), MIN_SPREAD)
 
 
-def _noise(settings: Settings, pictures: np.ndarray) -> float:
-    """The median over NULL_QUERIES of the standout of the picture each makes stand out most
-    (at least MIN_NOISE): what standing out by chance looks like here, for this model."""
+def _null_vectors(settings: Settings) -> np.ndarray:
+    """NULL_QUERIES' unit vectors (from the query-vector cache after the first time)."""
     from mmsearch.query.compose import text_embedder
     from mmsearch.query.query_cache import text_vectors
 
+    nulls = np.stack(text_vectors(settings, list(NULL_QUERIES), text_embedder(settings)))
+    return nulls / np.maximum(np.linalg.norm(nulls, axis=1, keepdims=True), 1e-12)
+
+
+def _noise(nulls: np.ndarray, pictures: np.ndarray) -> float:
+    """The median over the null queries of the standout of the picture each makes stand out
+    most (at least MIN_NOISE): what standing out by chance looks like here, for this model."""
     best = []
-    for null in text_vectors(settings, list(NULL_QUERIES), text_embedder(settings)):
-        cosines = pictures @ (null / max(float(np.linalg.norm(null)), 1e-12))
+    for null in nulls:
+        cosines = pictures @ null
         centre, spread = centre_and_spread(cosines)
         best.append((float(cosines.max()) - centre) / spread)
     return max(float(np.median(best)), MIN_NOISE)
+
+
+def meaning(nulls: np.ndarray, vector: np.ndarray) -> float:
+    """How far the model places the query from gibberish, 0-1: its similarity to the null
+    queries' centre as a share of theirs (1: as meaningless as they are); past NONSENSE of
+    theirs a picture's standout says nothing, below MEANINGFUL it counts fully."""
+    centre = nulls.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    likeness = float(vector @ centre) / max(float((nulls @ centre).mean()), 1e-6)
+    return min(1.0, max(0.0, (NONSENSE - likeness) / (NONSENSE - MEANINGFUL)))
