@@ -152,8 +152,8 @@ class Rows(Protocol):
         ...
 
     def pictures(self) -> np.ndarray:
-        """A sample of the library's picture vectors (whatever the filters: the filtered
-        ones are often too few, or all alike, to measure a standout on)."""
+        """A sample of the library's distinct picture vectors (whatever the filters: the
+        filtered ones are often too few, or all alike, to measure a standout on)."""
         ...
 
 
@@ -312,7 +312,6 @@ def calibrate(
     a picture stand out in the same sample."""
     if len(pictures) == 0:
         return NO_CALIBRATION
-    pictures = distinct(pictures)
     trusted = len(pictures) >= TRUSTED
     if not trusted:  # a handful of pictures: their mean and spread are mostly chance
         pictures = np.concatenate([pictures, reference_pictures(settings)])
@@ -338,13 +337,6 @@ def reference_pictures(settings: Settings) -> np.ndarray:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     return reference_vectors(settings, embed)
-
-
-def distinct(pictures: np.ndarray) -> np.ndarray:
-    """One of each set of (nearly) identical pictures: a document's text-only pages render
-    alike, and fifty copies of one page would make the library look like that page."""
-    kept = np.unique(np.round(pictures, 2), axis=0, return_index=True)[1]
-    return pictures[np.sort(kept)]
 
 
 def centre_and_spread(cosines: np.ndarray) -> tuple[float, float]:

@@ -144,6 +144,15 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def distinct(vectors: np.ndarray) -> np.ndarray:
+    """One of each set of (nearly) identical vectors, in their order: a document's text-only
+    pages render alike, and fifty copies of one page would make a library look like it."""
+    first: dict[bytes, int] = {}
+    for i, key in enumerate(np.round(vectors, 2) + 0.0):  # + 0.0: -0.0 and 0.0 alike
+        first.setdefault(key.tobytes(), i)
+    return np.ascontiguousarray(vectors[list(first.values())])
+
+
 @dataclass
 class Snapshot:
     """Its files are opened once: a newer snapshot renamed into place meanwhile leaves these
@@ -172,11 +181,12 @@ class Snapshot:
 
     def picture_sample(self, most: int) -> np.ndarray:
         """Up to `most` picture vectors (photos, frames, pages; no passages), evenly spread
-        over the rows: what a query's scores are calibrated on."""
+        over the rows, near-copies once: what a query's scores are calibrated on (made once
+        per snapshot)."""
         if self._sample is None:
             rows = np.flatnonzero(self.pictures)
             step = max(1, -(-len(rows) // most))
-            self._sample = np.ascontiguousarray(self.vectors[rows[::step]], dtype=np.float32)
+            self._sample = distinct(np.asarray(self.vectors[rows[::step]], dtype=np.float32))
         return self._sample
 
     def holds(self, path: str) -> bool:

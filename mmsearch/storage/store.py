@@ -891,11 +891,14 @@ class Collection:
 
     @_guarded
     def picture_sample(self, most: int) -> np.ndarray:
-        """Up to `most` picture vectors (no passages), for calibrating a query's scores."""
+        """Up to `most` picture vectors (no passages), near-copies once, for calibrating a
+        query's scores."""
+        from mmsearch.storage.snapshot import distinct
+
         query = self.items.search().where("text IS NULL").select(["vector"]).limit(most)
         column = query.to_arrow()["vector"].combine_chunks()
         flat = column.flatten().to_numpy(zero_copy_only=False)
-        return flat.reshape(len(column), self.dim).astype(np.float32, copy=False)
+        return distinct(flat.reshape(len(column), self.dim).astype(np.float32, copy=False))
 
     @_guarded
     def vectors(self, where: str) -> tuple[list[dict[str, Any]], np.ndarray]:
