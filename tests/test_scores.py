@@ -173,3 +173,8 @@ def test_one_word_a_document_shares_with_a_description_does_not_win_it(tmp_path:
     hits = query_json(caption(SCENES["stars"]))
     assert hits[0]["path"] == str(folder / "pictures" / "stars.png")
     assert all(h["path"] != str(folder / "zoo.pdf") for h in hits)
+
+
+def test_no_good_match_names_the_minimum_the_environment_sets(library: Path) -> None:
+    screen = in_terminal("query", "asdfghjkl", env={"MMSEARCH_MIN_SCORE": "0.9"})
+    assert "no good match: nothing scored 0.90 or more" in screen

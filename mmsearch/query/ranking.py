@@ -144,8 +144,13 @@ MATCH = 0.5  # a result at least this relevant is a good match; the default mini
 
 
 def no_good_match(min_score: float | None, see_all: str = "") -> str:
-    """What every front door says when no result reaches the minimum score; `see_all` says,
-    in that door's words, how to see the closest results anyway."""
+    """What every front door says when no result reaches the minimum score (the one given,
+    else MMSEARCH_MIN_SCORE's, else MATCH); `see_all` says, in that door's words, how to see
+    the closest results anyway."""
+    if min_score is None:
+        from mmsearch.core.config import default_min_score
+
+        min_score = default_min_score()
     floor = MATCH if min_score is None else min_score
     said = f"no good match: nothing scored {floor:.2f} or more"
     return f"{said} ({see_all})" if see_all else said
