@@ -210,6 +210,16 @@ def test_words_scattered_over_unrelated_sentences_do_not_add_up() -> None:
     assert text_evidence(near, terms) == 1.0 and text_evidence(apart, terms) <= 0.25**2
 
 
+def test_half_of_a_descriptions_words_in_everyday_prose_is_no_match() -> None:
+    """Everyday sentences share common words with long descriptions ("two small ... on a
+    black background"): half of the query's weight is far from a match, 70% is one."""
+    terms = ("two", "small", "green", "triangles", "black", "background")
+    half = candidate("the recipe needs two small onions and a black pot", exact=1.0)
+    most = candidate("two small green triangles on a black rug", exact=1.0)
+    assert text_evidence(half, terms) < 0.1
+    assert 0.5 <= text_evidence(most, terms) < 0.9
+
+
 def test_a_passage_holding_every_query_word_is_full_text_evidence() -> None:
     weights = {"quarterly": 2.0, "invoice": 3.0}
     assert text_evidence(candidate("the quarterly invoice", exact=1.0), weights) == 1.0

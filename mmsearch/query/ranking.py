@@ -138,6 +138,7 @@ NULL_QUERIES = ("qzxv", "blorft wemp", "xyzzy plugh", "asdf jkl", "zzkq vvbr", "
 STANDOUT = 1.1  # a picture standing out 1.1x as far as gibberish's best does: 0.5, a match
 STEEPNESS = 8  # 0.32 at gibberish's level, 0.67 at 1.2x, 0.92 at 1.5x, 0.07 at 0.8x
 REACHED = 0.7  # a picture query's match covers 70% of the way to the query's own picture
+CARRIED = 0.7  # a passage holding 70% of the query's weighted words within one stretch: 0.5
 STEMMED_ONLY = 0.5  # a stemmed variant counts half an exact word
 # The scale every calibrated score is on (README, "Scores"): what `--min-score` compares to.
 MATCH = 0.5  # a result at least this relevant is a good match; the default minimum score
@@ -171,7 +172,19 @@ def text_evidence(c: Candidate, terms: Terms) -> float:
         found = STEMMED_ONLY
     else:
         return 0.0
-    return found * coverage(c.passage(), terms) ** 2
+    return found * carried(coverage(c.passage(), terms))
+
+
+def carried(share: float) -> float:
+    """A passage's coverage of the query's meaning as a relevance estimate on the pictures'
+    scale and shape: 0.53 (a match) at CARRIED of the query's weighted words, 1 at all of
+    them, 0.07 at half: the few common words any everyday sentence shares with a
+    long description say nothing, where a share squared gave them a quarter."""
+
+    def steep(x: float) -> float:
+        return x**STEEPNESS / (x**STEEPNESS + CARRIED**STEEPNESS)
+
+    return steep(max(0.0, share)) / steep(1.0)
 
 
 def by_cosine(c: Candidate, calibration: Calibration, terms: Terms) -> float:
