@@ -1,7 +1,8 @@
 """Shell completion: real bash, zsh and fish complete from the scripts in completions/, with
 one `mmsearch` process per completion that imports no CLI framework; zsh completes on the
-first Tab with the README's lines after an existing compinit; `--install-completion` picks the
-shell the user runs; the scripts and the options table are generated from the CLI."""
+first Tab with the completion guide's lines after an existing compinit;
+`--install-completion` picks the shell the user runs; the scripts and the options table are
+generated from the CLI."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def test_zsh_completes_on_the_first_tab_with_the_readme_lines_after_compinit(
     home = Path(shell_env["HOME"])
     (home / ".zfunc").mkdir(parents=True)
     shutil.copy(REPO / "completions" / "_mmsearch", home / ".zfunc" / "_mmsearch")
-    # The usual .zshrc: compinit first, then what the README says to add.
+    # The usual .zshrc: compinit first, then what the completion guide says to add.
     (home / ".zshrc").write_text(
         f"autoload -Uz compinit && compinit -u\n{completion.ZSHRC_LINE}\nPROMPT='READY> '\n"
     )
@@ -183,5 +184,5 @@ def test_install_completion_falls_back_to_shell(tmp_path: Path, monkeypatch) -> 
     assert done[-1] == "open a new fish to use it"
 
 
-def test_the_readme_gives_the_zsh_line_the_tests_drive() -> None:
-    assert completion.ZSHRC_LINE in (REPO / "README.md").read_text()
+def test_the_completion_guide_gives_the_zsh_line_the_tests_drive() -> None:
+    assert completion.ZSHRC_LINE in (REPO / "docs" / "guides" / "completion.md").read_text()

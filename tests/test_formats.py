@@ -1,5 +1,5 @@
 """Every format in formats.py, generated here: each picture decodes to its reference pixels,
-each document's words are found on their page, slide, sheet or chapter, and the README's
+each document's words are found on their page, slide, sheet or chapter, and the formats page's
 format table is the code's."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mmsearch.core.formats import FORMATS, kind_of_file, markdown_table
 from mmsearch.indexing.extract.encoding import decode_text
 from mmsearch.indexing.extract.image import load_image
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+FORMATS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "formats.md"
 
 
 def mean_difference(decoded: Image.Image, expected: np.ndarray) -> float:
@@ -141,8 +141,8 @@ def test_a_typescript_file_named_ts_is_not_a_video(tmp_path: Path) -> None:
     assert kind_of_file(str(tmp_path / "clip.ts")) == "video"
 
 
-def test_readme_lists_the_format_table_of_the_code() -> None:
-    assert markdown_table() in README.read_text()
+def test_the_formats_page_lists_the_format_table_of_the_code() -> None:
+    assert markdown_table() in FORMATS_PAGE.read_text()
     assert len({e for f in FORMATS for e in f.extensions}) == sum(
         len(f.extensions) for f in FORMATS
     )

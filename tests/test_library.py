@@ -1,4 +1,4 @@
-"""The library object: the README's Python example runs, and bad vocabulary is refused."""
+"""The library object: the Python API page's example runs, and bad vocabulary is refused."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from mmsearch import Filters, IndexOptions, Library, Mode, Settings, UsageError
 
-README = Path(__file__).parent.parent / "README.md"
+API_PAGE = Path(__file__).parent.parent / "docs" / "reference" / "python-api.md"
 
 
-def test_the_readme_python_example_runs(photos: Path, capsys: pytest.CaptureFixture) -> None:
-    block = re.search(r"## Python API.*?```python\n(.*?)```", README.read_text(), re.S)
+def test_the_python_api_page_example_runs(photos: Path, capsys: pytest.CaptureFixture) -> None:
+    block = re.search(r"# Python API.*?```python\n(.*?)```", API_PAGE.read_text(), re.S)
     assert block
     code = (
         block[1]
@@ -25,7 +25,7 @@ def test_the_readme_python_example_runs(photos: Path, capsys: pytest.CaptureFixt
             f"Settings(db={os.environ['MMSEARCH_DB']!r}, model={os.environ['MMSEARCH_MODEL']!r})",
         )
     )
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "python-api.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5 + 3 + 1 and out[-1].endswith(" items")
 
