@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark suite: every speed number the README quotes, in one run, one table, one JSON.
+"""The benchmark suite: every speed number the docs quote, in one run, one table, one JSON.
 
     python bench/bench.py                            # everything (~40 min on 2 cores)
     python bench/bench.py --sections index,precision # a subset

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Hostile query files: how long `mmsearch similar FILE` takes to refuse each one, and its
-peak memory, in a fresh process (the README's "Security and privacy" rows).
+peak memory, in a fresh process (the docs' "Security and privacy" rows).
 
     python bench/bench_hostile_query.py --model local-dir:/path/to/model
 

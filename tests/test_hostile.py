@@ -1,7 +1,7 @@
 """A hostile corpus, generated here (never committed as blobs): every case finishes with a
 one-line reason or is indexed, no traceback, and everything good beside it is indexed.
 
-The table in README's "Hostile input" section lists the same cases and outcomes."""
+The table in the docs' "Hostile input" section lists the same cases and outcomes."""
 
 from __future__ import annotations
 

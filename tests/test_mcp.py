@@ -149,7 +149,7 @@ def test_the_folder_argument_keeps_every_result_inside_that_folder(library: Path
 def test_each_of_the_first_six_results_comes_with_its_own_160_pixel_thumbnail(
     library: Path,
 ) -> None:
-    """README: results come with a 160-pixel JPEG thumbnail of each of the first six results,
+    """Docs: results come with a 160-pixel JPEG thumbnail of each of the first six results,
     so an agent can look as well as read. Eight pictures found: six thumbnails, each of the
     long side promised and each showing its own result, in the results' order."""
     import numpy as np

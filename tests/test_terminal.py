@@ -184,7 +184,7 @@ def test_dupes_shows_hostile_names_escaped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["--paths", "plain"])
 def test_paths_and_plain_lines_carry_hostile_names_byte_for_byte(hostile: Path, fmt: str) -> None:
-    """README: `--paths`, `-0` and the plain lines print names byte for byte: a pipeline
+    """Docs: `--paths`, `-0` and the plain lines print names byte for byte: a pipeline
     receives the raw name (escaping is for a person's screen). Read as bytes from a real
     process whose stdout is a pipe."""
     import subprocess

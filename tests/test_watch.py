@@ -407,7 +407,7 @@ def test_a_file_written_in_slow_pieces_is_read_once_when_it_is_complete(tmp_path
 
 
 def test_a_change_no_event_reports_is_caught_by_the_periodic_reconcile(tmp_path: Path) -> None:
-    """inotify can lose events (an overflowing queue); README: watch reconciles with a full
+    """inotify can lose events (an overflowing queue); docs: watch reconciles with a full
     incremental pass every 10 minutes anyway. A real change no event reports: the file is
     rewritten through a hard link outside the watched folder, which inotify on the folder
     never sees. Only the reconcile pass (here every second) can bring it in."""

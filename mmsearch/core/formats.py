@@ -1,7 +1,7 @@
 """The table of file formats mmsearch reads: each format's spellings, kind, signature,
 extractor and locator.
 
-Scanning, `--ext`, `similar`, the document reader, the completion script and README's
+Scanning, `--ext`, `similar`, the document reader, the completion script and the docs'
 format table all read this one table, so a format is known everywhere or nowhere, and
 `--ext jpeg` means the same files as `--ext jpg`. Where an extension is shared with another
 kind of file (`.ts` is also TypeScript), the content decides: `sniff` reads the first bytes.
@@ -21,7 +21,7 @@ class Format:
     name: str
     kind: Kind
     extensions: tuple[str, ...]  # every spelling of one format: equal for --ext
-    signature: str  # how its content starts (README; `sniff` checks the ambiguous ones)
+    signature: str  # how its content starts (docs; `sniff` checks the ambiguous ones)
     extractor: str  # what reads it
     locator: str  # what a result points at inside it
     sniffed: bool = False  # the extension is shared with other files: the content decides
@@ -204,13 +204,13 @@ def same_files(exts: object) -> tuple[str, ...]:
             continue
         ext = "." + word.lower().lstrip(".")
         if ext not in _BY_EXT:
-            raise UsageError(f"--ext: mmsearch indexes no {ext} files (see README: formats)")
+            raise UsageError(f"--ext: mmsearch indexes no {ext} files (see docs: formats)")
         found.update(dict.fromkeys(_BY_EXT[ext].extensions))
     return tuple(sorted(found))
 
 
 def markdown_table() -> str:
-    """README's format table, from this one (a test keeps them equal)."""
+    """The docs' format table, from this one (a test keeps them equal)."""
     rows = [
         "| format | kind | extensions | signature | read by | locator |",
         "|---|---|---|---|---|---|",

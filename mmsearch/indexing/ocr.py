@@ -56,7 +56,7 @@ def available() -> bool:
 def looks_like_text(image: Image.Image) -> bool:
     """Screenshots, scans, slides: much of the picture locally flat (a background), many
     blocks crossed by sharp strokes, and little colour. About a millisecond; measured on
-    scikit-image's photos and scans and on rendered screens (see README)."""
+    scikit-image's photos and scans and on rendered screens (see docs)."""
     grey = np.asarray(image.convert("L").resize((256, 256)), dtype=np.float32)
     blocks = grey.reshape(32, 8, 32, 8).transpose(0, 2, 1, 3).reshape(32, 32, 64).std(axis=2)
     flat, busy = (blocks < 4).mean(), (blocks > 40).mean()

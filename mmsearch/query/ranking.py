@@ -140,7 +140,7 @@ STEEPNESS = 8  # 0.32 at gibberish's level, 0.67 at 1.2x, 0.92 at 1.5x, 0.07 at 
 REACHED = 0.7  # a picture query's match covers 70% of the way to the query's own picture
 CARRIED = 0.7  # a passage holding 70% of the query's weighted words within one stretch: 0.5
 STEMMED_ONLY = 0.5  # a stemmed variant counts half an exact word
-# The scale every calibrated score is on (README, "Scores"): what `--min-score` compares to.
+# The scale every calibrated score is on (docs, "Scores"): what `--min-score` compares to.
 MATCH = 0.5  # a result at least this relevant is a good match; the default minimum score
 
 
