@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import env_settings, ffmpeg, file_rows, make_pdf, query_json, run
+from helpers import env_settings, ffmpeg, file_rows, item_rows, make_pdf, query_json, run
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from skimage import data
 
@@ -53,6 +53,24 @@ def test_words_in_a_screenshot_are_found_by_a_word_query(mixed: Path) -> None:
     best = query_json("flamingo", "--mode", "text")[0]
     assert best["path"] == str(mixed / "error.png")
     assert "flamingo" in best["snippet"].lower()
+
+
+def test_the_store_keeps_how_sure_the_engine_was_of_each_passage(mixed: Path) -> None:
+    index(mixed)
+    read = [r for r in item_rows(mixed / "error.png") if r["origin"] == "ocr"]
+    assert read and all(0.8 <= r["confidence"] <= 1.0 for r in read)
+    assert all(r["confidence"] is None for r in item_rows(mixed / "coffee.jpg"))
+
+
+def test_lines_gather_into_passages_at_their_least_certain_lines_confidence() -> None:
+    from mmsearch.indexing.extract.document import CHUNK_WORDS
+    from mmsearch.indexing.ocr import passages
+
+    assert list(passages([("EXIT", 0.97), ("Platform 4", 0.88)])) == [("EXIT Platform 4", 0.88)]
+    long = " ".join(f"w{n}" for n in range(CHUNK_WORDS + 50))
+    split = list(passages([("Title", 0.99), (long, 0.91), ("Footer", 0.85)]))
+    assert split[0] == ("Title", 0.99) and split[-1] == ("Footer", 0.85)
+    assert {sure for _, sure in split[1:-1]} == {0.91} and len(split) == 4
 
 
 def test_hybrid_queries_find_screenshots_by_their_words(mixed: Path) -> None:
@@ -170,10 +188,10 @@ def test_an_ocr_engine_failure_is_recorded_and_the_run_goes_on(
 ) -> None:
     import mmsearch.indexing.ocr
 
-    def broken(image: Image.Image) -> str:
+    def broken(image: Image.Image) -> list[tuple[str, float]]:
         raise RuntimeError("onnxruntime fell over")
 
-    monkeypatch.setattr(mmsearch.indexing.ocr, "read_words", broken)
+    monkeypatch.setattr(mmsearch.indexing.ocr, "read_lines", broken)
     stderr = index(mixed)
     assert "2 failed" in stderr
     assert file_rows()[str(mixed / "error.png")]["ocr"].startswith("error: RuntimeError")

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from mmsearch.model.embed import Embedder
     from mmsearch.storage.store import Collection, Item
 
-MODES = ("auto", "always", "never")
 SELECTOR_SIDE = 256  # the selector's view: strokes still show, a JPEG decodes at 1/8 scale
 MAX_SIDE = 1600  # pictures are shrunk to this before OCR: bounds its time and memory
 # Lines read with less confidence are dropped: noise read off a photo (stars read as "★女女"
@@ -129,15 +128,40 @@ def _engine(name: str, params: dict[str, Any]) -> Any:
     return _engines[name]
 
 
-def read_words(image: Image.Image) -> str:
-    """The lines OCR reads in `image` with enough confidence, one per line."""
+Line = tuple[str, float]  # a line read, and how sure the engine was of it (0-1)
+
+
+def read_lines(image: Image.Image) -> list[Line]:
+    """The lines OCR reads in `image` with enough confidence that read as words."""
     with _engine_lock:
         picture = image.convert("RGB")
         picture.thumbnail((MAX_SIDE, MAX_SIDE))
         result = _reader()(np.asarray(picture), use_det=True, use_cls=True, use_rec=True)
     texts, scores = getattr(result, "txts", None) or (), getattr(result, "scores", None) or ()
-    kept = (t for t, s in zip(texts, scores, strict=False) if s >= MIN_CONFIDENCE)
-    return "\n".join(t for t in kept if reads_as_words(t))
+    return [
+        (t, round(float(s), 3))
+        for t, s in zip(texts, scores, strict=False)
+        if s >= MIN_CONFIDENCE and reads_as_words(t)
+    ]
+
+
+def passages(lines: list[Line]) -> Iterator[Line]:
+    """Consecutive lines gathered into passages of up to CHUNK_WORDS words (a longer line
+    alone, in overlapping chunks), each with its least certain line's confidence: what the
+    store keeps of the engine's certainty."""
+    from mmsearch.indexing.extract.document import CHUNK_WORDS, chunks
+
+    held: list[Line] = []
+    for text, sure in lines:
+        if held and sum(len(t.split()) for t, _ in held) + len(text.split()) > CHUNK_WORDS:
+            yield " ".join(t for t, _ in held), min(s for _, s in held)
+            held = []
+        if len(text.split()) > CHUNK_WORDS:
+            yield from ((part, sure) for part in chunks(text))
+        else:
+            held.append((text, sure))
+    if held:
+        yield " ".join(t for t, _ in held), min(s for _, s in held)
 
 
 def reads_as_words(line: str) -> bool:
@@ -195,7 +219,7 @@ def ocr_pass(
     return report
 
 
-Found = list[tuple[float | None, int | None, str]]  # (t, page, words)
+Found = list[tuple[float | None, int | None, list[Line]]]  # (t, page, lines)
 
 
 def _read_file(coll: Collection, row: dict[str, Any], mode: str, video_frames: int) -> Found | str:
@@ -208,8 +232,8 @@ def _read_file(coll: Collection, row: dict[str, Any], mode: str, video_frames: i
             picture = load_image(f.read(), MAX_SIDE, path)
         if mode == "auto" and not worth_reading(picture):
             return OcrOutcome.SKIPPED
-        words = read_words(picture)
-        return [(None, None, words)] if words else []
+        lines = read_lines(picture)
+        return [(None, None, lines)] if lines else []
     if kind == "document" and ext_of(path) == ".pdf":
         return _read_scanned_pages(coll, path, mode)
     if kind == "video" and video_frames > 0:
@@ -239,9 +263,9 @@ def _read_scanned_pages(coll: Collection, path: str, mode: str) -> Found | str:
         if mode == "auto" and not worth_reading(render_page(data, page, DETECT_SIDE)):
             continue
         looked += 1
-        words = read_words(render_page(data, page, MAX_SIDE))
-        if words:
-            found.append((None, page, words))
+        lines = read_lines(render_page(data, page, MAX_SIDE))
+        if lines:
+            found.append((None, page, lines))
     return found if looked else OcrOutcome.SKIPPED
 
 
@@ -258,20 +282,19 @@ def _read_video(coll: Collection, path: str, mode: str, limit: int) -> Found | s
         if mode == "auto" and not worth_reading(picture):
             continue
         looked += 1
-        words = read_words(picture)
-        if words:
-            found.append((t, None, words))
+        lines = read_lines(picture)
+        if lines:
+            found.append((t, None, lines))
     return found if looked else OcrOutcome.SKIPPED
 
 
 def _items(row: dict[str, Any], found: Found, embedder: Callable[[], Embedder]) -> list[Item]:
-    from mmsearch.indexing.extract.document import chunks
     from mmsearch.storage.store import Item
 
-    passages = [(t, page, passage) for t, page, words in found for passage in chunks(words)]
-    if not passages:
+    read = [(t, page, text, sure) for t, page, lines in found for text, sure in passages(lines)]
+    if not read:
         return []
-    vectors = embedder().embed_texts([p for _, _, p in passages])
+    vectors = embedder().embed_texts([text for _, _, text, _ in read])
     return [
         Item(
             row["path"],
@@ -282,8 +305,9 @@ def _items(row: dict[str, Any], found: Found, embedder: Callable[[], Embedder]) 
             page=page,
             ext=ext_of(row["path"]),
             taken=row["mtime_ns"] / 1e9,
-            text=passage,
+            text=text,
             origin="ocr",
+            confidence=sure,
         )
-        for (t, page, passage), v in zip(passages, vectors, strict=True)
+        for (t, page, text, sure), v in zip(read, vectors, strict=True)
     ]
