@@ -225,7 +225,10 @@ def main() -> None:
     )
     if "index" in result:
         i = result["index"]
-        print(f"index: --ocr auto {i['auto_s']} s, never {i['never_s']} s ({i['ratio']}x)")
+        print(
+            f"index: --ocr auto {i['auto_s']} s, never {i['never_s']} s ({i['ratio']}x); CPU "
+            f"{i['auto_cpu_s']} s against {i['never_cpu_s']} s ({i['cpu_ratio']}x)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 

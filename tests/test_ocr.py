@@ -222,18 +222,25 @@ def test_real_photos_are_not_worth_reading() -> None:
     """80 photos without words: at most 1 is sent to the OCR engine (today: none)."""
     from mmsearch.indexing.ocr import worth_reading
 
-    read = [n for n in PHOTOS for i, v in enumerate(variants(photo(n))) if worth_reading(v)]
+    read = [n for n in PHOTOS for v in variants(photo(n)) if worth_reading(v)]
     assert len(read) <= 1, read
 
 
-def test_plain_photos_pass_the_first_look_and_the_detector_turns_them_away() -> None:
-    """The millisecond look lets plain pictures through (small print blurs away at its
-    size); the text detector's look is what keeps the moon and a silhouette from the engine."""
-    from mmsearch.indexing.ocr import holds_text, looks_like_text
+def test_the_first_look_alone_keeps_real_photos_from_the_engines() -> None:
+    """Plain photos (the moon, a clock, a silhouette, a logo) have no rows of print: at most
+    2 of 80 photos get as far as the detector (today: a brick wall and a rocket at 512 px)."""
+    from mmsearch.indexing.ocr import looks_like_text
 
-    plain = ("moon", "horse", "clock", "cell")
-    assert all(looks_like_text(photo(n)) for n in plain)
-    assert not any(holds_text(photo(n)) for n in plain)
+    passed = [n for n in PHOTOS for v in variants(photo(n)) if looks_like_text(v)]
+    assert len(passed) <= 2, passed
+
+
+def test_the_detector_alone_turns_plain_photos_away() -> None:
+    """Its boxes over a photo are square-ish and cover most of it, or are unsure."""
+    from mmsearch.indexing.ocr import holds_text
+
+    plain = ("moon", "horse", "clock", "cell", "logo", "retina", "rocket", "microaneurysms")
+    assert [n for n in plain if holds_text(photo(n))] == []
 
 
 def slide(title: str, background: tuple[int, int, int]) -> Image.Image:

@@ -4,11 +4,12 @@ signs with RapidOCR (the optional `mmsearch[ocr]` extra) into the full-text inde
 It runs after embedding, so it never holds up the visual index; files it has not looked at
 yet carry no outcome and are picked up by the next run. In `auto` mode a picture is read only
 when two looks agree that it holds words: a millisecond's look at its layout (much of it
-plain and grey: screenshots, scans, slides, pages; the indexing pipeline takes it while it
-decodes a picture and stores the verdict), then the text detector alone on a small render
-(~30 ms: boxes shaped like lines of text), so a photo that fools the first look costs that
-instead of the seconds a full read takes. PDF pages without a text layer get both looks from
-a small render; video frames only when asked for (`video_frames`), a bounded sample per video.
+plain: screenshots, scans, slides, pages), then the text detector alone on a small render
+(~30 ms: boxes shaped like lines of text). The indexing pipeline takes both while it has
+the picture decoded and stores the verdict, so a photo is never opened again to be skipped,
+and one that fools the first look costs the detector's look, not the seconds a read takes.
+PDF pages without a text layer get both looks from a small render; video frames only when
+asked for (`video_frames`), a bounded sample per video.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from mmsearch.model.embed import Embedder
     from mmsearch.storage.store import Collection, Item
 
-SELECTOR_SIDE = 256  # the selector's view: strokes still show, a JPEG decodes at 1/8 scale
+# The selector's view (short side): the detector's render of DETECT_SIDE a side comes from
+# it, and a camera's JPEG still decodes at 1/8 scale (4000x3000: 500x375).
+SELECTOR_SIDE = 360
 MAX_SIDE = 1600  # pictures are shrunk to this before OCR: bounds its time and memory
 # Lines read with less confidence are dropped: noise read off a photo (stars read as "★女女"
 # at 0.6) would otherwise match queries as words do; real text reads at 0.9 and more.
@@ -45,6 +48,7 @@ LINE_SCORE = 0.65  # one box this sure is a line: a sign, a title
 FAINT_LINE = 0.5  # three boxes this sure are lines: a page, a screen
 LINE_SHAPE = 1.8  # a line is at least this many times as wide as it is tall
 LINE_AREA = 0.3  # and covers at most this share of the picture (not the photo itself)
+STROKES = 0.09  # the first look's rows of print: a row this full of sharp steps
 PAGE_TEXT_LAYER = 20  # a PDF page with fewer extracted characters is treated as a scan
 
 
@@ -62,19 +66,28 @@ def available() -> bool:
 
 
 def looks_like_text(image: Image.Image) -> bool:
-    """The first look, about a millisecond: screenshots, scans, slides and pages are mostly
-    plain (locally flat blocks: a background; small print blurs away at this size, so no
-    strokes are asked of a plain picture) or a dense page of sharp strokes with little
-    colour. Some plain photos (the moon, a silhouette, a logo) pass too: the detector's look
-    (`holds_text`) turns those away."""
+    """The first look, a few milliseconds: screenshots, scans, slides and pages are mostly
+    plain (locally flat blocks: a background) or a dense grey page, and either way hold rows
+    of sharp strokes (letters: small print blurs away at 256 pixels, so rows are counted at
+    DETECT_SIDE). Plain photos (the moon, a clock, a silhouette, a logo) have no such rows;
+    what still passes, the detector's look (`holds_text`) turns away."""
     grey = np.asarray(image.convert("L").resize((256, 256)), dtype=np.float32)
     blocks = grey.reshape(32, 8, 32, 8).transpose(0, 2, 1, 3).reshape(32, 32, 64).std(axis=2)
     flat, busy = (blocks < 4).mean(), (blocks > 40).mean()
     rgb = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.float32)
     colour = (rgb.max(axis=2) - rgb.min(axis=2)).mean()
-    plain = flat >= 0.5  # a window, a slide, a page with margins, in any colours
-    page_of_strokes = flat >= 0.3 and busy >= 0.04 and flat + busy >= 0.55  # a dense page
-    return bool(plain or (page_of_strokes and colour < 30))
+    plain = flat >= 0.5  # a window, a slide, a page with margins, a sign
+    page_of_strokes = flat >= 0.3 and busy >= 0.04 and flat + busy >= 0.55 and colour < 30
+    return bool((plain or page_of_strokes) and _strokes(image) >= STROKES)
+
+
+def _strokes(image: Image.Image) -> float:
+    """The densest row's share of sharp left-to-right steps (a letter's edges) in a render of
+    DETECT_SIDE a side: 0.17-0.25 for a line of print, under 0.07 for plain photos."""
+    grey = image.convert("L")
+    grey.thumbnail((DETECT_SIDE, DETECT_SIDE))
+    steps = np.abs(np.diff(np.asarray(grey, dtype=np.int16), axis=1)) > 40
+    return float(steps.mean(axis=1).max())
 
 
 def worth_reading(image: Image.Image) -> bool:
