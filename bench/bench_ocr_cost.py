@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,22 +35,31 @@ def blank_pdf(path: Path, pages: int) -> None:
     pdf.output(str(path))
 
 
-def seconds(folder: Path, mode: str, env: dict[str, str], store: Path) -> float:
+def seconds(folder: Path, mode: str, env: dict[str, str], store: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the index process and its children) of one run:
+    on a machine shared with other work the CPU time is the steadier measure."""
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-m", "mmsearch", "index", str(folder), "--ocr", mode, "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, env={**env, "MMSEARCH_DB": str(store)}, check=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def compare(folder: Path, env: dict[str, str], work: Path, runs: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {"never": [], "auto": []}
+    times: dict[str, list[tuple[float, float]]] = {"never": [], "auto": []}
     seconds(folder, "never", env, work / "warm")  # the model's one-time export, not timed
     for _ in range(runs):
         for mode in times:
             times[mode].append(seconds(folder, mode, env, work / "store"))
-    never, auto = (statistics.median(times[m]) for m in ("never", "auto"))
-    return {"never_s": round(never, 2), "auto_s": round(auto, 2), "ratio": round(auto / never, 2)}
+    result: dict[str, float] = {}
+    for unit, at in (("s", 0), ("cpu_s", 1)):
+        never, auto = (statistics.median(t[at] for t in times[m]) for m in ("never", "auto"))
+        result |= {f"never_{unit}": round(never, 2), f"auto_{unit}": round(auto, 2)}
+        result["ratio" if unit == "s" else "cpu_ratio"] = round(auto / never, 2)
+    return result
 
 
 def main() -> None:

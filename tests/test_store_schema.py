@@ -213,13 +213,15 @@ def lock_held_by_another_thread() -> Iterator[None]:
 
 def test_the_v1_layout_is_what_this_test_builds(indexed_rows: dict) -> None:
     """The literal schemas above are the ones the first release wrote: only the models
-    registry and (in schema 3) the items' full-text columns grew since."""
+    registry, (in schema 3) the items' full-text columns and (in schema 4) OCR's confidence
+    grew since."""
     from mmsearch.storage import store
 
     assert store.FILES_SCHEMA == V1_FILES
     v1 = v1_items(indexed_rows["dim"])
     assert store.items_schema(indexed_rows["dim"]).names[: len(v1)] == v1.names
-    assert store.items_schema(indexed_rows["dim"]).names[len(v1) :] == ["words", "grams"]
+    grown = store.items_schema(indexed_rows["dim"]).names[len(v1) :]
+    assert grown == ["words", "grams", "confidence"]
     assert store.MODELS_SCHEMA.names[: len(V1_MODELS)] == V1_MODELS.names
 
 
@@ -400,3 +402,21 @@ def test_a_v2_store_gains_the_forget_exclusions_in_place(photos: Path) -> None:
     assert run("forget", str(photos / "trips")).exit_code == 0
     assert run("index", "-q", str(photos)).exit_code == 0
     assert not any("/trips/" in p for p in file_rows())
+
+
+def test_a_v3_store_gains_ocr_confidence_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    import lancedb
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "note.txt").write_text("Homogeneity of variance is assumed.")
+    assert run("index", "-q", str(folder)).exit_code == 0
+    settings = env_settings()
+    items = lancedb.connect(settings.db).open_table(f"items_{settings.model_key}")
+    before = items.count_rows()
+    items.drop_columns(["confidence"])
+    claim_version(3)
+    assert status_json()["schema_version"] == SCHEMA_VERSION  # a reader upgrades it
+    items = lancedb.connect(settings.db).open_table(f"items_{settings.model_key}")
+    assert "confidence" in items.schema.names and items.count_rows() == before
+    assert query_json("homogeneity", "--mode", "text")[0]["path"] == str(folder / "note.txt")

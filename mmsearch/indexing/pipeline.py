@@ -544,7 +544,7 @@ def _decode(
     embedder = model()
     size = embedder.image_size
     # The OCR selector judges a picture while it is in memory, so the OCR pass never opens
-    # a photo again only to skip it; it needs a few hundred pixels a side to see strokes.
+    # a photo again only to skip it; its two looks need a few hundred pixels a side.
     judge = entry.kind == Kind.IMAGE and options.ocr == OcrMode.AUTO and ocr.available()
     decode_side = max(size, ocr.SELECTOR_SIDE) if judge else size
     started = time.monotonic()
@@ -562,7 +562,7 @@ def _decode(
     except Exception as e:
         raise ExtractError(f"cannot prepare image: {one_line(e)}") from None
     verdict = None
-    if judge and not ocr.looks_like_text(loaded.frames[0].image):
+    if judge and not ocr.worth_reading(loaded.frames[0].image):
         verdict = OcrOutcome.SKIPPED
     seconds = time.monotonic() - started
     return Pixels(entry, digest, frames, loaded.texts, seconds=seconds, ocr=verdict)

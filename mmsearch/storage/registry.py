@@ -26,8 +26,9 @@ SCHEMA = "schema"
 # on disk comes from its whole content, no longer from its first MiB). 3: `models` gains
 # `excluded` (subtrees `forget` dropped, kept out of later runs over their roots); `items`
 # gains `words` (the passage again, for a full-text index of exact, unstemmed words with ICU
-# word breaks: CJK too) and `grams` (its CJK runs, for a bigram index).
-SCHEMA_VERSION = 3
+# word breaks: CJK too) and `grams` (its CJK runs, for a bigram index). 4: `items` gains
+# `confidence` (the OCR engine's, for a passage read off a picture).
+SCHEMA_VERSION = 4
 REGISTRY = "registry.json"
 
 

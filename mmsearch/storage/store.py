@@ -159,6 +159,9 @@ def items_schema(dim: int) -> pa.Schema:
             # index (`text` is indexed with English stemming, which neither can be).
             ("words", pa.string()),
             ("grams", pa.string()),
+            # Since schema 4: for a passage read off a picture, how sure the OCR engine was
+            # of its least certain line (0-1); null for every other row.
+            ("confidence", pa.float32()),
         ]
     )
 
@@ -186,6 +189,7 @@ class Item:
     taken: float | None = None
     text: str | None = None
     origin: str = ""
+    confidence: float | None = None  # OCR's, for its passages
 
 
 def _in(column: str, values: Sequence[str]) -> str:
@@ -721,6 +725,7 @@ class Collection:
                         "taken",
                         "text",
                         "origin",
+                        "confidence",
                         "vector",
                     ]
                 )
@@ -743,6 +748,7 @@ class Collection:
                         taken=r["taken"],
                         text=r["text"],
                         origin=r["origin"] or "",
+                        confidence=r.get("confidence"),
                     )
                 )
         return found
@@ -810,6 +816,7 @@ class Collection:
                 "words": pa.array([i.text for i in items], pa.string()),
                 "grams": pa.array([cjk_runs(i.text) for i in items], pa.string()),
                 "origin": [i.origin for i in items],
+                "confidence": pa.array([i.confidence for i in items], pa.float32()),
                 "ext": [i.ext for i in items],
                 "taken": pa.array([i.taken for i in items], pa.float64()),
                 "content_hash": [i.content_hash for i in items],
