@@ -11,6 +11,7 @@ import pytest
 from helpers import ffmpeg, file_rows, item_rows, make_pdf, make_video, query_json, run
 
 from mmsearch.indexing.extract.subtitles import parse, sidecars
+from mmsearch.query.ranking import Calibration, Source, fuse
 
 SRT = """1
 00:00:02,000 --> 00:00:04,500
@@ -131,3 +132,33 @@ def test_webvtt_and_ass_cues_are_parsed_with_their_times() -> None:
         "Dialogue: 0,0:00:03.50,0:00:05.00,Default,,0,0,0,,{\\i1}Over here,\\Nplease\n"
     )
     assert [(c.t, c.t_end, c.text) for c in parse(ass, ".ass")] == [(3.5, 5.0, "Over here, please")]
+
+
+def _moment(t: float, t_end: float, score: float, text: str | None = None) -> dict:
+    return {
+        "path": "/v.mp4",
+        "kind": "video",
+        "t": t,
+        "t_end": t_end,
+        "page": None,
+        "text": text,
+        "score": score,
+        "taken": None,
+    }
+
+
+def test_a_line_said_and_the_keyframe_it_overlaps_count_together_at_the_lines_moment() -> None:
+    cal = Calibration(centre=0.2, spread=0.05, noise=2.0)
+    frame = _moment(8.0, 12.0, cal.centre + cal.spread * cal.noise * 1.15)
+    elsewhere = _moment(0.0, 4.0, cal.centre + cal.spread * cal.noise * 1.5)
+    line = _moment(9.0, 11.0, 2.0, "v: the kelvaro circle")
+    terms = ("kelvaro", "circle", "red")
+    alone = {c.key: c.score for c in fuse({Source.EXACT: [line]}, terms, cal)}
+    seen = {c.key: c.score for c in fuse({Source.PICTURES: [frame, elsewhere]}, terms, cal)}
+    both = {
+        c.key: c.score
+        for c in fuse({Source.PICTURES: [frame, elsewhere], Source.EXACT: [line]}, terms, cal)
+    }
+    words, picture = alone[("/v.mp4", None, 9.0)], seen[("/v.mp4", None, 8.0)]
+    assert both[("/v.mp4", None, 9.0)] == pytest.approx(1 - (1 - words) * (1 - picture))
+    assert both[("/v.mp4", None, 8.0)] == picture  # the frame keeps its own score
