@@ -9,6 +9,8 @@ in it is named in one line and the video is indexed by its pictures all the same
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -41,12 +43,25 @@ def sidecars(video: str) -> list[Path]:
     (`clip.en.srt`, `clip.pt-BR.vtt`), exact name first."""
     path = Path(video)
     try:
-        siblings = sorted(p for p in path.parent.iterdir() if p.suffix.lower() in SIDECAR_SUFFIXES)
+        siblings = [
+            path.parent / name
+            for name in _subtitle_files(str(path.parent), path.parent.stat().st_mtime_ns)
+        ]
     except OSError:
         return []
     tagged = re.compile(re.escape(path.stem) + r"\.[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
     exact = [p for p in siblings if p.stem == path.stem]
     return exact + [p for p in siblings if p not in exact and tagged.fullmatch(p.stem)]
+
+
+@functools.lru_cache(maxsize=64)
+def _subtitle_files(folder: str, mtime_ns: int) -> tuple[str, ...]:
+    """The subtitle files of one folder, listed once per change of the folder (not once per
+    video in it: a folder of 10,000 clips is read once, not 10,000 times)."""
+    with os.scandir(folder) as entries:
+        return tuple(
+            sorted(e.name for e in entries if Path(e.name).suffix.lower() in SIDECAR_SUFFIXES)
+        )
 
 
 def read_sidecar(path: Path) -> list[Cue]:
