@@ -41,7 +41,7 @@ class Hit:
     t: float | None = None
     t_end: float | None = None
     page: int | None = None
-    snippet: str | None = None  # for a document: the best matching passage
+    snippet: str | None = None  # a document's best passage; the words said over a moment
     taken: float | None = None  # capture time (EXIF, video metadata, else mtime), epoch seconds
 
 

@@ -35,9 +35,11 @@ def load(
 
     if kind == "video":
         from mmsearch.indexing.extract.said import subtitles
+        from mmsearch.indexing.extract.video import probe
 
-        frames = keyframes(path, size, video)
-        cues, note = subtitles(path, video.timeout)
+        info = probe(path)
+        frames = keyframes(path, size, video, info)
+        cues, note = subtitles(path, info.report, video.timeout)
         return Loaded(frames, said=cues, note=note)
     assert data is not None
     if kind == "document":

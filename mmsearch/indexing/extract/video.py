@@ -89,9 +89,12 @@ def _creation_time(stderr: str) -> float | None:
     return moment.timestamp() if moment.year > 1971 else None
 
 
-def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
-    """The frames to embed, `size` by `size` RGB, each with the span of time it stands for."""
-    info = probe(path)
+def keyframes(
+    path: str, size: int, options: VideoOptions, info: Probe | None = None
+) -> list[Frame]:
+    """The frames to embed, `size` by `size` RGB, each with the span of time it stands for
+    (`info`: the file's probe, when the caller has it already)."""
+    info = info or probe(path)
     if not info.has_video:
         raise ExtractError("no video stream (audio only?)")
     duration = info.duration or _stream_end(path, options.timeout)
