@@ -162,3 +162,27 @@ def test_a_line_said_and_the_keyframe_it_overlaps_count_together_at_the_lines_mo
     words, picture = alone[("/v.mp4", None, 9.0)], seen[("/v.mp4", None, 8.0)]
     assert both[("/v.mp4", None, 9.0)] == pytest.approx(1 - (1 - words) * (1 - picture))
     assert both[("/v.mp4", None, 8.0)] == picture  # the frame keeps its own score
+
+
+def test_what_is_seen_still_finds_its_segment_when_the_talk_is_about_something_else(
+    with_scene_model: str, tmp_path: Path
+) -> None:
+    """Each segment's subtitles talk over it, one of them naming another segment's shape:
+    the words do not drown the pictures."""
+    from scene_model.scenes import caption
+    from test_semantics import SCENES, SEGMENT, scene_video
+
+    names = ["stars", "orange-square", "triangle", "blue-circle"]
+    video = scene_video(tmp_path / "clips" / "scenes.mp4", [SCENES[n] for n in names])
+    talk = ["look at the blue circle over there", "we went to the beach", "lovely weather", "ok"]
+    video.with_suffix(".srt").write_text(
+        "".join(
+            f"{k + 1}\n00:00:{k * SEGMENT:02d},500 --> 00:00:{k * SEGMENT + 2:02d},500\n{line}\n\n"
+            for k, line in enumerate(talk)
+        )
+    )
+    assert run("index", str(video.parent)).exit_code == 0
+    for k, name in enumerate(names):
+        best = query_json(caption(SCENES[name]))[0]
+        assert best["path"] == str(video)
+        assert k * SEGMENT <= best["t"] < (k + 1) * SEGMENT, name
