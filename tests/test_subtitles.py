@@ -150,14 +150,14 @@ def _moment(t: float, t_end: float, score: float, text: str | None = None) -> di
 def test_a_line_said_and_the_keyframe_it_overlaps_count_together_at_the_lines_moment() -> None:
     cal = Calibration(centre=0.2, spread=0.05, noise=2.0)
     frame = _moment(8.0, 12.0, cal.centre + cal.spread * cal.noise * 1.15)
-    elsewhere = _moment(0.0, 4.0, cal.centre + cal.spread * cal.noise * 1.5)
+    touching = _moment(4.0, 9.0, cal.centre + cal.spread * cal.noise * 1.5)  # ends as it starts
     line = _moment(9.0, 11.0, 2.0, "v: the kelvaro circle")
     terms = ("kelvaro", "circle", "red")
     alone = {c.key: c.score for c in fuse({Source.EXACT: [line]}, terms, cal)}
-    seen = {c.key: c.score for c in fuse({Source.PICTURES: [frame, elsewhere]}, terms, cal)}
+    seen = {c.key: c.score for c in fuse({Source.PICTURES: [frame, touching]}, terms, cal)}
     both = {
         c.key: c.score
-        for c in fuse({Source.PICTURES: [frame, elsewhere], Source.EXACT: [line]}, terms, cal)
+        for c in fuse({Source.PICTURES: [frame, touching], Source.EXACT: [line]}, terms, cal)
     }
     words, picture = alone[("/v.mp4", None, 9.0)], seen[("/v.mp4", None, 8.0)]
     assert both[("/v.mp4", None, 9.0)] == pytest.approx(1 - (1 - words) * (1 - picture))

@@ -245,7 +245,8 @@ def _said_with_seen(found: list[Candidate]) -> None:
 
 
 def _overlap(frame: dict[str, Any], start: float, end: float) -> bool:
-    return frame["t"] <= end and (frame.get("t_end") or frame["t"]) >= start
+    """The frame's span [t, t_end) shares time with [start, end]; touching is not sharing."""
+    return frame["t"] <= start < (frame.get("t_end") or frame["t"]) or start < frame["t"] < end
 
 
 def best_unseen(lists: Lists, limit: int, calibration: Calibration, rule: Rule) -> float:
