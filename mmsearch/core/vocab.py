@@ -60,6 +60,13 @@ class OcrOutcome(StrEnum):
     SKIPPED = "skipped"  # the selector saw no sign of text
 
 
+class Origin(StrEnum):
+    """Where a passage's words came from, when not from the file's own text."""
+
+    OCR = "ocr"  # read off a picture
+    SUBTITLES = "subtitles"  # a video's subtitles, sidecar or inside it
+
+
 class Engine(StrEnum):
     """Where new and changed files are decoded and embedded."""
 

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from mmsearch.core.errors import ExtractError, NothingInside, UsageError, one_line
 from mmsearch.core.formats import ext_of
 from mmsearch.core.timings import phase
-from mmsearch.core.vocab import FileStatus, Kind, OcrMode, OcrOutcome
+from mmsearch.core.vocab import FileStatus, Kind, OcrMode, OcrOutcome, Origin
 from mmsearch.indexing import ocr
 from mmsearch.indexing.reading import MAX_FILE_BYTES, FileRead, read_file
 from mmsearch.indexing.scan import FileEntry
@@ -35,6 +36,7 @@ from mmsearch.storage.store import Collection, Item
 
 if TYPE_CHECKING:
     from mmsearch.core.config import DocumentOptions, VideoOptions
+    from mmsearch.indexing.extract.subtitles import Cue
     from mmsearch.model.embed import Embedder
 
 FLUSH_BATCHES = 8  # commit every this many embedding batches ...
@@ -174,6 +176,8 @@ class Pixels:
     content_hash: str
     frames: list[Frame]
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
+    said: list[Cue] = field(default_factory=list)  # timed lines of subtitles
+    note: str = ""  # why part of the file could not be read, though the rest was
     held: int = 0  # bytes of the budget it holds until its frames are with the batcher
     ocr: str | None = None  # "skipped": the OCR selector saw no sign of text at decoding
     seconds: float = 0.0  # spent decoding it
@@ -189,9 +193,17 @@ class Writer:
         self.last_flush = time.monotonic()
         self.wrote = False
 
-    def ok(self, entry: FileEntry, digest: str, items: list[Item], ocr: str | None = None) -> None:
+    def ok(
+        self,
+        entry: FileEntry,
+        digest: str,
+        items: list[Item],
+        ocr: str | None = None,
+        note: str = "",
+    ) -> None:
         self.items.extend(items)
-        self.files.append({**self._row(entry, digest, FileStatus.OK, "", len(items)), "ocr": ocr})
+        row = self._row(entry, digest, FileStatus.OK, note, len(items))
+        self.files.append({**row, "ocr": ocr})
         self._maybe_flush()
 
     def fail(
@@ -271,7 +283,7 @@ def embed_all(
             report.video_seconds += p.seconds
         if p.ocr == OcrOutcome.SKIPPED:
             report.first_look_skips += 1
-        writer.ok(p.entry, p.content_hash, items, p.ocr)
+        writer.ok(p.entry, p.content_hash, items, p.ocr, p.note)
         if advance:
             advance(embedded=True)
 
@@ -338,7 +350,38 @@ def items_of(
             )
             for (page, text), v in zip(p.texts, text_vectors, strict=True)
         ]
-    return items
+    return items + said_items(p, embedder, batch_size)
+
+
+def said_items(p: Pixels, embedder: Callable[[], Embedder], batch_size: int) -> list[Item]:
+    """A video's timed lines of subtitles as passages at their moments, titled by the file
+    like a document's passages (so the file's name finds them too)."""
+    if not p.said:
+        return []
+    e = p.entry
+    title = Path(e.path).stem.replace("_", " ")
+    lines = [f"{title}: {c.text}" for c in p.said]
+    model = embedder()
+    vectors = [
+        v
+        for i in range(0, len(lines), batch_size)
+        for v in model.embed_texts(lines[i : i + batch_size])
+    ]
+    return [
+        Item(
+            e.path,
+            e.kind,
+            p.content_hash,
+            v,
+            c.t,
+            c.t_end,
+            ext=ext_of(e.path),
+            taken=e.mtime_ns / 1e9,
+            text=line,
+            origin=Origin.SUBTITLES,
+        )
+        for c, line, v in zip(p.said, lines, vectors, strict=True)
+    ]
 
 
 class Batcher:
@@ -565,7 +608,16 @@ def _decode(
     if judge and not ocr.worth_reading(loaded.frames[0].image):
         verdict = OcrOutcome.SKIPPED
     seconds = time.monotonic() - started
-    return Pixels(entry, digest, frames, loaded.texts, seconds=seconds, ocr=verdict)
+    return Pixels(
+        entry,
+        digest,
+        frames,
+        loaded.texts,
+        loaded.said,
+        loaded.note,
+        seconds=seconds,
+        ocr=verdict,
+    )
 
 
 _DONE = object()

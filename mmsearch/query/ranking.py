@@ -41,7 +41,7 @@ class Hit:
     t: float | None = None
     t_end: float | None = None
     page: int | None = None
-    snippet: str | None = None  # for a document: the best matching passage
+    snippet: str | None = None  # a document's best passage; the words said over a moment
     taken: float | None = None  # capture time (EXIF, video metadata, else mtime), epoch seconds
 
 
@@ -220,7 +220,33 @@ def fuse(
     found = list(collect(lists).values())
     for cand in found:
         cand.score = rule(cand, calibration, terms)
+    if rule is evidence_fusion:
+        _said_with_seen(found)
     return sorted(found, key=lambda c: _order(c))
+
+
+def _said_with_seen(found: list[Candidate]) -> None:
+    """A line said over a video's moment (subtitles) and the keyframe whose span it
+    overlaps are two witnesses of one moment: the line's locator, the narrower and exact
+    one, takes both (1 - (1 - words) (1 - picture)); the frame keeps its own score."""
+    frames: dict[str, list[Candidate]] = {}
+    for c in found:
+        if c.row.get("text") is None and c.row.get("t") is not None:
+            frames.setdefault(c.row["path"], []).append(c)
+    for c in found:
+        row = c.row
+        if row.get("text") is None or row.get("t") is None or row["path"] not in frames:
+            continue
+        start, end = row["t"], row.get("t_end") or row["t"]
+        seen = max(
+            (f.score for f in frames[row["path"]] if _overlap(f.row, start, end)), default=0.0
+        )
+        c.score = 1.0 - (1.0 - c.score) * (1.0 - seen)
+
+
+def _overlap(frame: dict[str, Any], start: float, end: float) -> bool:
+    """The frame's span [t, t_end) shares time with [start, end]; touching is not sharing."""
+    return frame["t"] <= start < (frame.get("t_end") or frame["t"]) or start < frame["t"] < end
 
 
 def best_unseen(lists: Lists, limit: int, calibration: Calibration, rule: Rule) -> float:
@@ -340,7 +366,7 @@ def group(cands: Sequence[Candidate], moments: bool = False, terms: Terms = ()) 
             snippet = make_snippet(passage, terms) if passage else None
             hits.append(_hit(best, page=best.row["page"], snippet=snippet))
             continue
-        runs = _moments(sorted(found, key=lambda c: c.row["t"]))
+        runs = _moments(sorted(found, key=lambda c: c.row["t"]), terms)
         hits.extend(runs if moments else runs[:1])
     return sorted(hits, key=lambda h: -h.score)  # equal scores keep the candidates' order
 
@@ -349,7 +375,7 @@ def _hit(c: Candidate, **where: Any) -> Hit:
     return Hit(c.row["path"], c.row["kind"], score(c), taken=c.row.get("taken"), **where)
 
 
-def _moments(frames: list[Candidate]) -> list[Hit]:
+def _moments(frames: list[Candidate], terms: Terms = ()) -> list[Hit]:
     runs: list[list[Candidate]] = []
     for f in frames:
         run = runs[-1] if runs else None
@@ -368,11 +394,18 @@ def _moments(frames: list[Candidate]) -> list[Hit]:
             max(score(r) for r in run),
             run[0].row["t"],
             run[-1].row["t_end"],
+            snippet=_said(run, terms),
             taken=run[0].row.get("taken"),
         )
         for run in runs
     ]
     return sorted(hits, key=lambda h: -h.score)
+
+
+def _said(run: list[Candidate], terms: Terms) -> str | None:
+    """The words said (or read) over a moment, from its best passage."""
+    passage = max(run, key=lambda c: c.score).passage()
+    return make_snippet(passage, terms) if passage else None
 
 
 def make_snippet(passage: str, terms: Terms, before: int = 8, after: int = 22) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mmsearch.core.config import DocumentOptions, VideoOptions
+    from mmsearch.indexing.extract.subtitles import Cue
     from mmsearch.indexing.extract.video import Frame
 
 
@@ -17,6 +18,8 @@ class Loaded:
 
     frames: list[Frame] = field(default_factory=list)
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # (page, passage)
+    said: list[Cue] = field(default_factory=list)  # what is said in a video, timed
+    note: str = ""  # why part of it could not be read, though the rest was
 
 
 def load(
@@ -31,7 +34,13 @@ def load(
     from mmsearch.indexing.extract.video import Frame, keyframes
 
     if kind == "video":
-        return Loaded(keyframes(path, size, video))
+        from mmsearch.indexing.extract.said import subtitles
+        from mmsearch.indexing.extract.video import probe
+
+        info = probe(path)
+        frames = keyframes(path, size, video, info)
+        cues, note = subtitles(path, info.report, video.timeout)
+        return Loaded(frames, said=cues, note=note)
     assert data is not None
     if kind == "document":
         from mmsearch.core.errors import NothingInside

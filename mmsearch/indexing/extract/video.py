@@ -39,6 +39,7 @@ class Probe:
     duration: float | None
     has_video: bool
     created: float | None = None  # the container's creation_time, when recorded
+    report: str = ""  # ffmpeg's header report, for what else is inside (subtitle streams)
 
 
 @functools.cache
@@ -72,7 +73,7 @@ def probe(path: str, timeout: float = 60.0) -> Probe:
     m = _DURATION.search(stderr)
     duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else None
     has_video = re.search(r"Stream #\S+.*: Video: (?!mjpeg.*attached pic)", stderr) is not None
-    return Probe(duration, has_video, _creation_time(stderr))
+    return Probe(duration, has_video, _creation_time(stderr), stderr)
 
 
 def _creation_time(stderr: str) -> float | None:
@@ -88,9 +89,12 @@ def _creation_time(stderr: str) -> float | None:
     return moment.timestamp() if moment.year > 1971 else None
 
 
-def keyframes(path: str, size: int, options: VideoOptions) -> list[Frame]:
-    """The frames to embed, `size` by `size` RGB, each with the span of time it stands for."""
-    info = probe(path)
+def keyframes(
+    path: str, size: int, options: VideoOptions, info: Probe | None = None
+) -> list[Frame]:
+    """The frames to embed, `size` by `size` RGB, each with the span of time it stands for
+    (`info`: the file's probe, when the caller has it already)."""
+    info = info or probe(path)
     if not info.has_video:
         raise ExtractError("no video stream (audio only?)")
     duration = info.duration or _stream_end(path, options.timeout)
