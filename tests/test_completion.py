@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.doors import completion
+from mmsearch.doors import completion, completion_gen
 
 REPO = Path(__file__).parent.parent
 BUDGET_S = 2.0  # the aim is 0.1 s; generous for a busy CI machine
@@ -24,13 +24,13 @@ BUDGET_S = 2.0  # the aim is 0.1 s; generous for a busy CI machine
 def test_the_scripts_and_the_options_table_are_generated_from_the_cli() -> None:
     for shell, name in completion.SHELLS.items():
         assert (REPO / "completions" / name).read_text() == completion.script(shell), (
-            f"completions/{name} is stale: run python -m mmsearch.doors.completion completions"
+            f"completions/{name} is stale: run python -m mmsearch.doors.completion_gen completions"
         )
     assert (
         REPO / "mmsearch" / "doors" / "completion_spec.py"
-    ).read_text() == completion.spec_source(), (
+    ).read_text() == completion_gen.spec_source(), (
         "mmsearch/doors/completion_spec.py is stale: "
-        "run python -m mmsearch.doors.completion completions"
+        "run python -m mmsearch.doors.completion_gen completions"
     )
 
 
