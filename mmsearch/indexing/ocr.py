@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mmsearch.model.embed import Embedder
     from mmsearch.storage.store import Collection, Item
 
-MODES = ("auto", "always", "never")
 SELECTOR_SIDE = 256  # the selector's view: strokes still show, a JPEG decodes at 1/8 scale
 MAX_SIDE = 1600  # pictures are shrunk to this before OCR: bounds its time and memory
 # Lines read with less confidence are dropped: noise read off a photo (stars read as "★女女"
