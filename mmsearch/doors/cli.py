@@ -292,9 +292,9 @@ def watch(
     _require_existing(paths, "watch")
     err = _stderr()
 
-    def on_start(line: str) -> None:
+    def on_start(line: str) -> None:  # names the folders: a stranger's names, escaped
         if not quiet:
-            err.print(line, markup=False)
+            err.print(terminal(line), markup=False, soft_wrap=True)
 
     def on_batch(report: Any) -> None:
         line = watch_line(report)
