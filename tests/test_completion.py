@@ -183,5 +183,28 @@ def test_install_completion_falls_back_to_shell(tmp_path: Path, monkeypatch) -> 
     assert done[-1] == "open a new fish to use it"
 
 
+def test_install_completion_for_bash_without_its_package_sources_from_bashrc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(completion, "BASH_COMPLETION_FILES", (str(tmp_path / "none"),))
+    target = tmp_path / "data" / "bash-completion" / "completions" / "mmsearch"
+    done = completion.install("bash", home=tmp_path)
+    completion.install("bash", home=tmp_path)
+    assert done[0] == f"wrote {target}" and "no bash-completion package found" in done[1]
+    assert (tmp_path / ".bashrc").read_text() == f"source {target}\n"  # once, however often
+
+
+def test_install_completion_for_bash_with_its_package_leaves_bashrc_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "bash_completion").write_text("")
+    monkeypatch.setattr(completion, "BASH_COMPLETION_FILES", (str(tmp_path / "bash_completion"),))
+    done = completion.install("bash", home=tmp_path)
+    assert done[1] == "the bash-completion package loads it from there"
+    assert not (tmp_path / ".bashrc").exists()
+
+
 def test_the_readme_gives_the_zsh_line_the_tests_drive() -> None:
     assert completion.ZSHRC_LINE in (REPO / "README.md").read_text()

@@ -12,6 +12,7 @@ completion imports neither typer nor click, torch nor the store: a bare Python s
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,10 @@ def user_shell() -> str | None:
 
 
 def install(shell: str, home: Path | None = None) -> list[str]:
-    """Install the script where `shell` finds it; returns what was done, a line each."""
+    """Install the script where `shell` finds it; returns what was done, a line each. Bash
+    reads its completions folder only through the bash-completion package: without it, the
+    script is sourced from ~/.bashrc instead, and the user is told which."""
     home = home or Path.home()
-    done = []
     if shell == "bash":
         data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
         target = data / "bash-completion" / "completions" / "mmsearch"
@@ -167,16 +169,37 @@ def install(shell: str, home: Path | None = None) -> list[str]:
         target = config / "fish" / "completions" / "mmsearch.fish"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(script(shell))
-    done.append(f"wrote {target}")
-    if shell == "zsh":
-        rc = home / ".zshrc"
-        text = rc.read_text() if rc.exists() else ""
-        if ZSHRC_LINE not in text:
-            with open(rc, "a") as f:
-                f.write(("" if text.endswith("\n") or not text else "\n") + ZSHRC_LINE + "\n")
-            done.append(f"added to {rc}: {ZSHRC_LINE}")
+    done = [f"wrote {target}"]
+    if shell == "zsh" and _append_once(home / ".zshrc", ZSHRC_LINE):
+        done.append(f"added to {home / '.zshrc'}: {ZSHRC_LINE}")
+    if shell == "bash":
+        if any(os.path.exists(f) for f in BASH_COMPLETION_FILES):
+            done.append("the bash-completion package loads it from there")
+        else:
+            line = f"source {shlex.quote(str(target))}"
+            _append_once(home / ".bashrc", line)
+            done.append(f"no bash-completion package found: added to {home / '.bashrc'}: {line}")
     done.append(f"open a new {shell} to use it")
     return done
+
+
+# Where the bash-completion package installs its loader (Linux distributions, Homebrew).
+BASH_COMPLETION_FILES = (
+    "/usr/share/bash-completion/bash_completion",
+    "/etc/bash_completion",
+    "/opt/homebrew/etc/profile.d/bash_completion.sh",
+    "/usr/local/etc/profile.d/bash_completion.sh",
+)
+
+
+def _append_once(rc: Path, line: str) -> bool:
+    """Add `line` to a shell's start-up file unless it holds it already; whether it did."""
+    text = rc.read_text() if rc.exists() else ""
+    if line in text:
+        return False
+    with open(rc, "a") as f:
+        f.write(("" if text.endswith("\n") or not text else "\n") + line + "\n")
+    return True
 
 
 # Works whether or not .zshrc ran compinit before it (runs it only if it did not).
