@@ -18,7 +18,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmsearch.core.bounds import MAX_PARTS, MAX_TOP, check_text
 from mmsearch.core.config import Settings, is_local_uri
@@ -63,9 +63,7 @@ class Library:
             if self.given.chosen:
                 self._settings = self.given
             else:
-                from mmsearch.storage.registry import remembered_models
-
-                self._settings = self.given.with_remembered(remembered_models(self.given.db))
+                self._settings = self.given.with_remembered(_remembered_models(self.given.db))
         return self._settings
 
     def with_model(self, model: str, pretrained: str | None) -> Library:
@@ -89,9 +87,9 @@ class Library:
         for any other, "nothing indexed with it" is the useful answer, given here for a
         local store (its registry file or an empty folder tells, without LanceDB)."""
         from mmsearch.model.preflight import check
-        from mmsearch.storage.registry import no_index_message, remembered_models, row_of
+        from mmsearch.storage.registry import no_index_message, row_of
 
-        rows = remembered_models(self.settings.db)
+        rows = _remembered_models(self.settings.db)
         if row_of(rows, self.settings) is not None:
             self.check_model()
             return
@@ -148,14 +146,13 @@ class Library:
         kept = self._folders
         if kept is not None and now - kept[0] < 2.0 and not is_local_uri(self.settings.db):
             return kept[1]
-        from mmsearch.storage.registry import remembered_models
 
         folders = [
             (
                 [os.path.realpath(r) for r in m.get("roots") or []],
                 [os.path.realpath(x) for x in m.get("excluded") or []],
             )
-            for m in remembered_models(self.settings.db)
+            for m in _remembered_models(self.settings.db)
         ]
         self._folders = (now, folders)
         return folders
@@ -388,3 +385,21 @@ def _parts(query: Query) -> list[Part]:
     if all(isinstance(p, str) for p in items):
         return parse(items)  # type: ignore[arg-type]
     raise UsageError("a query is a string, a list of words, or a list of parts")
+
+
+def _remembered_models(db: str) -> list[dict[str, Any]]:
+    """The models a store was built with (registry rows; empty for no store), from the
+    registry file when it is current (no LanceDB, no pyarrow), else from the tables."""
+    from pathlib import Path
+
+    from mmsearch.storage.registry import MODELS, read_registry
+
+    if is_local_uri(db) and not os.path.isdir(Path(db) / f"{MODELS}.lance"):
+        return []  # no store, or an empty folder: nothing to ask LanceDB
+    data = read_registry(db)
+    if data is not None:
+        return list(data["models"])
+    from mmsearch.storage.store import Store
+
+    store = Store(db)
+    return store.models() if store.exists() else []

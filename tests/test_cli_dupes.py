@@ -82,3 +82,11 @@ def test_text_output_lists_each_group(library: Path) -> None:
     out = run("dupes", "--threshold", THRESHOLD).stdout
     assert out.startswith("group 1: 4 files\n")
     assert "group 2: 2 files" in out
+
+
+def test_text_output_shows_paths_under_home_with_a_tilde(
+    library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(library.parent))
+    out = run("dupes", "--threshold", THRESHOLD).stdout
+    assert f"  ~/{library.name}/" in out and str(library) not in out

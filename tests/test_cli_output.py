@@ -168,7 +168,7 @@ def test_completion_scripts_in_the_repo_are_current() -> None:
     folder = Path(__file__).parent.parent / "completions"
     for shell, name in SHELLS.items():
         assert (folder / name).read_text() == script(shell), (
-            f"completions/{name} is stale: run python -m mmsearch.doors.completion completions"
+            f"completions/{name} is stale: run python -m mmsearch.doors.completion_gen completions"
         )
 
 

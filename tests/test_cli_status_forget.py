@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import file_rows, item_paths, run
 
 
@@ -101,3 +102,14 @@ def test_status_reads_the_registry_without_importing_lancedb(photos: Path) -> No
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["files_indexed"] == 7
+
+
+def test_status_text_shows_paths_under_home_with_a_tilde(
+    photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (photos / "text.png").write_text("not a picture")
+    run("index", "-q", str(photos))
+    monkeypatch.setenv("HOME", str(photos.parent))
+    out = run("status").stdout
+    assert f"roots    ~/{photos.name}\n" in out
+    assert f"  ~/{photos.name}/text.png: not a readable image" in out

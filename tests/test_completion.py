@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsearch.doors import completion
+from mmsearch.doors import completion, completion_gen
 
 REPO = Path(__file__).parent.parent
 BUDGET_S = 2.0  # the aim is 0.1 s; generous for a busy CI machine
@@ -25,13 +25,13 @@ BUDGET_S = 2.0  # the aim is 0.1 s; generous for a busy CI machine
 def test_the_scripts_and_the_options_table_are_generated_from_the_cli() -> None:
     for shell, name in completion.SHELLS.items():
         assert (REPO / "completions" / name).read_text() == completion.script(shell), (
-            f"completions/{name} is stale: run python -m mmsearch.doors.completion completions"
+            f"completions/{name} is stale: run python -m mmsearch.doors.completion_gen completions"
         )
     assert (
         REPO / "mmsearch" / "doors" / "completion_spec.py"
-    ).read_text() == completion.spec_source(), (
+    ).read_text() == completion_gen.spec_source(), (
         "mmsearch/doors/completion_spec.py is stale: "
-        "run python -m mmsearch.doors.completion completions"
+        "run python -m mmsearch.doors.completion_gen completions"
     )
 
 
@@ -182,6 +182,29 @@ def test_install_completion_falls_back_to_shell(tmp_path: Path, monkeypatch) -> 
     done = completion.install("fish", home=tmp_path)
     assert (tmp_path / "config" / "fish" / "completions" / "mmsearch.fish").exists()
     assert done[-1] == "open a new fish to use it"
+
+
+def test_install_completion_for_bash_without_its_package_sources_from_bashrc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(completion, "BASH_COMPLETION_FILES", (str(tmp_path / "none"),))
+    target = tmp_path / "data" / "bash-completion" / "completions" / "mmsearch"
+    done = completion.install("bash", home=tmp_path)
+    completion.install("bash", home=tmp_path)
+    assert done[0] == f"wrote {target}" and "no bash-completion package found" in done[1]
+    assert (tmp_path / ".bashrc").read_text() == f"source {target}\n"  # once, however often
+
+
+def test_install_completion_for_bash_with_its_package_leaves_bashrc_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "bash_completion").write_text("")
+    monkeypatch.setattr(completion, "BASH_COMPLETION_FILES", (str(tmp_path / "bash_completion"),))
+    done = completion.install("bash", home=tmp_path)
+    assert done[1] == "the bash-completion package loads it from there"
+    assert not (tmp_path / ".bashrc").exists()
 
 
 def test_the_completion_guide_gives_the_zsh_line_the_tests_drive() -> None:

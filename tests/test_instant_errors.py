@@ -91,6 +91,20 @@ def test_a_model_that_cannot_load_fails_at_once_without_torch(
     assert seconds < BUDGET_S, f"{seconds:.1f} s"
 
 
+def test_offline_the_default_models_error_names_the_file_to_fetch(tmp_path: Path) -> None:
+    make_image(tmp_path / "p" / "a.jpg", seed=1)
+    done, _ = run_probe("index", str(tmp_path / "p"), "--model", "ViT-B-32-256")
+    assert (
+        done.returncode == 1
+        and (
+            "fetch open_clip_model.safetensors from "
+            "https://huggingface.co/laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K and pass "
+            "--pretrained /path/to/open_clip_model.safetensors"
+        )
+        in done.stderr
+    )
+
+
 def test_a_named_model_is_checked_before_the_store_is_read(tmp_path: Path, monkeypatch) -> None:
     """A store older than the registry file would need LanceDB to tell its model: a model
     named on the command line is checked first, so the error stays instant."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import file_rows, item_paths, make_image, run, run_process
 
-from mmsearch.doors.cli import ExitStatus
+from mmsearch.core.errors import ExitStatus
 
 
 def test_importing_the_cli_loads_neither_torch_nor_lancedb() -> None:

@@ -363,7 +363,10 @@ def test_an_error_inside_the_server_comes_back_as_one_line_and_is_not_rerun(
     monkeypatch.setattr(Library, "search_here", broken)
     result = run("query", "x")
     assert result.exit_code == 1 and calls == ["x"]  # run once, by the server
-    assert result.stderr == "mmsearch: error: internal error: RuntimeError: boom\n"
+    assert result.stderr == (
+        "mmsearch: error: internal error: RuntimeError: boom "
+        "(set MMSEARCH_TRACEBACK=1 for details and report it)\n"
+    )
 
 
 def test_a_slow_query_is_never_run_twice(server: Path, monkeypatch: pytest.MonkeyPatch) -> None:

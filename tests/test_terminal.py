@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import signal
 import struct
 import sys
 import termios
@@ -53,6 +54,31 @@ def in_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None
     os.close(fd)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) in (0, 1), b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def in_terminal_until(said: str, *args: str) -> str:
+    """What a long-running `mmsearch ARGS` writes to an 80-column pseudo-terminal until it
+    has said `said`; then it is interrupted (Ctrl-C) and its last words are read too."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "mmsearch", *args])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    chunks: list[bytes] = []
+    deadline, interrupted = time.monotonic() + 120, False
+    while time.monotonic() < deadline:
+        if not interrupted and said.encode() in b"".join(chunks):
+            os.kill(pid, signal.SIGINT)
+            interrupted = True
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    os.waitpid(pid, 0)
     return b"".join(chunks).decode("utf-8", "replace")
 
 
@@ -166,6 +192,13 @@ def test_a_long_path_is_cut_in_the_middle_keeping_its_name() -> None:
     assert cell_len(name) <= 30 and name.endswith("….jpeg")
 
 
+def test_a_long_file_name_cut_to_fit_keeps_its_first_folder() -> None:
+    from mmsearch.doors.render import cut_middle
+
+    cut = cut_middle("~/Pictures/2024/IMG_20240101_a_very_long_name_for_a_photo.png", 40)
+    assert cut == "~/…/IMG_20240101_a_very_long_name_f….png"
+
+
 def test_dupes_shows_hostile_names_escaped(tmp_path: Path) -> None:
     """`dupes` prints every member's path to the terminal: one picture saved under each
     hostile name makes one group of all of them, and none may act on the screen."""
@@ -199,3 +232,11 @@ def test_paths_and_plain_lines_carry_hostile_names_byte_for_byte(hostile: Path, 
     for name in HOSTILE_NAMES:
         raw = os.fsencode(hostile / name)
         assert (b"\n" if fmt == "--paths" else b"\t") + raw + b"\n" in b"\n" + out, name
+
+
+def test_watch_shows_a_hostile_folder_name_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "clear \x1b[2J\x1b[H title \x1b]0;pwned\x07"
+    make_image(folder / "a.png", seed=1)
+    screen = in_terminal_until("watching", "watch", str(folder))
+    assert "watching" in screen and raw_controls(screen) == [], screen
+    assert "clear \\x1b[2J\\x1b[H title \\x1b]0;pwned\\x07" in screen

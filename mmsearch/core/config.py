@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch.core.errors import ModelUnavailable, UsageError
+from mmsearch.core.private import cache_root, private_cache, write_private
 
 DEFAULT_MODEL = "ViT-B-32-256"
 DEFAULT_PRETRAINED = "datacomp_s34b_b86k"
-
-
-def cache_root() -> Path:
-    """Derived files (exported models, recent query vectors): safe to delete at any time."""
-    if os.environ.get("MMSEARCH_CACHE"):
-        return Path(os.environ["MMSEARCH_CACHE"]).expanduser()
-    from platformdirs import user_cache_path
-
-    return user_cache_path("mmsearch")
 
 
 def default_min_score() -> float | None:
@@ -319,8 +311,6 @@ def _remember_digest(name: str, size: int, mtime_ns: int, digest: str) -> None:
     private (mode 0600); a cache that cannot be written only costs hashing again."""
     entries = _read_digest_cache()
     entries[name] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
-    from mmsearch.core.private import private_cache, write_private
-
     with contextlib.suppress(OSError):
         write_private(private_cache() / DIGEST_CACHE, json.dumps(entries))
 

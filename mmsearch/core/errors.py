@@ -1,15 +1,31 @@
-"""Domain errors: the library raises them, the CLI maps them to one line and an exit code.
+"""Domain errors, and the one mapper from any exception to what a door shows: the library
+raises, and every door (CLI, fast path, client, server, web UI, MCP) calls `explain` to get
+one line and an `ExitStatus`, then renders them its own way (stderr and an exit code, a
+reply, an HTTP status, an MCP error).
 
 Every message is redacted where it is made (`mmsearch.core.redact`): an error, a reason or
 an internal error cannot carry a password or a secret key to any door."""
 
+import os
+from enum import IntEnum
+
 from mmsearch.core.redact import redact
+
+
+class ExitStatus(IntEnum):
+    """The documented exit codes (README: exit codes)."""
+
+    OK = 0
+    ERROR = 1  # something went wrong: the message says what
+    USAGE = 2  # the command was asked something it cannot mean
+    BUSY = 3  # another process writes to the store, or serves it
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class MmsearchError(Exception):
     """A problem the user can act on; its message is one line that says how (redacted)."""
 
-    exit_code = 1
+    exit_code: int = ExitStatus.ERROR
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
@@ -18,7 +34,7 @@ class MmsearchError(Exception):
 class UsageError(MmsearchError):
     """The command was asked something it cannot mean."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class StoreError(MmsearchError):
@@ -28,7 +44,7 @@ class StoreError(MmsearchError):
 class StoreBusy(StoreError):
     """Another process holds the store's writer lock."""
 
-    exit_code = 3
+    exit_code = ExitStatus.BUSY
 
 
 class NotPrivate(MmsearchError):
@@ -79,3 +95,29 @@ def internal_error(e: BaseException) -> str:
         f"internal error: {type(e).__name__}: {terminal(one_line(e))} "
         "(set MMSEARCH_TRACEBACK=1 for details and report it)"
     )
+
+
+def explain(e: BaseException) -> tuple[str, ExitStatus]:
+    """What a door shows for an exception that reached it (after its own name, as in
+    `mmsearch: <line>`), and the status a process ends with: a domain error says what to do,
+    Ctrl-C how to finish, a bug what broke; with MMSEARCH_TRACEBACK set, a bug's traceback
+    follows its line, in every door."""
+    from mmsearch.core.sanitise import terminal
+
+    if isinstance(e, MmsearchError):
+        return f"error: {terminal(str(e))}", _status(e.exit_code)
+    if isinstance(e, KeyboardInterrupt):
+        return INTERRUPTED, ExitStatus.INTERRUPTED
+    line = internal_error(e)
+    if os.environ.get("MMSEARCH_TRACEBACK"):
+        import traceback
+
+        line += "\n" + "".join(traceback.format_exception(e)).rstrip()
+    return line, ExitStatus.ERROR
+
+
+def _status(code: int) -> ExitStatus:
+    try:
+        return ExitStatus(code)
+    except ValueError:  # a code sent by another version of a server
+        return ExitStatus.ERROR

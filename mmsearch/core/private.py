@@ -67,11 +67,18 @@ def owned_folder(path: Path) -> Path:
     )
 
 
+def cache_root() -> Path:
+    """Derived files (exported models, recent query vectors): safe to delete at any time."""
+    if os.environ.get("MMSEARCH_CACHE"):
+        return Path(os.environ["MMSEARCH_CACHE"]).expanduser()
+    from platformdirs import user_cache_path
+
+    return user_cache_path("mmsearch")
+
+
 def private_cache(*parts: str) -> Path:
     """A folder in mmsearch's cache (MMSEARCH_CACHE, else the user's cache folder), the
     cache folder itself made private first."""
-    from mmsearch.core.config import cache_root
-
     return private_folder(private_folder(cache_root()).joinpath(*parts))
 
 

@@ -42,8 +42,3 @@ def snippet(text: str) -> str:
     """A passage of a document for one display line: runs of white space (newlines, tabs)
     become one space, whatever else is unsafe is escaped."""
     return terminal(_SPACE.sub(" ", text).strip())
-
-
-def is_safe(text: str) -> bool:
-    """Whether `text` can reach a terminal as it is."""
-    return _UNSAFE.search(text) is None

@@ -11,7 +11,6 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -19,7 +18,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from mmsearch.core import timings
-from mmsearch.core.errors import INTERRUPTED, MmsearchError, UsageError, internal_error
+from mmsearch.core.errors import ExitStatus, MmsearchError, UsageError, explain
 from mmsearch.core.private import take_notices
 from mmsearch.core.redact import redact
 from mmsearch.core.sanitise import terminal
@@ -39,16 +38,6 @@ if TYPE_CHECKING:
     from mmsearch.query.grammar import Part
 
 
-class ExitStatus(IntEnum):
-    """The documented exit codes (README: exit codes)."""
-
-    OK = 0
-    ERROR = 1  # something went wrong: the message says what
-    USAGE = 2  # the command was asked something it cannot mean
-    BUSY = 3  # another process writes to the store, or serves it
-    INTERRUPTED = 130  # Ctrl-C
-
-
 app = typer.Typer(
     name="mmsearch",
     help="Search your own photos, videos and documents from the terminal: words or pictures "
@@ -64,28 +53,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _handle_errors(fn: F) -> F:
-    """The one place library errors become a line on stderr and an exit code."""
+    """Every command's errors become a line on stderr and an exit code (`explain`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except MmsearchError as e:
-            typer.echo(f"mmsearch: error: {terminal(str(e))}", err=True)
-            raise typer.Exit(e.exit_code) from None
         except BrokenPipeError:
             reader_gone()
             raise typer.Exit(ExitStatus.OK) from None
-        except KeyboardInterrupt:
-            typer.echo(f"mmsearch: {INTERRUPTED}", err=True)
-            raise typer.Exit(ExitStatus.INTERRUPTED) from None
         except (typer.BadParameter, typer.Exit, typer.Abort):
             raise
-        except Exception as e:
-            if os.environ.get("MMSEARCH_TRACEBACK"):
-                raise
-            typer.echo(f"mmsearch: {internal_error(e)}", err=True)
-            raise typer.Exit(ExitStatus.ERROR) from None
+        except (Exception, KeyboardInterrupt) as e:
+            line, status = explain(e)
+            typer.echo(f"mmsearch: {line}", err=True)
+            raise typer.Exit(status) from None
         finally:
             for notice in take_notices():
                 typer.echo(f"mmsearch: {terminal(notice)}", err=True)
@@ -310,9 +292,9 @@ def watch(
     _require_existing(paths, "watch")
     err = _stderr()
 
-    def on_start(line: str) -> None:
+    def on_start(line: str) -> None:  # names the folders: a stranger's names, escaped
         if not quiet:
-            err.print(line, markup=False)
+            err.print(terminal(line), markup=False, soft_wrap=True)
 
     def on_batch(report: Any) -> None:
         line = watch_line(report)

@@ -15,7 +15,7 @@ import stat
 import sys
 from pathlib import Path
 
-from mmsearch.core.errors import INTERRUPTED, MmsearchError
+from mmsearch.core.errors import MmsearchError, explain
 
 try:
     from _sha1 import sha1  # CPython's own: hashlib sets up OpenSSL, 3 ms of a warm query
@@ -181,14 +181,10 @@ def hand_over(argv: list[str]) -> int | None:
     request = {"v": RUN, "argv": argv, "cwd": cwd, "env": relevant_env(os.environ), "tty": tty}
     try:
         reply = _exchange(db, path, request)
-    except MmsearchError as e:
-        from mmsearch.core.sanitise import terminal
-
-        print(f"mmsearch: error: {terminal(str(e))}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"mmsearch: {INTERRUPTED}", file=sys.stderr)
-        return 130
+    except (MmsearchError, KeyboardInterrupt) as e:
+        line, status = explain(e)
+        print(f"mmsearch: {line}", file=sys.stderr)
+        return status
     if reply is None:
         return None
     code = reply.get("exit_code")
@@ -201,10 +197,8 @@ def hand_over(argv: list[str]) -> int | None:
 
         reader_gone()
     except Exception as e:  # a path this terminal's encoding cannot show, as one-shot says
-        from mmsearch.core.errors import internal_error
-
-        sys.stderr.write(f"mmsearch: {internal_error(e)}\n")
-        code = 1
+        line, code = explain(e)
+        sys.stderr.write(f"mmsearch: {line}\n")
     sys.stderr.write(str(reply.get("stderr", "")))
     return code if isinstance(code, int) and not isinstance(code, bool) else 1
 

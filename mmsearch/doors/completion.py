@@ -6,12 +6,13 @@ The shell scripts (in `completions/`) run `mmsearch` once per completion with
 commands and options as data (`completion_spec.py`, generated from the CLI itself), so a
 completion imports neither typer nor click, torch nor the store: a bare Python start.
 
-    python -m mmsearch.doors.completion completions/     # regenerate the scripts and the table
+    python -m mmsearch.doors.completion_gen completions/     # regenerate scripts and table
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,10 @@ def user_shell() -> str | None:
 
 
 def install(shell: str, home: Path | None = None) -> list[str]:
-    """Install the script where `shell` finds it; returns what was done, a line each."""
+    """Install the script where `shell` finds it; returns what was done, a line each. Bash
+    reads its completions folder only through the bash-completion package: without it, the
+    script is sourced from ~/.bashrc instead, and the user is told which."""
     home = home or Path.home()
-    done = []
     if shell == "bash":
         data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
         target = data / "bash-completion" / "completions" / "mmsearch"
@@ -167,16 +169,37 @@ def install(shell: str, home: Path | None = None) -> list[str]:
         target = config / "fish" / "completions" / "mmsearch.fish"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(script(shell))
-    done.append(f"wrote {target}")
-    if shell == "zsh":
-        rc = home / ".zshrc"
-        text = rc.read_text() if rc.exists() else ""
-        if ZSHRC_LINE not in text:
-            with open(rc, "a") as f:
-                f.write(("" if text.endswith("\n") or not text else "\n") + ZSHRC_LINE + "\n")
-            done.append(f"added to {rc}: {ZSHRC_LINE}")
+    done = [f"wrote {target}"]
+    if shell == "zsh" and _append_once(home / ".zshrc", ZSHRC_LINE):
+        done.append(f"added to {home / '.zshrc'}: {ZSHRC_LINE}")
+    if shell == "bash":
+        if any(os.path.exists(f) for f in BASH_COMPLETION_FILES):
+            done.append("the bash-completion package loads it from there")
+        else:
+            line = f"source {shlex.quote(str(target))}"
+            _append_once(home / ".bashrc", line)
+            done.append(f"no bash-completion package found: added to {home / '.bashrc'}: {line}")
     done.append(f"open a new {shell} to use it")
     return done
+
+
+# Where the bash-completion package installs its loader (Linux distributions, Homebrew).
+BASH_COMPLETION_FILES = (
+    "/usr/share/bash-completion/bash_completion",
+    "/etc/bash_completion",
+    "/opt/homebrew/etc/profile.d/bash_completion.sh",
+    "/usr/local/etc/profile.d/bash_completion.sh",
+)
+
+
+def _append_once(rc: Path, line: str) -> bool:
+    """Add `line` to a shell's start-up file unless it holds it already; whether it did."""
+    text = rc.read_text() if rc.exists() else ""
+    if line in text:
+        return False
+    with open(rc, "a") as f:
+        f.write(("" if text.endswith("\n") or not text else "\n") + line + "\n")
+    return True
 
 
 # Works whether or not .zshrc ran compinit before it (runs it only if it did not).
@@ -184,82 +207,3 @@ ZSHRC_LINE = (
     "fpath=(~/.zfunc $fpath); autoload -Uz compinit; (( $+functions[compdef] )) || compinit; "
     "autoload -Uz _mmsearch && compdef _mmsearch mmsearch"
 )
-
-
-# Generating ---------------------------------------------------------------------------
-
-
-def spec_from_cli() -> dict[str, Any]:
-    """The commands and options as data, read from the Typer app."""
-    import typer
-
-    from mmsearch.doors.cli import app
-
-    group: Any = typer.main.get_command(app)
-    ctx = type(group).context_class(group)
-    commands = {}
-    for name, command in sorted(group.commands.items()):
-        sub = type(command).context_class(command, parent=ctx)
-        options: list[dict[str, Any]] = []
-        argument = None
-        for p in command.params:
-            path = type(p.type).__name__ in ("Path", "TyperPath")  # click's, or typer's
-            if p.param_type_name == "argument":
-                argument = "path" if path else "text"
-                continue
-            value: str | None = None
-            choices: list[str] = []
-            if not getattr(p, "is_flag", False):
-                value = "path" if path else "text"
-                choices = [str(i.value) for i in p.shell_complete(sub, "") if i.type == "plain"]
-            options.append(
-                {
-                    "names": sorted(p.opts + p.secondary_opts, key=len, reverse=True),
-                    "help": " ".join((getattr(p, "help", "") or "").split()),
-                    "value": value,
-                    "choices": choices,
-                }
-            )
-        commands[name] = {
-            "help": (command.get_short_help_str(limit=60) or "").rstrip("."),
-            "options": options,
-            "argument": argument,
-        }
-    top = [
-        {"names": p.opts, "help": " ".join((getattr(p, "help", "") or "").split())}
-        for p in group.params
-        if p.param_type_name == "option"
-    ]
-    top.append({"names": ["--help", "-h"], "help": "Show this message and exit."})
-    return {"commands": commands, "options": top}
-
-
-def spec_source() -> str:
-    import pprint
-
-    body = pprint.pformat(spec_from_cli(), width=96, sort_dicts=True)
-    return (
-        '"""The CLI\'s commands and options as data, for shell completion (no typer import).\n\n'
-        "Generated by `python -m mmsearch.doors.completion completions`: do not edit.\n"
-        '"""\n\n'
-        "from typing import Any\n\n"
-        f"SPEC: dict[str, Any] = {body}\n"
-    )
-
-
-def write_scripts(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for shell, name in SHELLS.items():
-        path = folder / name
-        path.write_text(script(shell))
-        written.append(path)
-    spec = Path(__file__).with_name("completion_spec.py")
-    spec.write_text(spec_source())
-    written.append(spec)
-    return written
-
-
-if __name__ == "__main__":
-    for path in write_scripts(Path(sys.argv[1] if len(sys.argv) > 1 else "completions")):
-        print(path)

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ImageContent, TextContent
 
 from mmsearch.core.bounds import MAX_PARTS, MAX_SECONDS, check_list, check_text
-from mmsearch.core.errors import MmsearchError, UsageError, one_line
+from mmsearch.core.errors import MmsearchError, UsageError, explain, one_line
 from mmsearch.query.ranking import no_good_match
 
 if TYPE_CHECKING:
@@ -58,10 +58,9 @@ def build(library: Library) -> MCPServer:
     def answered(find: Callable[[], list[Hit]]) -> CallToolResult:
         try:
             hits = find()
-        except MmsearchError as e:
-            return CallToolResult(
-                content=[TextContent(type="text", text=one_line(e))], is_error=True
-            )
+        except Exception as e:  # the user's error as its line; a bug as `explain` words it
+            line = one_line(e) if isinstance(e, MmsearchError) else explain(e)[0]
+            return CallToolResult(content=[TextContent(type="text", text=line)], is_error=True)
         found = [hit_object(h) for h in hits]
         content: list[Any] = [TextContent(type="text", text=json.dumps(found, ensure_ascii=False))]
         if not found:

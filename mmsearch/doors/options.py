@@ -29,6 +29,17 @@ def _words(vocabulary: type) -> Callable[[], list[str]]:
     return lambda: [m.value for m in vocabulary]
 
 
+def _choice(flag: str, vocabulary: type, help: str, envvar: str | None = None) -> Any:
+    """An option whose value is one word of a vocabulary: shown, completed and named alike."""
+    return typer.Option(
+        flag,
+        envvar=envvar,
+        metavar="|".join(m.value for m in vocabulary),
+        autocompletion=_words(vocabulary),
+        help=help,
+    )
+
+
 def _extension_words() -> list[str]:
     """`--ext` completes from formats.py's table."""
     return [e.lstrip(".") for e in extensions()]
@@ -78,23 +89,21 @@ class RuntimeOptions:
 
     runtime: Annotated[
         str,
-        typer.Option(
+        _choice(
             "--runtime",
+            Runtime,
+            "auto (ONNX Runtime on CPUs, torch on GPUs), onnx or torch.",
             envvar="MMSEARCH_RUNTIME",
-            metavar="|".join(m.value for m in Runtime),
-            autocompletion=_words(Runtime),
-            help="auto (ONNX Runtime on CPUs, torch on GPUs), onnx or torch.",
         ),
     ] = Runtime.AUTO.value
     precision: Annotated[
         str,
-        typer.Option(
+        _choice(
             "--precision",
-            envvar="MMSEARCH_PRECISION",
-            metavar="|".join(m.value for m in Precision),
-            autocompletion=_words(Precision),
-            help="auto (int8 on ONNX Runtime where the export proved it, fp16 on GPUs), "
+            Precision,
+            "auto (int8 on ONNX Runtime where the export proved it, fp16 on GPUs), "
             "fp32, int8, bf16 or fp16 (torch runtime).",
+            envvar="MMSEARCH_PRECISION",
         ),
     ] = Precision.AUTO.value
 
@@ -123,11 +132,10 @@ class IndexingOptions:
     ] = DocumentOptions.max_pages
     ocr: Annotated[
         str,
-        typer.Option(
+        _choice(
             "--ocr",
-            metavar="|".join(m.value for m in OcrMode),
-            autocompletion=_words(OcrMode),
-            help="Read words in pictures: auto (likely ones), always, never. Needs mmsearch[ocr].",
+            OcrMode,
+            "Read words in pictures: auto (likely ones), always, never. Needs mmsearch[ocr].",
         ),
     ] = OcrMode.AUTO.value
     ocr_video: Annotated[
@@ -205,20 +213,16 @@ class SearchOptions:
     ] = False
     mode: Annotated[
         str,
-        typer.Option(
+        _choice(
             "--mode",
-            metavar="|".join(m.value for m in Mode),
-            autocompletion=_words(Mode),
-            help="auto, vector, text (full-text search) or hybrid (both, fused by their scores).",
+            Mode,
+            "auto, vector, text (full-text search) or hybrid (both, fused by their scores).",
         ),
     ] = Mode.AUTO.value
     sort: Annotated[
         str,
-        typer.Option(
-            "--sort",
-            metavar="|".join(s.value for s in Sort),
-            autocompletion=_words(Sort),
-            help="score, or the top results by capture date: date (oldest first), -date.",
+        _choice(
+            "--sort", Sort, "score, or the top results by capture date: date (oldest first), -date."
         ),
     ] = Sort.SCORE.value
     explain: Annotated[bool, typer.Option("--explain", help="Show how the query was read.")] = False

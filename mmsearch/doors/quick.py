@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mmsearch.core import timings
 from mmsearch.core.bounds import MAX_TOP
-from mmsearch.core.errors import INTERRUPTED, MmsearchError, internal_error
+from mmsearch.core.errors import ExitStatus, explain
 
 if TYPE_CHECKING:
     from mmsearch.doors.protocol import SearchRequest
@@ -201,23 +201,13 @@ def _answer(command: str, read: dict[str, Any], caller: Caller) -> int:
         return 0
     except Refused:
         raise
-    except MmsearchError as e:
-        print(f"mmsearch: error: {terminal(str(e))}", file=caller.err)
-        return e.exit_code
-    except BrokenPipeError as e:
-        if caller.out is not None:  # not our reader: a pipe inside a server's search
-            print(f"mmsearch: {internal_error(e)}", file=caller.err)
-            return 1
-        reader_gone()
-        return 0
-    except KeyboardInterrupt:
-        print(f"mmsearch: {INTERRUPTED}", file=caller.err)
-        return 130
-    except Exception as e:
-        if os.environ.get("MMSEARCH_TRACEBACK"):
-            raise
-        print(f"mmsearch: {internal_error(e)}", file=caller.err)
-        return 1
+    except (Exception, KeyboardInterrupt) as e:
+        if isinstance(e, BrokenPipeError) and caller.out is None:  # our reader left
+            reader_gone()
+            return ExitStatus.OK
+        line, status = explain(e)  # a broken pipe in a server's search is a bug there
+        print(f"mmsearch: {line}", file=caller.err)
+        return status
     finally:
         for notice in take_notices(this_thread=caller.search is not None):
             print(f"mmsearch: {terminal(notice)}", file=caller.err)

@@ -125,23 +125,40 @@ def _bar(score: float, worst: float, best: float, width: int = 4) -> str:
     return ("█" * full + (_BAR[rest] if rest else "")).ljust(width)
 
 
+def home_short(path: str) -> str:
+    """The path with the home folder as ~, as every command shows a path to a person."""
+    home = os.path.expanduser("~")
+    return "~" + path[len(home) :] if home != "/" and is_within(path, home) else path
+
+
 def _linked_path(path: str, width: int) -> Text:
     """The path with the home folder as ~, cut in the middle to fit, clickable (OSC 8)."""
-    home = os.path.expanduser("~")
-    shown = "~" + path[len(home) :] if home != "/" and is_within(path, home) else path
     raw = path.encode("utf-8", "surrogateescape")
-    return Text(cut_middle(terminal(shown), width), style=Style(link="file://" + quote(raw)))
+    shown = cut_middle(terminal(home_short(path)), width)
+    return Text(shown, style=Style(link="file://" + quote(raw)))
+
+
+MIN_NAME = 12  # cells a cut file name keeps before its folder gives way
 
 
 def cut_middle(path: str, width: int) -> str:
     """`path` in at most `width` display cells: folders give way first (`/a/…/name.jpg`),
-    then the middle of the file name, never its extension."""
+    then the middle of the file name, never its extension; its first folder stays while
+    there is room for it (`~/…/IMG_…_long….png`: whose file it is still shows)."""
     if cell_len(path) <= width:
         return path
     head, sep, name = path.rpartition("/")
     if cell_len(name) + 2 <= width:  # room for "…/" and the whole name
         keep = width - cell_len(name) - 2
         return cut_end(head + sep, keep, ellipsis="") + "…/" + name
+    top = head + sep if "/" not in head else head.split("/", 1)[0] + "/…/"
+    if sep and cell_len(top) + MIN_NAME <= width:
+        return top + _cut_name(name, width - cell_len(top))
+    return _cut_name(name, width)
+
+
+def _cut_name(name: str, width: int) -> str:
+    """A file name in at most `width` cells, cut in the middle of its stem."""
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem or len(ext) > 8 or cell_len(ext) + 3 > width:
         stem, ext = name, ""  # no extension, or no room to keep one
@@ -195,7 +212,7 @@ def dupes(groups: Sequence[Group], as_json: bool, out: TextIO | None = None) -> 
         for m in g.members:
             moment = f" @ {clock(m.t)}" if m.t is not None else ""
             console.print(
-                f"  {m.similarity:.3f}  {m.kind:<5}  {terminal(m.path)}{moment}",
+                f"  {m.similarity:.3f}  {m.kind:<5}  {terminal(home_short(m.path))}{moment}",
                 markup=False,
                 soft_wrap=True,
             )
@@ -266,7 +283,7 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
     model = f"{report.model} ({report.pretrained})" if report.pretrained else report.model
     size = f" ({_size(report.size_bytes)})" if report.size_bytes else ""
     rows = [
-        ("store", redact(report.db) + size),
+        ("store", home_short(redact(report.db)) + size),
         ("model", model),
     ]
     if not report.indexed:
@@ -279,9 +296,9 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
         rows.append(("index", f"nothing indexed with this model: {hint}"))
     else:
         rows += [
-            ("roots", "\n".join(map(terminal, report.roots)) or "-"),
+            ("roots", "\n".join(terminal(home_short(r)) for r in report.roots) or "-"),
             *(
-                [("forgotten", "\n".join(map(terminal, report.excluded)))]
+                [("forgotten", "\n".join(terminal(home_short(e)) for e in report.excluded))]
                 if report.excluded
                 else []
             ),
@@ -306,7 +323,7 @@ def status_text(report: StatusReport, out: TextIO | None = None) -> None:
     if report.failures:
         console.print("failed files:", style="bold")
         for f in report.failures:
-            line = f"  {terminal(f['path'])}: {terminal(f['reason'])}"
+            line = f"  {terminal(home_short(f['path']))}: {terminal(f['reason'])}"
             console.print(line, markup=False, soft_wrap=True)
 
 

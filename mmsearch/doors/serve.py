@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmsearch.core.bounds import MAX_LIST
-from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy, internal_error, one_line
+from mmsearch.core.errors import MmsearchError, NotPrivate, StoreBusy, explain, one_line
 from mmsearch.core.private import owned_folder, private_folder, private_umask
 from mmsearch.doors.client import RUN, VERSION, cache_folder, relevant_env, socket_path
 from mmsearch.doors.protocol import SearchRequest, error_reply, hits_reply
@@ -73,7 +73,8 @@ def answer(library: Library, request: Any) -> dict[str, Any]:
     except MmsearchError as e:
         return error_reply(e)
     except Exception as e:  # a bug here must reach the user as one line, as one-shot would
-        return error_reply(MmsearchError(f"internal error: {type(e).__name__}: {one_line(e)}"))
+        line, status = explain(e)
+        return {"v": VERSION, "error": line, "exit_code": status}
 
 
 def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +103,8 @@ def _run(library: Library, request: dict[str, Any]) -> dict[str, Any]:
     try:
         ran = answer_handed(argv, cwd, tty, library.settings.db, search)
     except Exception as e:  # a bug here must reach the user as one line, as one-shot would
-        ran = 1, "", f"mmsearch: {internal_error(e)}\n"
+        line, status = explain(e)
+        ran = status, "", f"mmsearch: {line}\n"
     if ran is None:
         return {"v": RUN, "refused": "the client runs this command line itself"}
     status, out, err = ran

@@ -60,10 +60,6 @@ class IndexReport:
     model_prepared: bool = False  # this run made the one-time ONNX export
     failures: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
-    def processed(self) -> int:
-        return self.new + self.updated + self.reused + self.failed + self.empty
-
 
 def default_workers() -> int:
     """Decode threads: on a CPU they share the cores with the model; a GPU needs them all."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import shutil
 import threading
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch.core.timings import phase
-from mmsearch.model.embed import META
+from mmsearch.model.onnx_meta import read_meta
 from mmsearch.model.tokenizer import ClipTokenizer
 
 if TYPE_CHECKING:  # PIL stays out of text queries
@@ -136,7 +135,7 @@ class OnnxEmbedder:
 
     @classmethod
     def open(cls, folder: Path, threads: int | None = None, int8: bool = False) -> OnnxEmbedder:
-        return cls(folder, json.loads((folder / META).read_text()), threads, int8)
+        return cls(folder, read_meta(folder), threads, int8)
 
     @property
     def dim(self) -> int:

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mmsearch.core.config import Settings, cache_root
 from mmsearch.core.errors import ModelUnavailable, UsageError, one_line
+from mmsearch.model.onnx_meta import META
 
 if TYPE_CHECKING:
     import numpy as np
 
 RUNTIMES = ("auto", "onnx", "torch")
 PRECISIONS = ("auto", "fp32", "int8", "bf16", "fp16")
-META = "meta.json"  # an ONNX export's record; its presence means the export is complete
 
 
 class Embedder(Protocol):

@@ -33,7 +33,7 @@ from mmsearch.model.clip_onnx import (
     open_session,
     trimmed,
 )
-from mmsearch.model.embed import META
+from mmsearch.model.onnx_meta import META, read_meta
 
 UNSUPPORTED = "unsupported.txt"
 MIN_COSINE = 0.9999  # fp32 ONNX against torch: the same computation
@@ -224,7 +224,7 @@ def _quantize(folder: Path) -> None:
     tower's int8 file; none if no variant passes. meta.json records every variant's figures."""
     full = OnnxEmbedder.open(folder, 1)
     inputs, calibration = probe_inputs(full)
-    meta = json.loads((folder / META).read_text())
+    meta = read_meta(folder)
     trim = {VISUAL: False, TEXTUAL: bool(meta.get("trim_tokens"))}  # as queries will run
     reference = {
         VISUAL: _normalised_rows(_run(folder / VISUAL, inputs[VISUAL])),
@@ -451,7 +451,7 @@ def _inputs(batch: np.ndarray, trim: bool) -> list[np.ndarray]:
 def _settle_trim(folder: Path) -> None:
     """Keep `trim_tokens` only if the text tower gives each probe text the same vector from
     its own tokens as from the whole context; otherwise queries run the whole context."""
-    meta = json.loads((folder / META).read_text())
+    meta = read_meta(folder)
     if not meta["trim_tokens"]:
         return
     tokens = OnnxEmbedder.open(folder)._tokenizer()([*PROBE_TEXTS, *SENTENCES])

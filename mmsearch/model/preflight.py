@@ -98,13 +98,27 @@ def check(settings: Settings, *, weights_needed: bool = True) -> None:
     if _offline():
         raise ModelUnavailable(
             f"weights for {model} ({pretrained}) are not in the Hugging Face cache and "
-            f"HF_HUB_OFFLINE is set: {FIX}"
+            f"HF_HUB_OFFLINE is set: {_fix(tags[pretrained])}"
         )
     if tags[pretrained] and (why := _unreachable(_endpoint())):
         raise ModelUnavailable(
             f"weights for {model} ({pretrained}) are not cached and {_endpoint()} cannot be "
-            f"reached ({why}): {FIX}"
+            f"reached ({why}): {_fix(tags[pretrained])}"
         )
+
+
+def _fix(hub: str) -> str:
+    """What to do without the hub, naming the file to fetch on another machine (the repo
+    and file of an `hf_hub` entry); the general advice for weights from elsewhere."""
+    repo, filename = os.path.split(hub)
+    if not repo:
+        return FIX
+    name = filename or HF_WEIGHT_NAMES[0]
+    return (
+        f"connect to the internet once so they are cached, or fetch {name} from "
+        f"{_endpoint()}/{repo} and pass --pretrained /path/to/{name} "
+        "(or --model local-dir:/path/to/model)"
+    )
 
 
 def _registered_schemes() -> set[str]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mmsearch.core.config import Settings
 from mmsearch.core.paths import normalize
-from mmsearch.query.filters import subtree_sql
+from mmsearch.storage.sql import subtree_sql
 from mmsearch.storage.store import open_collection
 
 BLOCK = 512  # rows compared at a time: bounds memory at BLOCK * items floats

@@ -15,14 +15,11 @@ from mmsearch.core.errors import UsageError
 from mmsearch.core.formats import same_files
 from mmsearch.core.paths import normalize
 from mmsearch.core.vocab import Kind, choose_all
+from mmsearch.storage.sql import sql_str, subtree_ranges, subtree_sql
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class Predicate:
@@ -43,15 +40,8 @@ class Subtree(Predicate):
 
     paths: Sequence[str]
 
-    def _ranges(self) -> list[tuple[str, str, str]]:
-        return [(p, p.rstrip("/") + "/", p.rstrip("/") + "0") for p in self.paths]
-
     def sql(self) -> str:
-        parts = [
-            f"(path = {sql_str(p)} OR (path >= {sql_str(lo)} AND path < {sql_str(hi)}))"
-            for p, lo, hi in self._ranges()
-        ]
-        return "(" + " OR ".join(parts) + ")" if parts else "false"
+        return subtree_sql(self.paths)
 
     def mask(self, rows: pa.Table) -> Any:
         import pyarrow as pa
@@ -60,7 +50,7 @@ class Subtree(Predicate):
         path = rows["path"]
         inside = [
             pc.or_(pc.equal(path, p), pc.and_(pc.greater_equal(path, lo), pc.less(path, hi)))
-            for p, lo, hi in self._ranges()
+            for p, lo, hi in subtree_ranges(self.paths)
         ]
         if not inside:
             return pa.chunked_array([pa.array([False] * len(rows))])
@@ -103,14 +93,6 @@ class Bound(Predicate):
 
         compare = pc.greater_equal if self.lower else pc.less
         return compare(rows[self.column], self.value)
-
-
-def subtree_sql(paths: Sequence[str]) -> str:
-    return Subtree(tuple(paths)).sql()
-
-
-def in_sql(column: str, values: Sequence[str]) -> str:
-    return OneOf(column, tuple(values)).sql()
 
 
 @dataclass(frozen=True)

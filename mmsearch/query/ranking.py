@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mmsearch.core.words import CJK, STOP_WORDS
+
 # Adjacent frames of a video whose scores lie this close together form one moment.
 MOMENT_DELTA = 0.02
 
@@ -273,18 +275,6 @@ def _order(c: Candidate) -> tuple[Any, ...]:
 
 # Patterns as strings: compiled on first use (re caches them), not by every importer of Hit.
 _WORD = r"\w+"
-# Scripts written without spaces between words (Hangul, kana, CJK ideographs): their runs are
-# indexed and searched as character bigrams (the store's `grams` column).
-CJK_RANGES = (
-    (0x1100, 0x11FF),
-    (0x3040, 0x30FF),
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xAC00, 0xD7AF),
-)
-_CJK = "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in CJK_RANGES) + "]"
-_STOP = "a an and are as at be by for from has in is it its of on or that the this to was were with"
-STOP_WORDS = frozenset(_STOP.split(" "))
 
 
 def query_terms(words: str) -> list[str]:
@@ -292,18 +282,11 @@ def query_terms(words: str) -> list[str]:
     character bigrams, as the n-gram index reads it."""
     terms: list[str] = []
     for w in re.findall(_WORD, words.lower()):
-        if re.search(_CJK, w):
+        if re.search(CJK, w):
             terms.extend(w[i : i + 2] for i in range(max(1, len(w) - 1)))
         elif w not in STOP_WORDS:
             terms.append(w)
     return list(dict.fromkeys(terms))
-
-
-def cjk_runs(text: str | None) -> str | None:
-    """The CJK runs of a text, space-separated (what the bigram index holds and is asked);
-    None when it has none."""
-    runs = " ".join(re.findall(f"{_CJK}+", text)) if text else ""
-    return runs or None
 
 
 def coverage(passage: str | None, terms: Terms) -> float:
@@ -323,7 +306,7 @@ def coverage(passage: str | None, terms: Terms) -> float:
     held: dict[int, dict[str, float]] = {}  # position -> the query words it holds, with credit
     cjk = 0.0
     for t, weight in weights.items():
-        if re.search(_CJK, t):
+        if re.search(CJK, t):
             cjk += weight if t in text else 0.0
             continue
         stem = t[: max(4, len(t) - 3)] if len(t) >= 5 else None
@@ -421,7 +404,7 @@ def _holds_a_term(word: str, terms: Terms) -> bool:
     """A passage's word (punctuation and markup around it aside) starts with a query word,
     or, for CJK, holds it."""
     w = re.sub(_EDGES, "", word.lower())
-    return any(t in w if re.search(_CJK, t) else w.startswith(t) for t in terms)
+    return any(t in w if re.search(CJK, t) else w.startswith(t) for t in terms)
 
 
 _EDGES = r"^\W+|\W+$"

@@ -14,6 +14,7 @@ from mmsearch.core.config import Settings, default_min_score, is_local_uri
 from mmsearch.core.errors import UsageError
 from mmsearch.core.timings import phase
 from mmsearch.core.vocab import Mode, Sort
+from mmsearch.core.words import cjk_runs
 from mmsearch.query.compose import compose_with_reach
 from mmsearch.query.filters import Filters
 from mmsearch.query.grammar import Part
@@ -30,7 +31,6 @@ from mmsearch.query.ranking import (
     best_unseen,
     by_cosine,
     by_words,
-    cjk_runs,
     evidence_fusion,
     fuse,
     group,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmsearch.query.ranking import STOP_WORDS, cjk_runs
+from mmsearch.core.words import STOP_WORDS, cjk_runs
 
 if TYPE_CHECKING:
     import numpy as np

@@ -81,12 +81,14 @@ def version_token(db: str, key: str) -> str | None:
 
 def _remote_version_token(db: str, key: str) -> str | None:
     try:
-        from mmsearch.storage.store import Store
+        import lancedb
 
-        store = Store(db)
-        items = store.db.open_table(f"items_{key}").version
-        names = store._table_names()
-        layout = store.db.open_table(SCHEMA).version if SCHEMA in names else 0
+        from mmsearch.storage.remote import storage_options
+
+        conn = lancedb.connect(db, storage_options=storage_options(db) or None)
+        items = conn.open_table(f"items_{key}").version
+        names = list(conn.list_tables().tables)
+        layout = conn.open_table(SCHEMA).version if SCHEMA in names else 0
     except Exception:
         return None
     return f"remote:{items}:schema:{layout}"
@@ -108,20 +110,6 @@ def read_registry(db: str) -> dict[str, Any] | None:
         return data if fresh and isinstance(data["models"], list) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def remembered_models(db: str) -> list[dict[str, Any]]:
-    """The models a store was built with (registry rows; empty for no store), from the
-    registry file when it is current, else from the tables."""
-    if is_local_uri(db) and not os.path.isdir(Path(db) / f"{MODELS}.lance"):
-        return []  # no store, or an empty folder: nothing to ask LanceDB
-    data = read_registry(db)
-    if data is not None:
-        return list(data["models"])
-    from mmsearch.storage.store import Store
-
-    store = Store(db)
-    return store.models() if store.exists() else []
 
 
 def summary_token(db: str, key: str) -> str | None:

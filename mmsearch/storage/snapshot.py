@@ -32,6 +32,7 @@ import numpy as np
 from mmsearch.core.config import is_local_uri
 from mmsearch.storage import fulltext
 from mmsearch.storage.registry import SCHEMA_VERSION, version_token
+from mmsearch.storage.sample import distinct
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -142,15 +143,6 @@ def _write(coll: Collection, db: str, target: Path, work: Path) -> None:
         target.rename(old)  # readers keep their open maps of the old files
     work.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def distinct(vectors: np.ndarray) -> np.ndarray:
-    """One of each set of (nearly) identical vectors, in their order: a document's text-only
-    pages render alike, and fifty copies of one page would make a library look like it."""
-    first: dict[bytes, int] = {}
-    for i, key in enumerate(np.round(vectors, 2) + 0.0):  # + 0.0: -0.0 and 0.0 alike
-        first.setdefault(key.tobytes(), i)
-    return np.ascontiguousarray(vectors[list(first.values())])
 
 
 @dataclass

@@ -39,8 +39,7 @@ from mmsearch.core.private import (
     tighten,
 )
 from mmsearch.core.vocab import FileStatus, Kind
-from mmsearch.query.filters import sql_str, subtree_sql
-from mmsearch.query.ranking import CJK_RANGES, cjk_runs
+from mmsearch.core.words import CJK_RANGES, cjk_runs
 from mmsearch.storage.registry import (
     MODELS,
     REGISTRY,
@@ -55,6 +54,8 @@ from mmsearch.storage.registry import (
     write_json,
 )
 from mmsearch.storage.remote import Lease, has_lease, redact, storage_options
+from mmsearch.storage.sample import distinct
+from mmsearch.storage.sql import sql_str, subtree_sql
 
 KINDS = tuple(k.value for k in Kind)
 _IN_CHUNK = 500  # paths per `IN (...)` clause: keeps each SQL filter small
@@ -69,7 +70,7 @@ RETENTION = timedelta(minutes=10)
 ANN_MIN_ITEMS = 200_000
 ANN_NPROBES = 20
 _RESULT_COLUMNS = ["path", "kind", "t", "t_end", "page", "text", "taken"]
-# A passage's CJK runs (ranking.CJK_RANGES) as the store's SQL finds them, for the upgrade.
+# A passage's CJK runs (words.CJK_RANGES) as the store's SQL finds them, for the upgrade.
 _NOT_CJK_SQL = "[^" + "".join(f"\\x{{{a:04x}}}-\\x{{{b:04x}}}" for a, b in CJK_RANGES) + "]+"
 # The three full-text indexes: column → how it reads words.
 _TEXT_INDEXES = {
@@ -900,8 +901,6 @@ class Collection:
     def picture_sample(self, most: int) -> np.ndarray:
         """Up to `most` picture vectors (no passages), near-copies once, for calibrating a
         query's scores."""
-        from mmsearch.storage.snapshot import distinct
-
         query = self.items.search().where("text IS NULL").select(["vector"]).limit(most)
         column = query.to_arrow()["vector"].combine_chunks()
         flat = column.flatten().to_numpy(zero_copy_only=False)

@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmsearch.core.bounds import check_list, check_text
 from mmsearch.core.config import cache_root
-from mmsearch.core.errors import ExtractError, MmsearchError, one_line
+from mmsearch.core.errors import ExtractError, MmsearchError, explain, one_line
 from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
 from mmsearch.doors.confine import Refused, query_picture, served_file, shown_file, status_of
@@ -265,7 +265,8 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
         endpoint: Callable[[Request], Response],
     ) -> Callable[[Request], Awaitable[Response]]:
         """Every refusal and failure as a page that says it in one line (JSON for the
-        page's own script), with its status; never a traceback, in the page or the log."""
+        page's own script), with its status; never a traceback in the page, and in the log
+        only when MMSEARCH_TRACEBACK asks (`explain`)."""
         from starlette.concurrency import run_in_threadpool
 
         async def run(request: Request) -> Response:
@@ -278,10 +279,7 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
             except ExtractError as e:
                 return _error(request, 404, one_line(e))
             except Exception as e:
-                print(
-                    f"mmsearch ui: internal error: {type(e).__name__}: {one_line(e)}",
-                    file=sys.stderr,
-                )
+                print(f"mmsearch ui: {explain(e)[0]}", file=sys.stderr)
                 return _error(request, 500, f"internal error: {type(e).__name__}")
 
         return run
@@ -499,9 +497,7 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
         try:
             return await upload(request)
         except Exception as e:
-            print(
-                f"mmsearch ui: internal error: {type(e).__name__}: {one_line(e)}", file=sys.stderr
-            )
+            print(f"mmsearch ui: {explain(e)[0]}", file=sys.stderr)
             return _error(request, 500, f"internal error: {type(e).__name__}")
 
     routes = [
