@@ -620,7 +620,8 @@ def open_(
     """Open the Nth result of the last query or similar with the system's opener.
 
     A video opens at its moment in mpv or VLC when one is installed; set MMSEARCH_OPENER to
-    choose the command ({path} and {t} are filled in).
+    choose the command ({path}, {t} and {page} are filled in). An opener that fails is an
+    error with its own message.
 
     \b
     Example:
