@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import json
 import threading
 from collections.abc import Callable
@@ -75,7 +76,7 @@ def _tool(
         fn=fn,
         name=fn.__name__,
         title=title,
-        description=(fn.__doc__ or "").strip(),
+        description=inspect.cleandoc(fn.__doc__ or ""),
         parameters=parameters,
         fn_metadata=_Checked(arg_model=_Raw, output_model=output),
         is_async=False,
