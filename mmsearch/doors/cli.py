@@ -560,7 +560,7 @@ def ui(
 @_command(store=StoreOptions, runtime=RuntimeOptions)
 def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
     """Answer an agent's searches: a Model Context Protocol server on stdin/stdout, with the
-    tools search, similar and status. Needs mmsearch[mcp].
+    tools search, similar, picture and status. Needs mmsearch[mcp].
 
     An agent starts it itself: name `mmsearch mcp` as a stdio server in its configuration.
 
