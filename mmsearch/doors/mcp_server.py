@@ -104,135 +104,139 @@ def hit_object(n: int, hit: Hit) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def build(library: Library, warmed: threading.Event | None = None) -> MCPServer:
-    """The MCP server object with its tools and the status resource; each call waits for
-    `warmed` (the model loading as the server starts) rather than load it a second time."""
+class _Tools:
+    """The tools over one library. Each call waits for `warmed` (the model loading as the
+    server starts) rather than load it a second time."""
 
-    def checked(
-        model: type[A], arguments: dict[str, Any], answer: Callable[[A], CallToolResult]
+    def __init__(self, library: Library, warmed: threading.Event | None) -> None:
+        self.library = library
+        self.warmed = warmed
+
+    def search(self, arguments: dict[str, Any]) -> CallToolResult:
+        """Find the user's photos, videos and documents matching a query in mmsearch's
+        grammar, best first. An empty result comes with a sentence saying why (no good
+        match); min_score 0 shows the closest results anyway. A video result names its
+        moment in seconds, a document its page."""
+        return self._checked(SearchArguments, arguments, self._search)
+
+    def similar(self, arguments: dict[str, Any]) -> CallToolResult:
+        """Find files that look like the picture at `path` (a file inside the indexed
+        folders), or like the frame at `moment` seconds of a video; `plus`/`minus` words
+        move the search toward or away from them. The file itself is never among the
+        results."""
+        return self._checked(SimilarArguments, arguments, self._similar)
+
+    def picture(self, arguments: dict[str, Any]) -> CallToolResult:
+        """A result's picture as JPEG at `size` pixels on its long side: a photo, a PDF's
+        `page`, or a video's frame at `moment` seconds. Text documents have none."""
+        return self._checked(PictureArguments, arguments, self._picture)
+
+    def status(self, arguments: dict[str, Any]) -> CallToolResult:
+        """What is indexed: roots, files and items by kind, failures, the model, the store.
+        Also readable as the resource mmsearch://status."""
+        return self._checked(_NoArguments, arguments, self._status)
+
+    def _checked(
+        self, model: type[A], arguments: dict[str, Any], answer: Callable[[A], CallToolResult]
     ) -> CallToolResult:
         try:
             given = model.model_validate(arguments)
         except ValidationError as e:
             return _error(refusal(e, tuple(model.model_fields)))
-        if warmed is not None:
-            warmed.wait()
+        if self.warmed is not None:
+            self.warmed.wait()
         try:
             return answer(given)
         except MmsearchError as e:
             return _error(one_line(e))
 
-    def hits_answer(hits: list[Hit], min_score: float | None) -> CallToolResult:
+    def _search(self, a: SearchArguments) -> CallToolResult:
+        from mmsearch.query.grammar import parse
+
+        if not a.query.strip():
+            raise UsageError("query is empty: give words, or a picture's absolute path")
+        check_text(a.query, "query")
+        parts = _confined(self.library, parse([a.query], allowed=self.library.holds))
+        hits = self.library.search(
+            parts,
+            top=a.top,
+            filters=_filters(a.kind, a.folder, a.ext, a.after, a.before, a.min_score),
+            moments=a.moments,
+            mode=a.mode,
+            sort=a.sort,
+        )
+        return self._hits(hits, a.min_score)
+
+    def _similar(self, a: SimilarArguments) -> CallToolResult:
+        from mmsearch.core.formats import kind_of
+        from mmsearch.core.paths import normalize
+        from mmsearch.query.grammar import Part
+
+        check_text(a.path, "path")
+        for name, texts in (("plus", a.plus or []), ("minus", a.minus or [])):
+            check_list(texts, name, MAX_PARTS, "texts")
+            for text in texts:
+                check_text(text, name)
+        _confined(self.library, [Part("image", normalize(a.path), 1.0)])
+        is_video = kind_of(a.path) == Kind.VIDEO
+        if is_video and a.moment is None:
+            raise UsageError(f"{a.path} is a video: give moment (seconds) to pick its frame")
+        if a.moment is not None and not is_video:
+            raise UsageError(f"moment picks a video's frame; {a.path} is not a video")
+        hits = self.library.similar(
+            a.path,
+            at=a.moment,
+            plus=a.plus or [],
+            minus=a.minus or [],
+            top=a.top,
+            filters=_filters(a.kind, a.folder, None, a.after, a.before, a.min_score),
+            sort=a.sort,
+        )
+        return self._hits(hits, a.min_score)
+
+    def _picture(self, a: PictureArguments) -> CallToolResult:
+        try:
+            return _picture(self.library, a)
+        except ExtractError as e:  # a text document, a page past the end: no picture
+            return _error(one_line(e))
+
+    def _status(self, _: _NoArguments) -> CallToolResult:
+        report = asdict(self.library.status())
+        text = json.dumps(report, ensure_ascii=False)
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=report
+        )
+
+    def _hits(self, hits: list[Hit], min_score: float | None) -> CallToolResult:
         found = [hit_object(n, h) for n, h in enumerate(hits, 1)]
         message = None if found else no_good_match(min_score, SEE_ALL)
         content: list[Any] = [TextContent(type="text", text=json.dumps(found, ensure_ascii=False))]
         if message:
             content.append(TextContent(type="text", text=message))
         for n, hit in enumerate(hits[:THUMBNAILS], 1):
-            thumb = _thumbnail(library, hit)
+            thumb = _thumbnail(self.library, hit)
             if thumb is not None:  # labelled: a text document has none, and must not shift them
                 content.append(TextContent(type="text", text=f"result {n}: {hit.path}"))
                 content.append(ImageContent(type="image", data=thumb, mime_type="image/jpeg"))
         structured = Results(results=found, message=message).model_dump(mode="json")
         return CallToolResult(content=content, structured_content=structured)
 
-    def search(arguments: dict[str, Any]) -> CallToolResult:
-        """Find the user's photos, videos and documents matching a query in mmsearch's
-        grammar, best first. An empty result comes with a sentence saying why (no good
-        match); min_score 0 shows the closest results anyway. A video result names its
-        moment in seconds, a document its page."""
 
-        def answer(a: SearchArguments) -> CallToolResult:
-            from mmsearch.query.grammar import parse
-
-            if not a.query.strip():
-                raise UsageError("query is empty: give words, or a picture's absolute path")
-            check_text(a.query, "query")
-            parts = _confined(library, parse([a.query], allowed=library.holds))
-            hits = library.search(
-                parts,
-                top=a.top,
-                filters=_filters(a.kind, a.folder, a.ext, a.after, a.before, a.min_score),
-                moments=a.moments,
-                mode=a.mode,
-                sort=a.sort,
-            )
-            return hits_answer(hits, a.min_score)
-
-        return checked(SearchArguments, arguments, answer)
-
-    def similar(arguments: dict[str, Any]) -> CallToolResult:
-        """Find files that look like the picture at `path` (a file inside the indexed
-        folders), or like the frame at `moment` seconds of a video; `plus`/`minus` words
-        move the search toward or away from them. The file itself is never among the
-        results."""
-
-        def answer(a: SimilarArguments) -> CallToolResult:
-            from mmsearch.core.formats import kind_of
-            from mmsearch.core.paths import normalize
-            from mmsearch.query.grammar import Part
-
-            check_text(a.path, "path")
-            for name, texts in (("plus", a.plus or []), ("minus", a.minus or [])):
-                check_list(texts, name, MAX_PARTS, "texts")
-                for text in texts:
-                    check_text(text, name)
-            _confined(library, [Part("image", normalize(a.path), 1.0)])
-            is_video = kind_of(a.path) == Kind.VIDEO
-            if is_video and a.moment is None:
-                raise UsageError(f"{a.path} is a video: give moment (seconds) to pick its frame")
-            if a.moment is not None and not is_video:
-                raise UsageError(f"moment picks a video's frame; {a.path} is not a video")
-            hits = library.similar(
-                a.path,
-                at=a.moment,
-                plus=a.plus or [],
-                minus=a.minus or [],
-                top=a.top,
-                filters=_filters(a.kind, a.folder, None, a.after, a.before, a.min_score),
-                sort=a.sort,
-            )
-            return hits_answer(hits, a.min_score)
-
-        return checked(SimilarArguments, arguments, answer)
-
-    def picture(arguments: dict[str, Any]) -> CallToolResult:
-        """A result's picture as JPEG at `size` pixels on its long side: a photo, a PDF's
-        `page`, or a video's frame at `moment` seconds. Text documents have none."""
-
-        def answer(a: PictureArguments) -> CallToolResult:
-            try:
-                return _picture(library, a)
-            except ExtractError as e:  # a text document, a page past the end: no picture
-                return _error(one_line(e))
-
-        return checked(PictureArguments, arguments, answer)
-
-    def status(arguments: dict[str, Any]) -> CallToolResult:
-        """What is indexed: roots, files and items by kind, failures, the model, the store.
-        Also readable as the resource mmsearch://status."""
-
-        def answer(_: _NoArguments) -> CallToolResult:
-            report = asdict(library.status())
-            text = json.dumps(report, ensure_ascii=False)
-            return CallToolResult(
-                content=[TextContent(type="text", text=text)], structured_content=report
-            )
-
-        return checked(_NoArguments, arguments, answer)
-
+def build(library: Library, warmed: threading.Event | None = None) -> MCPServer:
+    """The MCP server object with its tools and the status resource."""
     from mmsearch.query.status import StatusReport
 
+    tools = _Tools(library, warmed)
     server = MCPServer(
         "mmsearch",
         instructions="Search the user's own photos, videos and documents by meaning or words. "
         "Results are files on this machine; a video result names its moment in seconds, a "
         "document its page. Use `picture` to look closer at a result.",
         tools=[
-            _tool(search, SearchArguments, "Search the media library", Results),
-            _tool(similar, SimilarArguments, "Find similar pictures", Results),
-            _tool(picture, PictureArguments, "Look at a result", None),
-            _tool(status, None, "Library status", StatusReport),
+            _tool(tools.search, SearchArguments, "Search the media library", Results),
+            _tool(tools.similar, SimilarArguments, "Find similar pictures", Results),
+            _tool(tools.picture, PictureArguments, "Look at a result", None),
+            _tool(tools.status, None, "Library status", StatusReport),
         ],
     )
 
