@@ -542,7 +542,7 @@ def ui(
 @_command(store=StoreOptions, runtime=RuntimeOptions)
 def mcp(*, store: StoreOptions, runtime: RuntimeOptions) -> None:
     """Answer an agent's searches: a Model Context Protocol server on stdin/stdout, with the
-    tools search, similar and status. Needs mmsearch[mcp].
+    tools search, similar, picture and status. Needs mmsearch[mcp].
 
     An agent starts it itself: name `mmsearch mcp` as a stdio server in its configuration.
 
@@ -602,7 +602,8 @@ def open_(
     """Open the Nth result of the last query or similar with the system's opener.
 
     A video opens at its moment in mpv or VLC when one is installed; set MMSEARCH_OPENER to
-    choose the command ({path} and {t} are filled in).
+    choose the command ({path}, {t} and {page} are filled in). An opener that fails is an
+    error with its own message.
 
     \b
     Example:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from mmsearch.query.ranking import Hit
 
 
-PLACEHOLDERS = ("path", "t")
+PLACEHOLDERS = ("path", "t", "page")
+GRACE = 2.0  # seconds an opener has to fail before we take it as opened (xdg-open: ~0.1 s)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -51,31 +52,51 @@ def open_result(n: int) -> list[str]:
     if not os.path.exists(hit["path"]):
         raise MmsearchError(f"{hit['path']} no longer exists")
     command = opener_command(hit)
-    try:
-        import subprocess  # here: `query` remembers its results without it
-
-        subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise MmsearchError(
-            f"no program to open files with ({command[0]} is not installed): set "
-            "MMSEARCH_OPENER to one, e.g. MMSEARCH_OPENER='mpv --start={t} {path}'"
-        ) from None
-    except OSError as e:
-        raise MmsearchError(f"cannot run {command[0]}: {e.strerror or e}") from None
+    _launch(command)
     return command
 
 
+def _launch(command: list[str]) -> None:
+    """Run the opener and wait `GRACE` seconds: one that fails by then (xdg-open with no
+    desktop) is an error with its own last line; what it wrote is shown on stderr either way.
+    One still running (a viewer) is left to run, its later output kept in a temporary file."""
+    import subprocess  # here: `query` remembers its results without it
+    import tempfile
+
+    with tempfile.TemporaryFile() as output:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise MmsearchError(
+                f"no program to open files with ({command[0]} is not installed): set "
+                "MMSEARCH_OPENER to one, e.g. MMSEARCH_OPENER='mpv --start={t} {path}'"
+            ) from None
+        except OSError as e:
+            raise MmsearchError(f"cannot run {command[0]}: {e.strerror or e}") from None
+        try:
+            status = process.wait(GRACE)
+        except subprocess.TimeoutExpired:
+            status = None
+        output.seek(0)
+        said = output.read().decode(errors="replace").strip()
+    if said:
+        sys.stderr.write(said + "\n")
+    if status:
+        last = said.splitlines()[-1] if said else "no message"
+        raise MmsearchError(f"{command[0]} could not open it (exit status {status}): {last}")
+
+
 def opener_command(hit: dict[str, Any]) -> list[str]:
-    """$MMSEARCH_OPENER if set (`{path}` and `{t}` are filled in wherever they appear, each
-    on its own; without `{path}` the path is appended); a video moment in mpv or VLC at its
-    time; otherwise the desktop's opener."""
-    path, t = hit["path"], hit.get("t")
+    """$MMSEARCH_OPENER if set (`{path}`, `{t}` and `{page}` are filled in wherever they
+    appear, each on its own; without `{path}` the path is appended); a video moment in mpv or
+    VLC at its time; otherwise the desktop's opener."""
+    path, t, page = hit["path"], hit.get("t"), hit.get("page")
     custom = os.environ.get("MMSEARCH_OPENER")
     if custom:
         try:
@@ -84,7 +105,11 @@ def opener_command(hit: dict[str, Any]) -> list[str]:
             words = shlex.split(custom)
         except ValueError as e:
             raise UsageError(f"MMSEARCH_OPENER cannot be read as a command: {e}") from None
-        values = {"path": path, "t": str(t) if t is not None else "0"}
+        values = {
+            "path": path,
+            "t": str(t) if t is not None else "0",
+            "page": str(page) if page is not None else "1",
+        }
         command = [_PLACEHOLDER.sub(lambda m: _fill(m, values), w) for w in words]
         if not any("{path}" in w for w in words):
             command.append(path)
