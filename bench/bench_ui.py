@@ -110,6 +110,8 @@ def build(db: Path, model: str, n: int) -> None:
                     "t_end": pa.nulls(k, pa.float64()),
                     "page": pa.nulls(k, pa.int32()),
                     "text": pa.nulls(k, pa.string()),
+                    "words": pa.nulls(k, pa.string()),
+                    "grams": pa.nulls(k, pa.string()),
                     "origin": [""] * k,
                     "ext": [".jpg"] * k,
                     "taken": pa.array([1.6e9 + i for i in ids], pa.float64()),
@@ -151,6 +153,8 @@ def writer(db: Path, model: str) -> None:
                     "t_end": pa.nulls(k, pa.float64()),
                     "page": pa.nulls(k, pa.int32()),
                     "text": pa.nulls(k, pa.string()),
+                    "words": pa.nulls(k, pa.string()),
+                    "grams": pa.nulls(k, pa.string()),
                     "origin": [""] * k,
                     "ext": [".jpg"] * k,
                     "taken": pa.array([2e9] * k, pa.float64()),
@@ -208,6 +212,7 @@ def main() -> None:
         "MMSEARCH_MODEL": model,
         "MMSEARCH_CACHE": str(out / "ui-cache"),
         "HF_HUB_OFFLINE": "1",
+        "MMSEARCH_MIN_SCORE": "0",  # random weights: no score means anything, show the top
     }
     os.environ.update(env)
     build(db, model, args.items)

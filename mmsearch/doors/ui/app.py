@@ -42,7 +42,7 @@ from mmsearch.core.private import private_cache, write_private
 from mmsearch.core.vocab import Kind, choose
 from mmsearch.doors.confine import Refused, query_picture, served_file, shown_file, status_of
 from mmsearch.doors.ui import page
-from mmsearch.doors.ui.order import Order, ordered
+from mmsearch.doors.ui.order import Order
 from mmsearch.doors.ui.page import Shown
 from mmsearch.library import Library
 from mmsearch.query.filters import Filters
@@ -51,6 +51,8 @@ from mmsearch.query.ranking import Hit
 
 MAX_UPLOAD = 20 << 20  # bytes: far above any photo worth searching by
 TOP = 60  # results per page
+MAX_PAGES = 20  # "more" pages of a search: 1,200 results at most
+MAX_UPLOADS = 100  # uploaded pictures kept (the least recently used removed first)
 MAX_IDS = 100_000  # ids remembered (oldest forgotten first)
 
 CSP = (
@@ -256,6 +258,19 @@ class Ids:
         return hit
 
 
+def _prune(folder: Path, keep: int) -> None:
+    """Only the `keep` most recently used uploads stay: an upload is referenced only by the
+    URLs of its searches, which nothing can count, so the cache is bounded instead."""
+    used: list[tuple[int, Path]] = []
+    for path in folder.glob("*.png"):
+        try:
+            used.append((path.stat().st_mtime_ns, path))
+        except OSError:  # removed by a request beside this one
+            continue
+    for _, old in sorted(used, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
+
+
 def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
     """The whole web UI, guarded; `port` is the one the server listens on (Host check)."""
     ids = Ids()
@@ -292,7 +307,8 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
     def home(request: Request) -> Response:
         params = request.query_params
         form: dict[str, Any] = {
-            k: params.get(k, "") for k in ("q", "in", "ext", "after", "before", "like", "at", "img")
+            k: params.get(k, "")
+            for k in ("q", "in", "ext", "after", "before", "like", "at", "img", "n", "moments")
         }
         form["kind"] = params.getlist("kind")
         form["mode"] = params.get("mode", "auto")
@@ -329,10 +345,15 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
             if not parts:
                 return HTMLResponse(page.results_page(form, None, start=start))
             order = choose(Order, form["sort"] or "relevance", "sort")
+            top = TOP * _pages(form["n"])
             hits = library.search(
-                parts, top=TOP, filters=_filters(form), mode=form["mode"] or "auto"
+                parts,
+                top=top,
+                filters=_filters(form),
+                mode=form["mode"] or "auto",
+                sort=order.sort,
+                moments=form["moments"] == "1",
             )
-            hits = ordered(hits, order)
         except Refused as e:
             html = page.results_page(form, None, str(e), start)
             return HTMLResponse(html, status_code=e.status)
@@ -340,7 +361,8 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
             html = page.results_page(form, None, one_line(e), start)
             return HTMLResponse(html, status_code=status_of(e, pictures))
         shown = [ids.add(h) for h in hits]
-        return HTMLResponse(page.results_page(form, shown, start=start))
+        more = len(hits) == top and _pages(form["n"]) < MAX_PAGES
+        return HTMLResponse(page.results_page(form, shown, start=start, more=more))
 
     def _filters(form: dict[str, Any]) -> Filters:
         return Filters(
@@ -350,6 +372,13 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
             after=parse_date(form["after"], "after") if form["after"] else None,
             before=parse_date(form["before"], "before") if form["before"] else None,
         )
+
+    def _pages(text: str) -> int:
+        if not text:
+            return 1
+        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGES:
+            raise Refused(400, f"n must be a whole number from 1 to {MAX_PAGES}, not {text!r}")
+        return int(text)
 
     def _upload_path(name: str) -> Path:
         if len(name) != 32 or any(c not in "0123456789abcdef" for c in name):
@@ -377,7 +406,8 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
         if page_text and (not page_text.isdigit() or int(page_text) < 1):
             raise Refused(400, f"page must be a whole number from 1, not {page_text!r}")
         number = int(page_text) if page_text else None
-        return Hit(hit.path, hit.kind, hit.score, t=t, page=number, snippet=hit.snippet)
+        end = _number(request.query_params.get("end", ""), "end")
+        return Hit(hit.path, hit.kind, hit.score, t=t, t_end=end, page=number, snippet=hit.snippet)
 
     def item(request: Request) -> Response:
         key = request.path_params["id"]
@@ -479,9 +509,17 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
         picture.save(buf, "PNG")
         name = hashlib.sha256(buf.getvalue()).hexdigest()[:32]
         target = private_cache("uploads") / f"{name}.png"  # 0700 folder
-        if not target.exists():
+        if target.exists():
+            os.utime(target)  # used again: the newest
+        else:
             write_private(target, buf.getvalue())  # 0600, whole or absent
+        _prune(target.parent, MAX_UPLOADS)
         return name
+
+    def roots(request: Request) -> Response:
+        """The indexed folders, for the folder picker (asked for when it is first used, so
+        no search waits for the store's status)."""
+        return JSONResponse({"roots": sorted(library.status().roots)})
 
     def uploaded(request: Request) -> Response:
         return FileResponse(_upload_path(request.path_params["name"]), media_type="image/png")
@@ -506,6 +544,7 @@ def make_app(library: Library, sessions: Sessions, port: int) -> ASGIApp:
         Route("/thumb/{id:str}", handled(thumb)),
         Route("/file/{id:str}", handled(file)),
         Route("/open/{id:str}", handled(open_), methods=["POST"]),
+        Route("/roots", handled(roots)),
         Route("/upload", upload_route, methods=["POST"]),
         Route("/upload/{name:str}", handled(uploaded)),
         Route("/static/{name:str}", handled(static)),

@@ -1,29 +1,21 @@
-"""How the page orders the best results it got: as ranked, or by the files' dates."""
+"""How the page orders the best results it got: as ranked, or by capture date."""
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 
-from mmsearch.query.ranking import Hit
+from mmsearch.core.vocab import Sort
 
 
 class Order(StrEnum):
-    """How the page orders the best results it got."""
+    """How the page orders the best results it got (the CLI's `--sort`, in the page's words)."""
 
     RELEVANCE = "relevance"
-    NEWEST = "newest"  # by the file's modification time
+    NEWEST = "newest"  # by capture date (EXIF, video metadata, else the file's mtime)
     OLDEST = "oldest"
 
-
-def ordered(hits: list[Hit], order: Order) -> list[Hit]:
-    if order == Order.RELEVANCE:
-        return hits
-
-    def mtime(hit: Hit) -> float:
-        try:
-            return os.stat(hit.path).st_mtime
-        except OSError:
-            return 0.0
-
-    return sorted(hits, key=mtime, reverse=order == Order.NEWEST)
+    @property
+    def sort(self) -> Sort:
+        return {Order.RELEVANCE: Sort.SCORE, Order.NEWEST: Sort.NEWEST, Order.OLDEST: Sort.DATE}[
+            self
+        ]

@@ -5,6 +5,7 @@ document is escaped here; no inline script or style (the Content-Security-Policy
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -40,6 +41,8 @@ def link(route: str, **params: object) -> str:
 
 
 def locator(hit: Hit) -> str:
+    if hit.t is not None and hit.t_end is not None:
+        return f"{clock(hit.t)}\u2013{clock(hit.t_end)}"
     if hit.t is not None:
         return clock(hit.t)
     if hit.page is not None:
@@ -90,14 +93,24 @@ def search_form(form: Mapping[str, object], start: str | None = None) -> str:
         if form.get(name) not in (None, "")
     )
 
-    def field(name: str, label: str, placeholder: str) -> str:
-        value = escape(str(form.get(name) or ""))
+    def field(name: str, label: str, placeholder: str, kind: str = "text", more: str = "") -> str:
+        text = str(form.get(name) or "")
+        if kind == "date" and text and not _full_date(text):
+            kind = "text"  # "2024-06" is a valid filter a date picker would drop
         return (
-            f'<label>{label} <input name="{name}" value="{value}" '
-            f'placeholder="{placeholder}" size="12"></label>'
+            f'<label>{label} <input type="{kind}" name="{name}" value="{escape(text)}" '
+            f'placeholder="{placeholder}" size="12"{more}></label>'
         )
 
-    starting = f'<img class="query-picture" src="{start}" alt="the picture">' if start else ""
+    starting = ""
+    if start:
+        words = {k: form.get(k) for k in KEPT if k not in ("like", "at", "img")}
+        words["q"] = str(form.get("q") or "").strip().removeprefix("+").strip()
+        starting = (
+            f'<span class="query-start"><img class="query-picture" src="{start}" alt="the picture">'
+            f'<a id="drop-picture" href="{link("/", **words)}" title="search without the picture"'
+            ' aria-label="remove the picture">&times;</a></span>'
+        )
     hint = "add + words or - words to the picture" if starting else "words, ./picture.jpg, + and -"
     return f"""<header>
 <form id="search" action="/" method="get" role="search">
@@ -105,6 +118,7 @@ def search_form(form: Mapping[str, object], start: str | None = None) -> str:
 {starting}<input id="q" name="q" value="{q}" placeholder="{hint}" autocomplete="off"
  aria-label="query" autofocus>
 <button type="submit">Search</button>
+<span id="busy" class="hint" role="status"></span>
 <details{
         " open"
         if any(form.get(n) for n in ("kind", "in", "ext", "after", "before"))
@@ -113,10 +127,13 @@ def search_form(form: Mapping[str, object], start: str | None = None) -> str:
     }>
 <summary>Filters</summary>
 <fieldset>{boxes}
-{field("in", "folder", "~/Photos")}
+{field("in", "folder", "~/Photos", more=' list="roots"')}<datalist id="roots"></datalist>
 {field("ext", "ext", "jpg,png")}
-{field("after", "after", "2024-06")}
-{field("before", "before", "2025")}
+{field("after", "after", "2024-06", "date")}
+{field("before", "before", "2025", "date")}
+<label><input type="checkbox" name="moments" value="1"{
+        " checked" if form.get("moments") == "1" else ""
+    }> every moment</label>
 <label>mode <select name="mode">{modes}</select></label>
 <label>sort <select name="sort">{sorts}</select></label>
 </fieldset></details>
@@ -129,6 +146,18 @@ def search_form(form: Mapping[str, object], start: str | None = None) -> str:
 </header>"""
 
 
+KEPT = ("q", "in", "ext", "after", "before", "mode", "sort", "moments", "like", "at", "img", "kind")
+
+
+def _full_date(text: str) -> bool:
+    return len(text) == 10 and text[4] == text[7] == "-" and text.replace("-", "").isdigit()
+
+
+def day(taken: float | None) -> str:
+    """A capture date as the page shows it (local time), or "" when unknown."""
+    return time.strftime("%Y-%m-%d", time.localtime(taken)) if taken is not None else ""
+
+
 def _thumb(shown: Shown, size: str = "s") -> str:
     hit = shown.hit
     return link(f"/thumb/{shown.id}", t=hit.t, page=hit.page, size=size)
@@ -139,8 +168,10 @@ def results_page(
     shown: Sequence[Shown] | None,
     message: str = "",
     start: Shown | str | None = None,
+    more: bool = False,
 ) -> str:
-    """The search form and, below it, the grid of results (or the message instead)."""
+    """The search form and, below it, the count and grid of results (grouped by month when
+    ordered by date), and a link to more of them; or the message instead."""
     if message:
         below = f'<p class="message" role="alert">{escape(message)}</p>'
     elif shown is None:
@@ -148,22 +179,49 @@ def results_page(
     elif not shown:
         below = f'<p class="message">{escape(no_good_match(None).capitalize())}.</p>'
     else:
-        cards = "".join(_card(s) for s in shown)
+        by_date = form.get("sort") in (Order.NEWEST, Order.OLDEST)
+        cards = _cards(shown, by_date)
         # Element Timing names the first result's paint (bench/bench_ui.py measures it).
         cards = cards.replace('<span class="name">', '<span class="name" elementtiming="first">', 1)
-        below = f'<ol id="results" class="grid">{cards}</ol>'
+        count = f"{len(shown)} result{'s' if len(shown) != 1 else ''}"
+        below = f'<p id="count" class="hint">{count}{"+" if more else ""}</p>'
+        below += f'<ol id="results" class="grid">{cards}</ol>'
+        if more:
+            pages = int(str(form.get("n") or 1)) + 1
+            next_url = link("/", **{k: form.get(k) for k in KEPT}, n=pages)
+            below += f'<p><a id="more" class="button" href="{next_url}">more results</a></p>'
     title = str(form.get("q") or "search")
     picture = _thumb(start) if isinstance(start, Shown) else start
     return _layout(title, search_form(form, picture) + f"<main>{below}</main>")
+
+
+def _cards(shown: Sequence[Shown], by_date: bool) -> str:
+    """The cards, with a heading at each new month when they are in date order."""
+    out: list[str] = []
+    month = None
+    for s in shown:
+        this = day(s.hit.taken)[:7] or "no date"
+        if by_date and this != month:
+            out.append(f'<li class="group"><h2>{this}</h2></li>')
+            month = this
+        out.append(_card(s))
+    return "".join(out)
 
 
 def _card(shown: Shown) -> str:
     hit = shown.hit
     name = escape(os.path.basename(hit.path))
     where = escape(locator(hit))
-    item = link(f"/item/{shown.id}", t=hit.t, page=hit.page)
+    item = link(f"/item/{shown.id}", t=hit.t, end=hit.t_end, page=hit.page)
+    taken = ""
+    if hit.taken is not None:
+        date = day(hit.taken)
+        taken = f'<time datetime="{date}" data-taken="{hit.taken:.3f}">{date}</time>'
     if has_picture(hit):
-        face = f'<img src="{_thumb(shown)}" loading="lazy" alt="{name}">'
+        face = (
+            f'<img src="{_thumb(shown)}" srcset="{_thumb(shown)} 1x, {_thumb(shown, "l")} 2x" '
+            f'loading="lazy" alt="{name}">'
+        )
     else:
         face = f'<span class="text">{escape(hit.snippet or "")}</span>'
     similar = ""
@@ -174,7 +232,7 @@ def _card(shown: Shown) -> str:
         f'<li class="card {escape(hit.kind)}" data-id="{shown.id}">'
         f'<a class="hit" href="{item}" title="{escape(hit.path)}">{face}'
         f'<span class="name">{name}</span>'
-        f'<span class="where">{where}</span></a>{similar}</li>'
+        f'<span class="where">{where}</span>{taken}</a>{similar}</li>'
     )
 
 
@@ -189,12 +247,22 @@ def item_page(shown: Shown, opened: bool = False) -> str:
             f'<video id="player" controls preload="metadata" src="{src}" '
             f'data-t="{hit.t or 0:.3f}"></video>'
         )
+        if hit.t_end is not None:  # the moment's span on the video's timeline
+            view += (
+                f'<div id="timeline" data-t="{hit.t or 0:.3f}" data-end="{hit.t_end:.3f}" '
+                'title="the moment that matched"><span id="span"></span></div>'
+            )
     elif has_picture(hit):
         view = f'<img id="picture-large" src="{_thumb(shown, "l")}" alt="{name}">'
     else:
         view = ""
     snippet = f'<blockquote id="snippet">{escape(hit.snippet)}</blockquote>' if hit.snippet else ""
-    actions = [f'<a href="{link("/")}" id="back">new search</a>']
+    actions = [
+        '<a id="prev" hidden title="previous result (←)">&lsaquo; previous</a>',
+        '<a id="next" hidden title="next result (→)">next &rsaquo;</a>',
+        '<button id="fullscreen" type="button">full screen</button>',
+        f'<a href="{link("/")}" id="back">new search</a>',
+    ]
     if hit.kind in (Kind.IMAGE, Kind.VIDEO):
         like = link("/", like=shown.id, at=hit.t)
         actions.append(f'<a class="similar" href="{like}">more like this</a>')
@@ -212,7 +280,7 @@ def item_page(shown: Shown, opened: bool = False) -> str:
 {snippet}
 <nav class="actions">{"".join(actions)}</nav>
 </main>"""
-    return _layout(os.path.basename(hit.path), body)
+    return _layout(os.path.basename(hit.path), search_form({}) + body)
 
 
 def message_page(signed_in: bool, message: str) -> str:
