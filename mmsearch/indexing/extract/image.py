@@ -5,8 +5,8 @@ float TIFFs are scaled by their real range (not by 1/256, which leaves 12-bit da
 CMYK and LAB go through colour management; transparency is laid on white. Cheaply: JPEG and
 JPEG 2000 decode at a reduced scale, HEIC from its embedded thumbnail when it is large
 enough, camera raw from its embedded preview (else a half-size demosaic), and a large TIFF
-strip by strip into a box-filtered reduction, so no single picture holds its full-size
-pixels. `load_image` is what indexing, `similar` and OCR all call.
+or 8-bit PNG (png.py) strip by strip into a box-filtered reduction, so no single picture
+holds its full-size pixels. `load_image` is what indexing, `similar` and OCR all call.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pillow_heif import register_heif_opener
 
 from mmsearch.core.errors import ExtractError, NothingInside, one_line
 from mmsearch.core.formats import format_of
+from mmsearch.indexing.extract import png
 from mmsearch.indexing.extract.quiet import decoder_stderr
 
 register_heif_opener()
@@ -76,6 +77,9 @@ def _pillow(data: bytes, min_side: int) -> Image.Image:
         streamed = _tiff(data, min_side, fallback=False)
         if streamed is not None:
             return streamed
+    if img.format == "PNG" and w * h > STREAM_PIXELS and png.streamable(data):
+        factor = max(1, min(w, h) // max(min_side, WORKING_SIDE))
+        return _orient(png.reduced_png(data, img, factor, to_rgb), png.exif(data).get(274, 1))
     if img.format in ("JPEG", "MPO"):
         img.draft("RGB", (min_side, min_side))  # MPO: the first picture, like a JPEG
     elif img.format == "JPEG2000":
@@ -325,7 +329,7 @@ def capture_time(data: bytes) -> float | None:
     local time), in seconds since the epoch; None when the file does not say."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            exif = img.getexif()
+            exif = png.exif(data) if img.format == "PNG" else img.getexif()
             sub = exif.get_ifd(_EXIF_IFD)
             stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
             offset = sub.get(_OFFSET_ORIGINAL)
