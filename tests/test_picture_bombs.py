@@ -130,3 +130,27 @@ def test_a_large_png_is_indexed_beside_good_photos(tmp_path: Path) -> None:
     result = run("index", "-q", "--ocr", "never", str(folder))
     assert result.exit_code == 0, result.stderr
     assert {r["status"] for r in file_rows().values()} == {"ok"}
+
+
+def test_a_picture_decoded_whole_past_the_raster_limit_fails_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WebP (no reduced decode exists) that declares more pixels than the limit holds is
+    refused before decoding, beside a good photo that is indexed."""
+    monkeypatch.setattr(image, "MAX_RASTER_BYTES", 1 << 20)
+    folder = tmp_path / "lib"
+    make_image(folder / "good.jpg", seed=1)
+    Image.new("RGBA", (1024, 1024), (10, 20, 30, 128)).save(folder / "big.webp", lossless=True)
+    result = run("index", "-q", "--ocr", "never", str(folder))
+    assert result.exit_code == 0, result.stderr
+    rows = file_rows()
+    assert rows[str(folder / "good.jpg")]["status"] == "ok"
+    assert "image too large to decode" in rows[str(folder / "big.webp")]["reason"]
+
+
+def test_a_picture_decoded_whole_is_reduced_to_what_is_needed() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4200, 3000), (200, 30, 30)).save(buffer, "WEBP", lossless=True)
+    picture = image.load_image(buffer.getvalue(), 224)
+    assert min(picture.size) < 3000
+    assert min(picture.size) >= image.WORKING_SIDE
