@@ -336,6 +336,8 @@ class Store:
             with _holders_lock:
                 other = _holders.get(lock_path)
             raise self._busy(other.owner if other else self._lock_owner(lock_path)) from None
+        except OSError as e:  # after Timeout, which is one: a read-only or full disk
+            raise damaged(self.uri, e) from None
         owner = f"mmsearch {purpose} (pid {os.getpid()})"
         lease = Lease(self.uri, owner) if has_lease(self.uri) else None
         try:
@@ -623,7 +625,28 @@ def _upsert_model(models: Any, info: dict[str, Any]) -> None:
     )
 
 
+_FULL = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+_READ_ONLY = ("Read-only file system", "Permission denied", "os error 30", "os error 13")
+
+
+def unwritable(uri: str, error: BaseException) -> StoreError | None:
+    """A store that is whole but cannot be written (its disk full, mounted read-only), said
+    as such: calling it damaged would send the user to rebuild a store that is intact."""
+    text = f"{error}"  # an OSError's strerror, or Rust's words with its "os error N"
+    if any(m in text for m in _FULL):
+        return StoreError(
+            f"disk full: the store {uri} could not be written. Free space on its disk (old "
+            "files, the trash, `mmsearch forget` for folders you no longer search) and run "
+            "again: nothing already indexed was lost"
+        )
+    if any(m in text for m in _READ_ONLY):
+        return StoreError(f"the store {uri} is read-only: queries work, indexing cannot write")
+    return None
+
+
 def damaged(uri: str, error: BaseException) -> StoreError:
+    if (instead := unwritable(uri, error)) is not None:
+        return instead
     return StoreError(
         f"the store {uri} is damaged or unreadable ({redact(one_line(error))[:150]}); "
         "move it aside and run `mmsearch index` on your folders again to rebuild it"

@@ -5,8 +5,8 @@ float TIFFs are scaled by their real range (not by 1/256, which leaves 12-bit da
 CMYK and LAB go through colour management; transparency is laid on white. Cheaply: JPEG and
 JPEG 2000 decode at a reduced scale, HEIC from its embedded thumbnail when it is large
 enough, camera raw from its embedded preview (else a half-size demosaic), and a large TIFF
-strip by strip into a box-filtered reduction, so no single picture holds its full-size
-pixels. `load_image` is what indexing, `similar` and OCR all call.
+or 8-bit PNG (png.py) strip by strip into a box-filtered reduction, so no single picture
+holds its full-size pixels. `load_image` is what indexing, `similar` and OCR all call.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import warnings
 from datetime import datetime
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from mmsearch.core.errors import ExtractError, NothingInside, one_line
 from mmsearch.core.formats import format_of
+from mmsearch.indexing.extract import png
 from mmsearch.indexing.extract.quiet import decoder_stderr
 
 register_heif_opener()
@@ -31,6 +32,9 @@ MAX_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = None  # we check the declared size ourselves, before decoding
 # A TIFF larger than this, or deeper than 8 bits, is read strip by strip (tifffile).
 STREAM_PIXELS = 16_000_000
+# The most a picture decoded whole (WebP, GIF, BMP, interlaced or 16-bit PNG) may hold in
+# Pillow: an 8000x8000 RGBA WebP of 22 KB (244 MiB) peaks at 1,019 MiB while decoding.
+MAX_RASTER_BYTES = 256 << 20
 WORKING_SIDE = 1024  # the short side a reduced decode keeps at least (OCR reads up to this)
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _STREAMED_COMPRESSIONS = {1, 5, 7, 8, 32773, 32946, 34925, 50000}  # none, LZW, JPEG, deflate …
@@ -76,15 +80,43 @@ def _pillow(data: bytes, min_side: int) -> Image.Image:
         streamed = _tiff(data, min_side, fallback=False)
         if streamed is not None:
             return streamed
+    if img.format == "PNG" and w * h > STREAM_PIXELS and png.streamable(data):
+        factor = max(1, min(w, h) // max(min_side, WORKING_SIDE))
+        return _orient(png.reduced_png(data, img, factor, to_rgb), png.exif(data).get(274, 1))
     if img.format in ("JPEG", "MPO"):
         img.draft("RGB", (min_side, min_side))  # MPO: the first picture, like a JPEG
     elif img.format == "JPEG2000":
         img.reduce = _halvings(min(w, h), max(min_side, WORKING_SIDE))  # type: ignore[method-assign]
     elif hasattr(img, "_heif_file"):
         img.draft(None, (max(min_side, WORKING_SIDE),) * 2)  # an embedded thumbnail, if any
+    elif w * h * _pixel_bytes(img.mode) > MAX_RASTER_BYTES:
+        raise ExtractError(
+            f"image too large to decode: {w}x{h} {img.format} pixels take "
+            f"{w * h * _pixel_bytes(img.mode) >> 20:,} MiB (limit {MAX_RASTER_BYTES >> 20} MiB)"
+        )
     img.load()
-    img = ImageOps.exif_transpose(img)
-    return to_rgb(img)
+    orientation = img.getexif().get(274, 1)
+    return _orient(to_rgb(_reduced(img, max(min_side, WORKING_SIDE))), orientation)
+
+
+def _pixel_bytes(mode: str) -> int:
+    """What Pillow holds for one pixel of `mode` (three or two bands take four bytes)."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+def _reduced(img: Image.Image, keep: int) -> Image.Image:
+    """A whole decode box-filtered down to a short side of at least `keep` at once, before
+    colour conversion and transparency copy its pixels three times over."""
+    factor = min(img.size) // keep
+    if factor < 2:
+        return img
+    if img.mode in ("1", "P"):  # no box filter for a palette: the nearest pixel keeps it
+        size = (-(-img.width // factor), -(-img.height // factor))
+        return img.resize(size, Image.Resampling.NEAREST)
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a mode Pillow does not reduce (I;16): whole, as before
+        return img
 
 
 def _halvings(side: int, keep: int) -> int:
@@ -325,7 +357,7 @@ def capture_time(data: bytes) -> float | None:
     local time), in seconds since the epoch; None when the file does not say."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            exif = img.getexif()
+            exif = png.exif(data) if img.format == "PNG" else img.getexif()
             sub = exif.get_ifd(_EXIF_IFD)
             stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
             offset = sub.get(_OFFSET_ORIGINAL)
