@@ -18,7 +18,8 @@ def test_missing_weights_fail_fast_with_a_hint(tmp_path: Path, monkeypatch) -> N
     assert time.monotonic() - started < 30
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert "--pretrained /path/to/checkpoint" in result.stderr
+    assert "--pretrained /path/to/open_clip_model.safetensors" in result.stderr
+    assert "huggingface.co/" in result.stderr  # the file to fetch, named
     assert "Traceback" not in result.stderr
 
 
