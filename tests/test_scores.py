@@ -141,7 +141,8 @@ def test_nonsense_is_no_good_match_in_mcp(library: Path) -> None:
     from test_mcp import session
 
     _, (result,) = session([("search", {"query": "asdfghjkl"})])
-    assert not result.is_error and result.structured_content == {"results": []}
+    assert not result.is_error and result.structured_content["results"] == []
+    assert result.structured_content["message"].startswith("no good match")
     assert "no good match" in " ".join(c.text for c in result.content if c.type == "text")
 
 
